@@ -1,0 +1,11 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+    // 2-core machine: keep concurrency modest; each file owns its own databases and ports.
+    maxWorkers: 2,
+  },
+});
