@@ -13,7 +13,8 @@ export const ERROR_REGISTRY = {
   BATON_ERR_INVALID_REQUEST: { http: 400, oauth: 'invalid_request', sqlstate: '08P01' },
   BATON_ERR_UNSUPPORTED_GRANT_TYPE: { http: 400, oauth: 'unsupported_grant_type', sqlstate: '08P01' },
   BATON_ERR_PAYLOAD_TOO_LARGE: { http: 413, oauth: 'invalid_request', sqlstate: '54000' },
-  BATON_ERR_RATE_LIMITED: { http: 429, oauth: 'invalid_request', sqlstate: '53400' },
+  BATON_ERR_RATE_LIMITED: { http: 429, oauth: 'temporarily_unavailable', sqlstate: '53400' },
+  BATON_ERR_NOT_FOUND: { http: 404, oauth: 'invalid_request', sqlstate: '42704' },
   // OIDC subject/actor tokens
   BATON_ERR_OIDC_INVALID: { http: 400, oauth: 'invalid_grant', sqlstate: '28000' },
   BATON_ERR_OIDC_EXPIRED: { http: 400, oauth: 'invalid_grant', sqlstate: '28000' },
@@ -39,6 +40,7 @@ export const ERROR_REGISTRY = {
   BATON_ERR_SQL_UNSUPPORTED: { http: 400, oauth: 'invalid_request', sqlstate: '42501' },
   BATON_ERR_REVOCATION_STALE: { http: 503, oauth: 'temporarily_unavailable', sqlstate: '57P03' },
   BATON_ERR_AUDIT_UNAVAILABLE: { http: 503, oauth: 'temporarily_unavailable', sqlstate: '57P03' },
+  BATON_ERR_AUDIT_REJECTED: { http: 400, oauth: 'invalid_request', sqlstate: '42501' },
   BATON_ERR_UPSTREAM_UNAVAILABLE: { http: 502, oauth: 'temporarily_unavailable', sqlstate: '08006' },
   // everything unexpected
   BATON_ERR_SERVER: { http: 500, oauth: 'server_error', sqlstate: 'XX000' },

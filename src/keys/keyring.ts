@@ -1,0 +1,124 @@
+/**
+ * The broker's Ed25519 root keys. Each key has a numeric `id` that is written into every token as
+ * Biscuit's `root_key_id`, so verifiers pick the right public key without trial and error.
+ *
+ * Life cycle: `active` (signs new tokens; exactly one) → `verify` (after a rotation: still verifies
+ * tokens it signed) → `retired` (no longer published; its tokens stop verifying).
+ * Stored as JSON in a file with mode 0600 inside a 0700 directory; private keys are never logged.
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { z } from 'zod';
+import { KeyPair, PrivateKey, PublicKey } from '../token/biscuit.ts';
+
+const StoredKey = z.strictObject({
+  id: z.number().int().min(1).max(0xffffffff),
+  algorithm: z.literal('ed25519'),
+  privateKey: z.string().regex(/^[0-9a-f]{64}$/),
+  publicKey: z.string().regex(/^[0-9a-f]{64}$/),
+  status: z.enum(['active', 'verify', 'retired']),
+  createdAt: z.string(),
+});
+const StoredKeyring = z.strictObject({ keys: z.array(StoredKey) });
+export type StoredKey = z.infer<typeof StoredKey>;
+
+/** One entry of the public key set served at `/.well-known/baton-keys.json`. */
+export interface PublishedKey {
+  id: number;
+  algorithm: 'ed25519';
+  public_key: string;
+  status: 'active' | 'verify';
+  created_at: string;
+}
+
+export class Keyring {
+  readonly #path: string | undefined;
+  #keys: StoredKey[];
+
+  private constructor(path: string | undefined, keys: StoredKey[]) {
+    this.#path = path;
+    this.#keys = keys;
+  }
+
+  /** Opens the keyring file, creating it with a fresh active key when missing. */
+  static open(path: string): Keyring {
+    if (!existsSync(path)) {
+      const ring = new Keyring(path, []);
+      ring.rotate();
+      return ring;
+    }
+    const parsed = StoredKeyring.safeParse(JSON.parse(readFileSync(path, 'utf8')));
+    if (!parsed.success) throw new Error(`keyring ${path} is not valid: ${z.prettifyError(parsed.error)}`);
+    const ring = new Keyring(path, parsed.data.keys);
+    ring.#active(); // refuse a keyring without exactly one active key
+    return ring;
+  }
+
+  /** A keyring that lives only in memory (tests, benchmarks). */
+  static ephemeral(): Keyring {
+    const ring = new Keyring(undefined, []);
+    ring.rotate();
+    return ring;
+  }
+
+  /** Adds a new active key; the previous active key keeps verifying. Returns the new key's id. */
+  rotate(): number {
+    const pair = new KeyPair();
+    const id = this.#keys.reduce((max, k) => Math.max(max, k.id), 0) + 1;
+    for (const k of this.#keys) if (k.status === 'active') k.status = 'verify';
+    this.#keys.push({
+      id,
+      algorithm: 'ed25519',
+      privateKey: pair.getPrivateKey().toString(),
+      publicKey: pair.getPublicKey().toString(),
+      status: 'active',
+      createdAt: new Date().toISOString(),
+    });
+    pair.free();
+    this.#save();
+    return id;
+  }
+
+  /** Retires a non-active key: it is no longer published and its tokens stop verifying. */
+  retire(id: number): void {
+    const key = this.#keys.find((k) => k.id === id);
+    if (!key) throw new TypeError(`no key with id ${id}`);
+    if (key.status === 'active') throw new TypeError('the active key cannot be retired; rotate first');
+    key.status = 'retired';
+    this.#save();
+  }
+
+  /** The signing key: id and a fresh PrivateKey (biscuit-wasm consumes some objects; never share one). */
+  signingKey(): { id: number; privateKey: InstanceType<typeof PrivateKey> } {
+    const key = this.#active();
+    return { id: key.id, privateKey: PrivateKey.fromString(key.privateKey) };
+  }
+
+  /** Keys that still verify tokens (active + verify), for the public set. */
+  published(): PublishedKey[] {
+    return this.#keys
+      .filter((k): k is StoredKey & { status: 'active' | 'verify' } => k.status !== 'retired')
+      .map((k) => ({ id: k.id, algorithm: k.algorithm, public_key: k.publicKey, status: k.status, created_at: k.createdAt }));
+  }
+
+  /** A fresh PublicKey for the given id, or undefined when unknown or retired. */
+  publicKey(id: number): InstanceType<typeof PublicKey> | undefined {
+    const key = this.#keys.find((k) => k.id === id && k.status !== 'retired');
+    return key ? PublicKey.fromString(key.publicKey) : undefined;
+  }
+
+  #active(): StoredKey {
+    const active = this.#keys.filter((k) => k.status === 'active');
+    if (active.length !== 1) throw new Error(`keyring must have exactly one active key, found ${active.length}`);
+    return active[0]!;
+  }
+
+  #save(): void {
+    if (!this.#path) return;
+    mkdirSync(dirname(this.#path), { recursive: true, mode: 0o700 });
+    const tmp = `${this.#path}.tmp`;
+    writeFileSync(tmp, JSON.stringify({ keys: this.#keys }, null, 2), { mode: 0o600 });
+    chmodSync(tmp, 0o600);
+    renameSync(tmp, this.#path);
+  }
+}

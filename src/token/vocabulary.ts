@@ -1,0 +1,110 @@
+/**
+ * The token vocabulary of DESIGN.md, in one place: resource grammar, operations, and the Datalog
+ * snippets the broker mints and the SDK appends. Every value that comes from a caller is bound as a
+ * Datalog *parameter* (`{name}`), never concatenated into source text.
+ */
+
+/** Operations per resource kind. `*` in a right means every operation (admin grants only). */
+export const OPERATIONS = {
+  pg: ['read', 'insert', 'update', 'delete', 'truncate', 'ddl', 'admin', 'execute'],
+  http: ['read', 'write', 'delete'],
+  aws: ['read', 'write', 'assume'],
+  baton: ['admin'],
+} as const;
+
+export type ResourceKind = keyof typeof OPERATIONS;
+export const ALL_OPERATIONS: readonly string[] = [...new Set(Object.values(OPERATIONS).flat())];
+
+/**
+ * `<kind>:<upstream>/<object>`, where object may end in `*` (a prefix: `public.*`, `invoices/*`),
+ * or the whole resource is `*` (everything; admin grants only). Printable ASCII without quotes,
+ * backslashes or spaces, 1–512 chars — narrow on purpose: resources travel into SQL errors and logs.
+ */
+const RESOURCE_RE = /^(?:\*|(pg|http|aws|baton):([A-Za-z0-9_.-]+|\*)(?:\/([!#-&(-[\]-~]*))?)$/;
+
+export interface ParsedResource {
+  pattern: string;
+  kind: ResourceKind | '*';
+  /** The literal part before a trailing `*`; equal to `pattern` for an exact resource. */
+  prefix: string;
+  wildcard: boolean;
+}
+
+/** Parses a resource or resource pattern; throws TypeError on anything outside the grammar. */
+export function parseResource(pattern: string): ParsedResource {
+  if (typeof pattern !== 'string' || pattern.length === 0 || pattern.length > 512) {
+    throw new TypeError('resource must be a non-empty string of at most 512 characters');
+  }
+  const m = RESOURCE_RE.exec(pattern);
+  if (!m) throw new TypeError(`resource "${printable(pattern)}" does not match <kind>:<upstream>/<object>`);
+  const wildcard = pattern.endsWith('*');
+  if (pattern.includes('*') && pattern.indexOf('*') !== pattern.length - 1) {
+    throw new TypeError(`resource "${printable(pattern)}" may only end with "*"`);
+  }
+  return {
+    pattern,
+    kind: (m[1] as ResourceKind | undefined) ?? '*',
+    prefix: wildcard ? pattern.slice(0, -1) : pattern,
+    wildcard,
+  };
+}
+
+/** True when `pattern` (exact or trailing `*`) covers the concrete resource or narrower pattern `target`. */
+export function covers(pattern: string, target: string): boolean {
+  if (pattern === target) return true;
+  if (!pattern.endsWith('*')) return false;
+  const prefix = pattern.slice(0, -1);
+  return target.startsWith(prefix);
+}
+
+/**
+ * The patterns that would grant `resource`: itself plus every wildcard ancestor the grammar allows.
+ * The authorizer matches `right($p, $op)` against this set, so wildcard rights need no Datalog rules
+ * (rules run under biscuit-wasm's fixed 1 ms limit; facts and set membership do not).
+ *
+ * @example candidatePatterns('pg:appdb/public.orders')
+ * // ['pg:appdb/public.orders', 'pg:appdb/public.*', 'pg:appdb/*', 'pg:*', '*']
+ */
+export function candidatePatterns(resource: string): string[] {
+  const { kind } = parseResource(resource);
+  const out = new Set<string>([resource, '*']);
+  if (kind !== '*') {
+    out.add(`${kind}:*`);
+    const slash = resource.indexOf('/');
+    if (slash > 0) {
+      out.add(`${resource.slice(0, slash)}/*`);
+      const object = resource.slice(slash + 1);
+      // every prefix ending at a separator: `public.` for tables, `invoices/` for paths
+      for (let i = 0; i < object.length - 1; i++) {
+        const ch = object[i];
+        if (ch === '.' || ch === '/') out.add(`${resource.slice(0, slash + 1)}${object.slice(0, i + 1)}*`);
+      }
+    }
+  }
+  return [...out];
+}
+
+export function isOperation(op: string): boolean {
+  return op === '*' || ALL_OPERATIONS.includes(op);
+}
+
+/** Quote-free rendering of untrusted text for error messages. */
+export function printable(text: string, max = 80): string {
+  const clean = text.replace(/[^ -~]/g, '?').replace(/["\\]/g, '?');
+  return clean.length > max ? `${clean.slice(0, max)}…` : clean;
+}
+
+/** Datalog of the authority block (DESIGN.md). Parameters: see `mintToken`. */
+export const AUTHORITY_FACTS = 'token_id({token_id}); subject({subject}); issuer({issuer}); agent({agent});';
+export const AUTHORITY_RIGHT = 'right({resource}, {operation});';
+export const AUTHORITY_ROLE = 'role({role});';
+export const EXPIRY_CHECK = 'check if time($t), $t <= {expires_at};';
+
+/**
+ * The authorizer the proxies and broker run for ONE (resource, operation) pair (DESIGN.md rule 1: each
+ * touched pair is authorized on its own, never "if any resource matches").
+ */
+export const AUTHORIZER_POLICY =
+  'time({now}); resource({resource}); operation({operation});' +
+  'allow if right($p, $o), {patterns}.contains($p), {ops}.contains($o);' +
+  'deny if true;';

@@ -1,0 +1,33 @@
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Keyring } from '../../src/keys/keyring.ts';
+
+describe('keyring', () => {
+  it('creates a 0600 key file with one active key, and rotates keeping the old key verifying', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'baton-keys-'));
+    const path = join(dir, 'sub', 'keys.json');
+    const ring = Keyring.open(path);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect(statSync(join(dir, 'sub')).mode & 0o777).toBe(0o700);
+    expect(ring.published().map((k) => [k.id, k.status])).toEqual([[1, 'active']]);
+    expect(ring.rotate()).toBe(2);
+    const reopened = Keyring.open(path);
+    expect(reopened.published().map((k) => [k.id, k.status])).toEqual([[1, 'verify'], [2, 'active']]);
+    expect(reopened.signingKey().id).toBe(2);
+    reopened.retire(1);
+    expect(Keyring.open(path).publicKey(1)).toBeUndefined();
+    expect(() => reopened.retire(2)).toThrow(/active key cannot be retired/);
+    expect(readFileSync(path, 'utf8')).not.toMatch(/retired.*\n.*active.*\n.*active/);
+  });
+  it('refuses a tampered keyring file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'baton-keys-'));
+    const path = join(dir, 'keys.json');
+    Keyring.open(path);
+    const doc = JSON.parse(readFileSync(path, 'utf8'));
+    doc.keys[0].status = 'verify';
+    writeFileSync(path, JSON.stringify(doc));
+    expect(() => Keyring.open(path)).toThrow(/exactly one active key/);
+  });
+});
