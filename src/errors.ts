@@ -12,6 +12,7 @@ export const ERROR_REGISTRY = {
   // request shape
   BATON_ERR_INVALID_REQUEST: { http: 400, oauth: 'invalid_request', sqlstate: '08P01' },
   BATON_ERR_UNSUPPORTED_GRANT_TYPE: { http: 400, oauth: 'unsupported_grant_type', sqlstate: '08P01' },
+  BATON_ERR_UNSUPPORTED_MEDIA_TYPE: { http: 415, oauth: 'invalid_request', sqlstate: '08P01' },
   BATON_ERR_PAYLOAD_TOO_LARGE: { http: 413, oauth: 'invalid_request', sqlstate: '54000' },
   BATON_ERR_RATE_LIMITED: { http: 429, oauth: 'temporarily_unavailable', sqlstate: '53400' },
   BATON_ERR_NOT_FOUND: { http: 404, oauth: 'invalid_request', sqlstate: '42704' },

@@ -15,10 +15,11 @@ type Glue = typeof import('@biscuit-auth/biscuit-wasm');
 
 const require = createRequire(import.meta.url);
 // The package exports only an ESM entry, so locate its folder through the resolver's search paths.
-const moduleDir = (require.resolve.paths('@biscuit-auth/biscuit-wasm') ?? [])
+const found = (require.resolve.paths('@biscuit-auth/biscuit-wasm') ?? [])
   .map((nodeModules) => join(nodeModules, '@biscuit-auth/biscuit-wasm/module'))
   .find((dir) => existsSync(join(dir, 'biscuit_bg.wasm')));
-if (!moduleDir) throw new Error('@biscuit-auth/biscuit-wasm is not installed (run npm install)');
+if (!found) throw new Error('@biscuit-auth/biscuit-wasm is not installed (run npm install)');
+const moduleDir: string = found;
 
 async function load(): Promise<Glue> {
   const glueUrl = pathToFileURL(join(moduleDir, 'biscuit_bg.js')).href;
@@ -34,7 +35,15 @@ async function load(): Promise<Glue> {
   }
   const instance = new WebAssembly.Instance(compiled, imports);
   glue.__wbg_set_wasm(instance.exports);
-  (instance.exports as { __wbindgen_start?: () => void }).__wbindgen_start?.();
+  // The library's start function prints "biscuit-wasm loading" with console.log; that would corrupt
+  // the stdout of CLI commands (`baton attenuate` prints only the child token), so silence it.
+  const log = console.log;
+  console.log = () => {};
+  try {
+    (instance.exports as { __wbindgen_start?: () => void }).__wbindgen_start?.();
+  } finally {
+    console.log = log;
+  }
   return glue;
 }
 

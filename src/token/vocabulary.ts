@@ -17,10 +17,10 @@ export const ALL_OPERATIONS: readonly string[] = [...new Set(Object.values(OPERA
 
 /**
  * `<kind>:<upstream>/<object>`, where object may end in `*` (a prefix: `public.*`, `invoices/*`),
- * or the whole resource is `*` (everything; admin grants only). Printable ASCII without quotes,
- * backslashes or spaces, 1–512 chars — narrow on purpose: resources travel into SQL errors and logs.
+ * or the whole resource is `*` (everything; admin grants only). Printable ASCII without backslashes
+ * or spaces, 1–512 chars (double quotes appear in quoted SQL identifiers: `public."Orders"`).
  */
-const RESOURCE_RE = /^(?:\*|(pg|http|aws|baton):([A-Za-z0-9_.-]+|\*)(?:\/([!#-&(-[\]-~]*))?)$/;
+const RESOURCE_RE = /^(?:\*|(pg|http|aws|baton):([A-Za-z0-9_.-]+|\*)(?:\/([!-[\]-~]*))?)$/;
 
 export interface ParsedResource {
   pattern: string;

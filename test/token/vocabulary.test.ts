@@ -7,8 +7,11 @@ describe('resource grammar', () => {
       expect(() => parseResource(r)).not.toThrow();
     }
   });
-  it.each(['', 'orders', 'pg:app db/x', 'pg:appdb/pub"lic', 'pg:appdb/a*b', 'ftp:x/y', 'pg:appdb/x\\y'])('rejects %j', (r) => {
+  it.each(['', 'orders', 'pg:app db/x', 'pg:appdb/pub lic', 'pg:appdb/a*b', 'ftp:x/y', 'pg:appdb/x\\y'])('rejects %j', (r) => {
     expect(() => parseResource(r)).toThrow(TypeError);
+  });
+  it('accepts quoted identifiers', () => {
+    expect(parseResource('pg:appdb/public."Orders"').pattern).toBe('pg:appdb/public."Orders"');
   });
   it('covers exact and trailing-star prefixes only', () => {
     expect(covers('pg:appdb/public.*', 'pg:appdb/public.orders')).toBe(true);

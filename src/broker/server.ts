@@ -1,0 +1,107 @@
+/**
+ * Starting the broker from a validated Config: stores, keys, policy, OIDC issuers, HTTP listener,
+ * graceful shutdown. `baton serve` and `baton dev` both come through here.
+ */
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance } from 'fastify';
+import type { Config } from '../config/schema.ts';
+import { Keyring } from '../keys/keyring.ts';
+import { createDevIssuer } from '../oidc/dev-issuer.ts';
+import { createOidcVerifier } from '../oidc/verify.ts';
+import type { OidcIssuerInput } from '../oidc/config.ts';
+import { loadPolicyFile } from '../policy/load.ts';
+import { openDatabase, type Database } from '../store/database.ts';
+import { openSharedState, type SharedState } from '../store/shared-state.ts';
+import { warmUpAuthorizer } from '../token/warmup.ts';
+import { buildBrokerApp, LOG_REDACT } from './app.ts';
+import { recordIssuedToken } from './issued-tokens.ts';
+import { createMetrics } from './metrics.ts';
+
+export const DEV_POLICY_FILE = fileURLToPath(new URL('../../config/dev-policy.yaml', import.meta.url));
+/** Audience the dev issuer puts in its tokens and the broker expects in dev mode. */
+export const DEV_AUDIENCE = 'baton';
+
+export interface BrokerHandle {
+  app: FastifyInstance;
+  url: string;
+  db: Database;
+  state: SharedState;
+  keyring: Keyring;
+  close(): Promise<void>;
+}
+
+export interface StartBrokerOptions {
+  /** Mount the dev OIDC issuer at /dev/oidc and trust it (dev mode only). */
+  devIssuer?: boolean;
+  /** Reuse an already opened database / shared state (dev mode shares them with the proxy). */
+  db?: Database;
+  state?: SharedState;
+}
+
+export async function startBroker(config: Config, opts: StartBrokerOptions = {}): Promise<BrokerHandle> {
+  if (opts.devIssuer && config.mode !== 'dev') throw new Error('the dev OIDC issuer runs only in dev mode');
+  const port = config.broker.port || (await freePort(config.broker.host));
+  const url = config.broker.publicUrl ?? `http://${config.broker.host}:${port}`;
+  await warmUpAuthorizer();
+
+  const db = opts.db ?? (await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir }));
+  const state = opts.state ?? openSharedState({ url: config.redisUrl });
+  const keyring = Keyring.open(join(config.dataDir, 'keys.json'));
+  const policyFile = config.broker.policyFile ?? (config.mode === 'dev' ? DEV_POLICY_FILE : undefined);
+  if (!policyFile) throw new Error('no grant policy: set broker.policyFile or BATON_POLICY_FILE');
+  const policy = loadPolicyFile(policyFile);
+
+  const issuers: OidcIssuerInput[] = [...config.oidc.issuers];
+  const devIssuer = opts.devIssuer
+    ? await createDevIssuer({ issuer: `${url}/dev/oidc`, dataDir: config.dataDir, audience: DEV_AUDIENCE })
+    : undefined;
+  if (devIssuer) issuers.push({ issuer: devIssuer.issuer, audiences: [DEV_AUDIENCE], algorithms: [devIssuer.alg] });
+  const oidc = createOidcVerifier(issuers);
+  const metrics = createMetrics();
+
+  const app = await buildBrokerApp(
+    {
+      oidc,
+      policy: () => policy,
+      keyring,
+      state,
+      rateLimit: config.broker.rateLimit,
+      record: (t) => recordIssuedToken(db.pool, t),
+      metrics,
+      ready: async () => {
+        await db.pool.query('SELECT 1').catch((e: Error) => {
+          throw new Error(`database unavailable: ${e.message}`);
+        });
+      },
+      plugins: devIssuer ? [async (a) => void (await a.register(devIssuer.plugin, { prefix: "/dev/oidc" }))] : [],
+    },
+    { level: config.logLevel, redact: LOG_REDACT },
+  );
+  await app.listen({ host: config.broker.host, port });
+
+  return {
+    app,
+    url,
+    db,
+    state,
+    keyring,
+    async close() {
+      await app.close();
+      if (!opts.state) await state.close();
+      if (!opts.db) await db.close();
+    },
+  };
+}
+
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  const net = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, host, () => {
+      const { port } = s.address() as import('node:net').AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}

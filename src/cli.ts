@@ -1,0 +1,38 @@
+/**
+ * The `baton` command. Each subcommand lives in src/commands/; this file only dispatches.
+ * Errors: non-zero exit and one clear line on stderr.
+ */
+import { COMMANDS } from './commands/index.ts';
+
+const USAGE = `usage: baton <command> [options]
+
+commands:
+${Object.entries(COMMANDS)
+  .map(([name, c]) => `  ${name.padEnd(12)} ${c.summary}`)
+  .join('\n')}
+
+Run \`baton <command> --help\` for a command's options.`;
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return name ? 0 : 2;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    process.stderr.write(`baton: unknown command "${name}"\n${USAGE}\n`);
+    return 2;
+  }
+  return command.run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code !== undefined && code !== -1) process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`baton: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

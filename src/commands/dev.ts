@@ -1,0 +1,34 @@
+/**
+ * `baton dev` — zero-setup: broker + dev OIDC issuer + seeded policy + embedded stores (+ the proxy
+ * and its demo upstream). Refuses NODE_ENV=production.
+ */
+import { loadConfig } from '../config/load.ts';
+import { startDev } from '../dev/start.ts';
+import { onShutdown, parseOptions, type Command } from './command.ts';
+
+const USAGE = `usage: baton dev [--broker-port N] [--proxy-port N] [--data-dir DIR]
+  DEV MODE: a built-in OIDC issuer mints tokens for anyone. Never expose it.`;
+
+export const dev: Command = {
+  summary: 'run broker + proxy with embedded defaults and a dev OIDC issuer',
+  async run(argv) {
+    const { values } = parseOptions(
+      argv,
+      { 'broker-port': { type: 'string' }, 'proxy-port': { type: 'string' }, 'data-dir': { type: 'string' } },
+      USAGE,
+    );
+    if (process.env.NODE_ENV === 'production') throw new Error('baton dev refuses to run with NODE_ENV=production');
+    const config = loadConfig({
+      overrides: {
+        mode: 'dev',
+        ...(values['data-dir'] ? { dataDir: values['data-dir'] } : {}),
+        broker: { port: Number(values['broker-port'] ?? process.env.BATON_BROKER_PORT ?? 8080) },
+        proxy: { port: Number(values['proxy-port'] ?? process.env.BATON_PROXY_PORT ?? 6432) },
+      },
+    });
+    const running = await startDev(config);
+    process.stdout.write(running.banner);
+    onShutdown(() => running.close());
+    return -1;
+  },
+};

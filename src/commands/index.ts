@@ -1,0 +1,15 @@
+/** The CLI's command table. */
+import type { Command } from './command.ts';
+import { dev } from './dev.ts';
+import { devToken } from './dev-token.ts';
+import { keys } from './keys.ts';
+import { migrate } from './migrate.ts';
+import { serve } from './serve.ts';
+
+export const COMMANDS: Record<string, Command> = {
+  dev,
+  serve,
+  migrate,
+  keys,
+  'dev-token': devToken,
+};

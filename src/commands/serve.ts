@@ -1,0 +1,16 @@
+/** `baton serve` — the broker, configured from file/env (production settings). */
+import { loadConfig } from '../config/load.ts';
+import { startBroker } from '../broker/server.ts';
+import { onShutdown, parseOptions, type Command } from './command.ts';
+
+export const serve: Command = {
+  summary: 'run the broker (config from --config / BATON_CONFIG and the environment)',
+  async run(argv) {
+    const { values } = parseOptions(argv, { config: { type: 'string' } }, 'usage: baton serve [--config FILE]');
+    const config = loadConfig({ file: values.config });
+    const broker = await startBroker(config);
+    process.stderr.write(`baton: broker listening on ${broker.url} (database: ${broker.db.kind}, shared state: ${broker.state.kind})\n`);
+    onShutdown(() => broker.close());
+    return -1;
+  },
+};

@@ -1,0 +1,33 @@
+/**
+ * Test backends. CI sets DATABASE_URL and REDIS_URL, so the real servers are what CI proves. On a
+ * machine with neither, the suite starts an embedded PostgreSQL (same migrations) and uses the
+ * in-process shared state, so `npm test` still passes. Either way the run says which it used.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startEmbeddedPostgres, type EmbeddedServer } from '../src/store/database.ts';
+
+let embedded: EmbeddedServer | undefined;
+let dir: string | undefined;
+
+export async function setup(): Promise<void> {
+  if (!process.env.DATABASE_URL) {
+    dir = mkdtempSync(join(tmpdir(), 'baton-test-pg-'));
+    embedded = await startEmbeddedPostgres(dir, 0);
+    await embedded.createDatabase('test');
+    process.env.DATABASE_URL = embedded.url('test');
+  }
+  const pg = embedded ? `embedded PostgreSQL on port ${embedded.port}` : `PostgreSQL at ${redact(process.env.DATABASE_URL!)}`;
+  const redis = process.env.REDIS_URL ? `Redis at ${redact(process.env.REDIS_URL)}` : 'in-process shared state (REDIS_URL unset)';
+  console.log(`\n[baton tests] backends: ${pg}; ${redis}\n`);
+}
+
+export async function teardown(): Promise<void> {
+  await embedded?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+}
+
+function redact(url: string): string {
+  return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
+}
