@@ -68,7 +68,8 @@ interface RawKey {
   key: Uint8Array;
 }
 
-function publicKey(raw: RawKey, where: string): PublicKeyModel {
+/** A `PublicKey` message → the model, checking algorithm and size. */
+export function decodePublicKey(raw: RawKey, where: string): PublicKeyModel {
   const algorithm = ALGORITHMS[raw.algorithm];
   if (!algorithm) malformed(`${where}: unknown key algorithm ${raw.algorithm}`);
   if (raw.key.length !== KEY_LENGTH[algorithm]) malformed(`${where}: ${algorithm} key of ${raw.key.length} bytes`);
@@ -117,9 +118,9 @@ export function decodeContainer(bytes: Uint8Array): Container {
   if (raw.authority.externalSignature) malformed('the authority block has an external signature');
   const blocks = signed.map((b, i): SignedBlockBytes => {
     const where = `block ${i}`;
-    const nextKey = publicKey(b.nextKey, `${where} next key`);
+    const nextKey = decodePublicKey(b.nextKey, `${where} next key`);
     // Block i is signed by block i-1's next key; the authority by the (unknown) root key.
-    const signer = i === 0 ? undefined : publicKey(signed[i - 1]!.nextKey, where).algorithm;
+    const signer = i === 0 ? undefined : decodePublicKey(signed[i - 1]!.nextKey, where).algorithm;
     const sig = signer
       ? signature(b.signature, signer, where)
       : b.signature.length >= 8 && b.signature.length <= 72
@@ -127,7 +128,7 @@ export function decodeContainer(bytes: Uint8Array): Container {
         : malformed(`${where}: signature of ${b.signature.length} bytes`);
     const ext = b.externalSignature;
     const external = ext && {
-      publicKey: publicKey(ext.publicKey, `${where} external key`),
+      publicKey: decodePublicKey(ext.publicKey, `${where} external key`),
       signature: ext.signature,
     };
     if (external) signature(external.signature, external.publicKey.algorithm, `${where} external signature`);

@@ -8,6 +8,7 @@
 import { BatonError } from '../../errors.ts';
 import {
   decodeContainer,
+  decodePublicKey,
   malformed,
   MAX_TOKEN_BYTES,
   tokenBytes,
@@ -37,8 +38,8 @@ import { PublicKeyTable, SymbolTable } from './symbols.ts';
 import { requiredVersion } from './version.ts';
 
 /** Wire enum values, in `schema.proto` order. */
-export const UNARY_KINDS: readonly UnaryKind[] = ['negate', 'parens', 'length', 'typeOf', 'ffi'];
-export const BINARY_KINDS: readonly BinaryKind[] = [
+const UNARY_KINDS: readonly UnaryKind[] = ['negate', 'parens', 'length', 'typeOf', 'ffi'];
+const BINARY_KINDS: readonly BinaryKind[] = [
   'lessThan',
   'greaterThan',
   'lessOrEqual',
@@ -69,8 +70,7 @@ export const BINARY_KINDS: readonly BinaryKind[] = [
   'get',
   'ffi',
 ];
-export const CHECK_KINDS: readonly CheckKind[] = ['if', 'all', 'reject'];
-const ALGORITHMS = ['ed25519', 'secp256r1'] as const;
+const CHECK_KINDS: readonly CheckKind[] = ['if', 'all', 'reject'];
 
 /** Largest date the Datalog text form can write (RFC 3339 years stop at 9999). */
 export const MAX_DATE_SECONDS = 253_402_300_799n;
@@ -146,13 +146,6 @@ function rawBlock(bytes: Uint8Array, index: number): RawBlock {
   } catch (err) {
     return malformed(`block ${index} is not a Block protobuf message`, err);
   }
-}
-
-function key(raw: RawKey, where: string): PublicKeyModel {
-  const algorithm = ALGORITHMS[raw.algorithm];
-  if (!algorithm) malformed(`${where}: unknown key algorithm ${raw.algorithm}`);
-  if (raw.key.length !== (algorithm === 'ed25519' ? 32 : 33)) malformed(`${where}: bad ${algorithm} key size`);
-  return { algorithm, bytes: raw.key };
 }
 
 /** Resolves indices of one block against the tables it was written with. */
@@ -292,7 +285,7 @@ function tokenTables(
     const external = signed[i]!.external;
     if (external) add(external.publicKey);
     else symbols.push(...raw.symbols.map((s) => text(s, `block ${i} symbol`)));
-    raw.publicKeys.forEach((k) => add(key(k, `block ${i} public key`)));
+    raw.publicKeys.forEach((k) => add(decodePublicKey(k, `block ${i} public key`)));
   });
   return { symbols, keys: collected };
 }
@@ -309,7 +302,7 @@ function decodeBlock(
     malformed(`${where}: unsupported schema version ${version}`);
   }
   const own = raw.symbols.map((s) => text(s, `${where} symbol`));
-  const publicKeys = raw.publicKeys.map((k) => key(k, `${where} public key`));
+  const publicKeys = raw.publicKeys.map((k) => decodePublicKey(k, `${where} public key`));
   // A third-party block is written against the default symbols and its own keys only.
   const reader = signed.external
     ? new BlockReader(new SymbolTable(own), new PublicKeyTable(publicKeys), where)

@@ -11,6 +11,8 @@
  * instead of `string` (both are length-delimited, wire type 2), so we decode UTF-8 ourselves with a
  * fatal decoder. protobufjs' own UTF-8 reader silently replaces invalid sequences, which prost rejects;
  * decoding leniently would let two different byte strings print as the same symbol.
+ * `PublicKey.Algorithm.SECP256R1 = 1` comes from the newer upstream schema (biscuit-auth 6) so such
+ * keys decode as what they are instead of as an unknown enum value.
  *
  * @see https://github.com/biscuit-auth/biscuit/blob/main/schema.proto
  */
