@@ -1,6 +1,8 @@
 /** The CLI's command table. */
 import type { Command } from './command.ts';
+import { attenuate } from './attenuate.ts';
 import { dev } from './dev.ts';
+import { inspect } from './inspect.ts';
 import { devToken } from './dev-token.ts';
 import { keys } from './keys.ts';
 import { migrate } from './migrate.ts';
@@ -12,4 +14,6 @@ export const COMMANDS: Record<string, Command> = {
   migrate,
   keys,
   'dev-token': devToken,
+  attenuate,
+  inspect,
 };

