@@ -35,6 +35,7 @@ export const ERROR_REGISTRY = {
   BATON_ERR_TOKEN_REVOKED: { http: 401, oauth: 'invalid_token', sqlstate: '28P01' },
   BATON_ERR_TOKEN_SEALED: { http: 400, oauth: 'invalid_request', sqlstate: '42501' },
   BATON_ERR_ATTENUATION_WIDENS: { http: 400, oauth: 'invalid_request', sqlstate: '42501' },
+  BATON_ERR_UNAUTHENTICATED: { http: 401, oauth: 'invalid_token', sqlstate: '28000' },
   BATON_ERR_FORBIDDEN: { http: 403, oauth: 'insufficient_scope', sqlstate: '42501' },
   // data path
   BATON_ERR_SQL_UNPARSABLE: { http: 400, oauth: 'invalid_request', sqlstate: '42501' },
