@@ -1,0 +1,128 @@
+/**
+ * Audit writer throughput: sustained durable appends (group commit) for ~5 s at concurrency 1, 8
+ * and 64, against DATABASE_URL or postgres://postgres@127.0.0.1:5432/test, in a database of its own
+ * (created and dropped). Also times a full chain verification of everything written.
+ *
+ *   npx tsx bench/audit.ts            # BENCH_SECONDS=5 BENCH_CONCURRENCY=1,8,64 to change
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import pg from 'pg';
+import { verifyAuditChain } from '../src/audit/verify.ts';
+import { createAuditWriter } from '../src/audit/writer.ts';
+import type { AuditEventInput } from '../src/audit/event.ts';
+
+const BASE = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const LEVELS = (process.env.BENCH_CONCURRENCY ?? '1,8,64').split(',').map(Number);
+
+const rid = (s: string) => s.repeat(128 / s.length);
+const event: AuditEventInput = {
+  source: 'proxy-pg',
+  action: 'statement',
+  decision: 'allow',
+  lineage: [
+    {
+      depth: 0,
+      subject: 'alice@example.com',
+      issuer: 'https://idp.example.com',
+      agent: 'planner',
+      constraints: { resources: ['pg:appdb/public.*'], operations: ['read'], expiresAt: '2026-11-23T13:00:00Z' },
+      revocationId: rid('ab'),
+    },
+    {
+      depth: 1,
+      delegatedTo: 'helper-7',
+      purpose: "summarise yesterday's orders",
+      constraints: { resources: ['pg:appdb/public.orders'], operations: ['read'], expiresAt: '2026-11-23T12:35:00Z' },
+      revocationId: rid('cd'),
+    },
+  ],
+  tokenId: 'tok_01HZX3K9J5B7Q2W8E4R6T1Y0UA',
+  resource: 'pg:appdb/public.orders',
+  operation: 'read',
+  accesses: [{ resource: 'pg:appdb/public.orders', operation: 'read' }],
+  fingerprint: '5c2f0e9a61b4d378',
+  normalized: 'SELECT id, total FROM public.orders WHERE created_at > $1 AND status = $2',
+};
+
+function withDatabase(base: string, name: string): string {
+  const url = new URL(base);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+async function admin(sql: string): Promise<void> {
+  const c = new pg.Client({ connectionString: BASE });
+  await c.connect();
+  try {
+    await c.query(sql);
+  } finally {
+    await c.end();
+  }
+}
+
+const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+
+async function main(): Promise<void> {
+  const name = `baton_bench_audit_${randomBytes(4).toString('hex')}`;
+  await admin(`CREATE DATABASE ${name}`);
+  const pool = new pg.Pool({ connectionString: withDatabase(BASE, name), max: 4 });
+  pool.on('error', () => {});
+  try {
+    await pool.query(readFileSync(new URL('../migrations/002_audit.sql', import.meta.url), 'utf8'));
+    const writer = createAuditWriter(pool);
+    await Promise.all(Array.from({ length: 200 }, () => writer.append(event))); // warm up JIT and pool
+
+    const rows: string[][] = [];
+    for (const concurrency of LEVELS) {
+      const before = writer.health().events;
+      const latencies: number[] = [];
+      const end = performance.now() + SECONDS * 1000;
+      const started = performance.now();
+      await Promise.all(
+        Array.from({ length: concurrency }, async () => {
+          while (performance.now() < end) {
+            const t = performance.now();
+            await writer.append(event);
+            latencies.push(performance.now() - t);
+          }
+        }),
+      );
+      const elapsed = (performance.now() - started) / 1000;
+      const after = writer.health().events;
+      const n = after.committed - before.committed;
+      const batches = after.batches - before.batches;
+      latencies.sort((a, b) => a - b);
+      rows.push([
+        String(concurrency),
+        String(n),
+        String(Math.round(n / elapsed)),
+        (n / batches).toFixed(1),
+        quantile(latencies, 0.5).toFixed(2),
+        quantile(latencies, 0.99).toFixed(2),
+      ]);
+    }
+    await writer.close();
+
+    const { rows: settings } = await pool.query("SELECT current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS sc, version() AS v");
+    const t = performance.now();
+    const verified = await verifyAuditChain(pool);
+    const verifySeconds = (performance.now() - t) / 1000;
+
+    const header = ['concurrency', 'events', 'events/s', 'events/commit', 'p50 ms', 'p99 ms'];
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+    const line = (cells: string[]) => `| ${cells.map((c, i) => c.padStart(widths[i]!)).join(' | ')} |`;
+    console.log(`\nAudit writer, durable group commit, ${SECONDS} s per level — ${String(settings[0].v).split(' on ')[0]} (fsync=${settings[0].fsync})`);
+    console.log(line(header));
+    console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+    for (const r of rows) console.log(line(r));
+    const count = verified.ok ? verified.count : NaN;
+    console.log(`\nverifyAuditChain: ${verified.ok ? 'ok' : 'BROKEN'}, ${count} events in ${verifySeconds.toFixed(2)} s (${Math.round(count / verifySeconds)} events/s)`);
+  } finally {
+    await pool.end();
+    await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  }
+}
+
+await main();

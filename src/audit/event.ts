@@ -1,0 +1,145 @@
+/**
+ * The audit event: one zod schema is the single source of truth for its shape. The JSON Schema in
+ * `schemas/audit-event.json` is generated from {@link auditRecordSchema} (a test keeps them in step).
+ *
+ * Every string is bounded, free of NUL and of unpaired surrogates: PostgreSQL text/jsonb would refuse
+ * or rewrite such values, which would either fail a whole group-commit batch or break the hash
+ * round trip. Objects are strict, so nothing unexpected (a raw token, row data) can ride along.
+ */
+import { z } from 'zod';
+
+/** Matches a lone UTF-16 surrogate, which UTF-8 (and so PostgreSQL) cannot store faithfully. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** A bounded string that PostgreSQL stores and returns byte-for-byte. */
+function text(max: number) {
+  return z
+    .string()
+    .max(max)
+    .regex(/^[^\u0000]*$/, 'must not contain NUL')
+    .refine((s) => !LONE_SURROGATE.test(s), 'must not contain unpaired surrogates');
+}
+
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex SHA-256');
+/** Writer-assigned times are always `Date.toISOString()` form, so they survive timestamptz intact. */
+const isoTime = z.iso.datetime({ precision: 3 });
+
+/** Where the event was produced. */
+export const auditSourceSchema = z.enum(['broker', 'proxy-pg', 'proxy-http']);
+
+/** The constraints a link in the chain carries (narrowing only; rights live in the authority block). */
+export const lineageConstraintsSchema = z.strictObject({
+  resources: z.array(text(1024)).max(256).optional(),
+  operations: z.array(text(64)).max(64).optional(),
+  expiresAt: z.iso.datetime({ offset: true }).optional(),
+});
+
+/**
+ * One link of the delegation chain: depth 0 is the authority block (subject, issuer, agent), each
+ * further depth an attenuation block (delegatedTo, purpose, constraints). `revocationId` is the
+ * Biscuit revocation id of that block (hex), never the token itself.
+ */
+export const lineageLinkSchema = z.strictObject({
+  depth: z.number().int().min(0).max(63),
+  subject: text(256).optional(),
+  issuer: text(1024).optional(),
+  agent: text(256).optional(),
+  delegatedTo: text(256).optional(),
+  purpose: text(4096).optional(),
+  constraints: lineageConstraintsSchema,
+  revocationId: text(256),
+});
+
+/** One (resource, operation) pair a statement or request touched. */
+export const accessSchema = z.strictObject({ resource: text(1024), operation: text(64) });
+
+/** What happened upstream: rows affected, SQLSTATE on error, command tag. */
+export const auditOutcomeSchema = z.strictObject({
+  rowCount: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+  sqlstate: z.string().regex(/^[0-9A-Z]{5}$/).optional(),
+  tag: text(64).optional(),
+});
+
+/**
+ * The hashed audit event, as stored and returned. `seq` is the chain position; `hash` is
+ * SHA-256 over the canonical JSON (RFC 8785 style) of every other field, `prevHash` included.
+ */
+export const auditEventSchema = z.strictObject({
+  seq: z.number().int().positive(),
+  id: z.uuid(),
+  time: isoTime,
+  source: auditSourceSchema,
+  action: z.string().regex(/^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)*$/).max(64),
+  decision: z.enum(['allow', 'deny']),
+  reason: text(1024).optional(),
+  lineage: z.array(lineageLinkSchema).max(64),
+  tokenId: text(256).optional(),
+  resource: text(1024).optional(),
+  operation: text(64).optional(),
+  accesses: z.array(accessSchema).max(256).optional(),
+  fingerprint: text(256).optional(),
+  /** Statement text with every literal replaced by a placeholder; never raw values. */
+  normalized: text(100_000).optional(),
+  outcome: auditOutcomeSchema.optional(),
+  durationMs: z.number().min(0).max(1e12).optional(),
+  prevHash: sha256Hex,
+  hash: sha256Hex,
+});
+
+/**
+ * What callers pass to `append`: the writer assigns `seq`, `id`, `prevHash`, `hash`, and `time`
+ * unless given (any ISO 8601 instant; normalised to UTC milliseconds before hashing).
+ */
+export const auditEventInputSchema = auditEventSchema
+  .omit({ seq: true, id: true, time: true, prevHash: true, hash: true })
+  .extend({ time: z.iso.datetime({ offset: true }).optional() });
+
+/** What callers pass to `recordOutcome`. */
+export const auditOutcomeInputSchema = auditOutcomeSchema.extend({
+  durationMs: z.number().min(0).max(1e12).optional(),
+});
+
+/**
+ * The outcome recorded after execution, as its own hash-chained row (the event row is immutable).
+ */
+export const auditOutcomeRecordSchema = z.strictObject({
+  seq: z.number().int().positive(),
+  id: z.uuid(),
+  eventId: z.uuid(),
+  time: isoTime,
+  outcome: auditOutcomeSchema,
+  durationMs: z.number().min(0).max(1e12).optional(),
+  prevHash: sha256Hex,
+  hash: sha256Hex,
+});
+
+/**
+ * What queries and exports return: the event exactly as hashed, plus the outcome recorded after
+ * execution (if any) under `recordedOutcome`, which carries its own hash.
+ */
+export const auditRecordSchema = auditEventSchema.extend({
+  recordedOutcome: auditOutcomeRecordSchema.optional(),
+});
+
+export type AuditSource = z.infer<typeof auditSourceSchema>;
+export type LineageLink = z.infer<typeof lineageLinkSchema>;
+export type AuditOutcome = z.infer<typeof auditOutcomeSchema>;
+export type AuditEvent = z.infer<typeof auditEventSchema>;
+export type AuditEventInput = z.input<typeof auditEventInputSchema>;
+export type AuditOutcomeInput = z.input<typeof auditOutcomeInputSchema>;
+export type AuditOutcomeRecord = z.infer<typeof auditOutcomeRecordSchema>;
+export type AuditRecord = z.infer<typeof auditRecordSchema>;
+
+/**
+ * The JSON Schema (draft 2020-12) of an audit record, as written to `schemas/audit-event.json`.
+ *
+ * @example
+ * writeFileSync('schemas/audit-event.json', JSON.stringify(auditEventJsonSchema(), null, 2) + '\n');
+ */
+export function auditEventJsonSchema(): Record<string, unknown> {
+  return {
+    $id: 'https://baton.dev/schemas/audit-event.json',
+    title: 'Baton audit event',
+    ...z.toJSONSchema(auditRecordSchema, { io: 'output' }),
+  };
+}
