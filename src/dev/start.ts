@@ -1,31 +1,61 @@
 /** Everything `baton dev` starts, in order, and the banner it prints. */
+import { createAuditWriter } from '../audit/writer.ts';
 import type { Config } from '../config/schema.ts';
 import { startBroker } from '../broker/server.ts';
+import { upstreamFromUrl } from '../proxy/pg/upstreams.ts';
+import { startPgProxy } from '../proxy/pg/start.ts';
+import type { RevocationView } from '../revocation/view.ts';
+import { devCertificate } from './certificate.ts';
+import { ensureDemoUpstream } from './demo-upstream.ts';
 
 export interface DevRunning {
   banner: string;
   close(): Promise<void>;
 }
 
+/** The demo upstream's database: `appdb` in the embedded server, its own database in DATABASE_URL's. */
+function demoDatabase(config: Config): string {
+  return config.databaseUrl ? 'baton_demo_appdb' : 'appdb';
+}
+
 export async function startDev(config: Config): Promise<DevRunning> {
   const broker = await startBroker(config, { devIssuer: true });
+  const adminUrl = new URL(broker.db.url);
+  adminUrl.pathname = '/postgres';
+  const appdbUrl = await ensureDemoUpstream(adminUrl.toString(), demoDatabase(config));
+  const audit = createAuditWriter(broker.db.pool);
+  const revocations: RevocationView = { assertCurrent() {}, firstRevoked: () => undefined };
+  const tls = devCertificate(config.dataDir);
+  const proxy = await startPgProxy(config.proxy, {
+    keys: { resolver: async () => broker.keyring },
+    revocations,
+    audit,
+    upstreams: new Map([['appdb', upstreamFromUrl(appdbUrl)], ...Object.entries(config.proxy.upstreams).map(([n, u]) => [n, upstreamFromUrl(u.url)] as const)]),
+    ...(tls ? { tls } : {}),
+  });
   const b = broker.url;
   const banner = `
   Baton DEV MODE — the dev OIDC issuer at ${b}/dev/oidc mints tokens for anyone. Never expose it.
 
   broker   ${b}          (database: ${broker.db.kind}, shared state: ${broker.state.kind})
+  proxy    postgres://127.0.0.1:${proxy.port}/appdb   (TLS: ${tls ? 'self-signed dev certificate' : 'off'})
   data     ${config.dataDir}
 
   Try:
     JWT=$(npx baton dev-token --sub alice --groups engineers --broker ${b})
-    TOKEN=$(curl -s ${b}/v1/token \\
-      -d grant_type=urn:ietf:params:oauth:grant-type:token-exchange \\
-      -d subject_token_type=urn:ietf:params:oauth:token-type:jwt --data-urlencode subject_token=$JWT | jq -r .access_token)
-    curl -s ${b}/.well-known/baton-keys.json
+    TOKEN=$(curl -s ${b}/v1/token -d grant_type=urn:ietf:params:oauth:grant-type:token-exchange \\
+      -d subject_token_type=urn:ietf:params:oauth:token-type:jwt --data-urlencode subject_token=$JWT \\
+      | node -pe 'JSON.parse(require("fs").readFileSync(0)).access_token')
+    CHILD=$(BATON_TOKEN=$TOKEN npx baton attenuate --resource pg:appdb/public.orders --op read --ttl 5m --to helper-7)
+    BATON_TOKEN=$CHILD npx baton inspect
+    PGPASSWORD=$CHILD psql "host=127.0.0.1 port=${proxy.port} dbname=appdb user=agent" -c 'SELECT count(*) FROM orders'
+    PGPASSWORD=$CHILD psql "host=127.0.0.1 port=${proxy.port} dbname=appdb user=agent" -c 'DELETE FROM orders'   # denied: 42501
 `;
   return {
     banner,
     async close() {
+      await proxy.close();
+      await audit.close();
       await broker.close();
     },
   };

@@ -1,0 +1,248 @@
+/**
+ * Baton's decisions for the Postgres proxy: who may connect (verify the token chain once per
+ * connection), and whether each statement may run (classify → authorize every (resource, operation)
+ * on its own → durable audit entry → allow). The wire engine knows nothing of tokens; this file knows
+ * nothing of framing.
+ */
+import type { AuditWriter } from '../../audit/writer.ts';
+import type { AuditEventInput } from '../../audit/event.ts';
+import { toAuditLineage } from '../../audit/lineage.ts';
+import { asBatonError } from '../../errors.ts';
+import type { RevocationView } from '../../revocation/view.ts';
+import { authorize, type AuthorizationResult } from '../../token/authorize.ts';
+import type { KeyResolver } from '../../token/keys.ts';
+import { effectiveRights, readLineage, type LineageLink } from '../../token/lineage.ts';
+import { verifyToken, type VerifiedToken } from '../../token/verify.ts';
+import { decodeToken } from '../../token/wire/index.ts';
+import type { Classification, ClassifyContext } from './classify/types.ts';
+import type { AuthenticateRequest, AuthenticateResult, CheckPhase, CheckResult, GateSession, StatementOutcome, UpstreamTarget } from './gate.ts';
+
+export interface BatonGateDeps {
+  /** The broker's keys; `wantedKeyId` is the token's root key id (a source may refetch for it). */
+  keys: (wantedKeyId?: number) => Promise<KeyResolver>;
+  revocations: RevocationView;
+  audit: AuditWriter;
+  /** Classifies SQL (cached by the caller's implementation). */
+  classify: (sql: string, ctx: ClassifyContext) => Classification;
+  /** Upstream by the database name the client asked for. */
+  upstreams: ReadonlyMap<string, UpstreamTarget>;
+  now?: () => Date;
+  log?: (event: Record<string, unknown>) => void;
+}
+
+const SQLSTATE = { insufficientPrivilege: '42501', invalidPassword: '28P01', invalidAuthorization: '28000', cannotConnectNow: '57P03' } as const;
+
+export function createBatonGate(deps: BatonGateDeps) {
+  const now = deps.now ?? (() => new Date());
+
+  return {
+    async authenticate(req: AuthenticateRequest): Promise<AuthenticateResult> {
+      const upstream = deps.upstreams.get(req.database);
+      if (!upstream) {
+        return { ok: false, sqlstate: '3D000', message: `baton: no upstream database named ${req.database}` };
+      }
+      let verified: VerifiedToken;
+      try {
+        verified = verifyToken(req.password, await deps.keys(rootKeyIdOf(req.password)));
+      } catch (err) {
+        const e = asBatonError(err);
+        deps.log?.({ event: 'connect.refused', code: e.code, detail: e.detail });
+        return { ok: false, sqlstate: SQLSTATE.invalidPassword, message: `baton: ${e.message}` };
+      }
+      const lineage = readLineage(verified.decoded);
+      const effective = effectiveRights(verified.decoded);
+      const expiresAt = effective.expiresAt ? new Date(effective.expiresAt) : undefined;
+      const refusal = liveness(verified.revocationIds, expiresAt);
+      if (refusal) {
+        verified.biscuit.free();
+        return { ok: false, sqlstate: refusal.fatalState, message: refusal.message };
+      }
+      return { ok: true, session: new BatonSession(deps, req.database, upstream, verified, lineage, expiresAt) };
+    },
+  };
+
+  /** Expiry and revocation: the checks every statement repeats (cheap, in memory). */
+  function liveness(ids: readonly string[], expiresAt: Date | undefined): { message: string; fatalState: string; stale?: boolean } | undefined {
+    if (expiresAt && now() > expiresAt) return { message: 'baton: the token has expired', fatalState: SQLSTATE.invalidPassword };
+    try {
+      deps.revocations.assertCurrent();
+    } catch (err) {
+      return { message: `baton: ${asBatonError(err).message}`, fatalState: SQLSTATE.cannotConnectNow, stale: true };
+    }
+    const revoked = deps.revocations.firstRevoked(ids);
+    if (revoked) return { message: 'baton: the token (or one of its ancestors) has been revoked', fatalState: SQLSTATE.invalidPassword };
+    return undefined;
+  }
+}
+
+interface Ticket {
+  receiptId: string;
+  startedAt: number;
+}
+
+class BatonSession implements GateSession {
+  readonly upstream: UpstreamTarget;
+  readonly #deps: BatonGateDeps;
+  readonly #database: string;
+  readonly #token: VerifiedToken;
+  readonly #lineage: LineageLink[];
+  readonly #auditLineage: ReturnType<typeof toAuditLineage>;
+  readonly #expiresAt: Date | undefined;
+  /** (resource, operation) → decision. Valid until expiry/revocation, which are checked separately. */
+  readonly #decisions = new Map<string, AuthorizationResult>();
+  #searchPath: readonly string[] = ['public'];
+  #closed = false;
+
+  constructor(deps: BatonGateDeps, database: string, upstream: UpstreamTarget, token: VerifiedToken, lineage: LineageLink[], expiresAt?: Date) {
+    this.#deps = deps;
+    this.#database = database;
+    this.upstream = upstream;
+    this.#token = token;
+    this.#lineage = lineage;
+    this.#auditLineage = toAuditLineage(lineage);
+    this.#expiresAt = expiresAt;
+  }
+
+  async check(sql: string, phase: CheckPhase): Promise<CheckResult> {
+    const started = performance.now();
+    const now = (this.#deps.now ?? (() => new Date()))();
+    // 1. the token is still alive (per statement: a 5-minute token stops at 5 minutes)
+    if (this.#expiresAt && now > this.#expiresAt) {
+      return this.#deny(phase, 'the token has expired', undefined, { sqlstate: SQLSTATE.invalidPassword, fatal: true });
+    }
+    try {
+      this.#deps.revocations.assertCurrent();
+    } catch (err) {
+      return { allow: false, sqlstate: SQLSTATE.cannotConnectNow, message: `baton: ${asBatonError(err).message}` };
+    }
+    if (this.#deps.revocations.firstRevoked(this.#token.revocationIds)) {
+      return this.#deny(phase, 'the token (or one of its ancestors) has been revoked', undefined, { sqlstate: SQLSTATE.invalidPassword, fatal: true });
+    }
+    // 2. what does the SQL touch?
+    const classification = this.#deps.classify(sql, { upstream: this.#database, searchPath: this.#searchPath });
+    if (!classification.ok) return this.#deny(phase, `statement refused: ${classification.reason}`, undefined);
+    // 3. every (resource, operation) on its own
+    const accesses = classification.statements.flatMap((s) => s.accesses);
+    for (const access of accesses) {
+      const decision = this.#authorize(access.resource, access.operation, now);
+      if (!decision.allow) {
+        const message = `permission denied for ${access.operation} on ${access.resource}: ${this.#explain(decision.failedBlock)}`;
+        return this.#deny(phase, message, classification, { access });
+      }
+    }
+    // session effects (search_path) apply only once the statement is allowed
+    for (const s of classification.statements) {
+      if (s.sessionEffect?.searchPath) this.#searchPath = s.sessionEffect.searchPath;
+      if (s.sessionEffect?.resetSearchPath) this.#searchPath = ['public'];
+    }
+    if (phase === 'parse') return { allow: true }; // nothing runs at Parse; Execute is audited
+    // 4. durable audit entry BEFORE the statement runs (fail closed)
+    try {
+      const receipt = await this.#deps.audit.append(this.#event('allow', undefined, classification, accesses));
+      return { allow: true, ticket: { receiptId: receipt.id, startedAt: started } satisfies Ticket };
+    } catch (err) {
+      const e = asBatonError(err);
+      this.#deps.log?.({ event: 'audit.unavailable', code: e.code, detail: e.detail });
+      return { allow: false, sqlstate: SQLSTATE.cannotConnectNow, message: 'baton: audit store unavailable; statement refused (nothing was run)' };
+    }
+  }
+
+  outcome(ticket: unknown, outcome: StatementOutcome): void {
+    const t = ticket as Ticket;
+    this.#deps.audit
+      .recordOutcome(
+        { id: t.receiptId },
+        {
+          ...(outcome.rows !== undefined ? { rowCount: outcome.rows } : {}),
+          ...(outcome.sqlstate ? { sqlstate: outcome.sqlstate } : {}),
+          tag: outcome.tag ?? outcome.status,
+          durationMs: performance.now() - t.startedAt,
+        },
+      )
+      .catch((err: unknown) => this.#deps.log?.({ event: 'audit.outcome_failed', detail: asBatonError(err).detail }));
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#token.biscuit.free();
+  }
+
+  #authorize(resource: string, operation: string, now: Date): AuthorizationResult {
+    const key = `${resource}\u0000${operation}`;
+    let decision = this.#decisions.get(key);
+    if (!decision) {
+      try {
+        decision = authorize(this.#token.biscuit, resource, operation, now);
+      } catch (err) {
+        // a resource outside the grammar can match no right: deny; engine errors propagate as denials too
+        if (err instanceof TypeError) decision = { allow: false, failedBlock: 0, reason: 'resource outside the vocabulary' };
+        else throw err;
+      }
+      if (this.#decisions.size > 10_000) this.#decisions.clear();
+      this.#decisions.set(key, decision);
+    }
+    return decision;
+  }
+
+  /** Names the link that forbade it: who holds that link and what it was for. */
+  #explain(failedBlock: number | undefined): string {
+    const link = failedBlock !== undefined ? this.#lineage[failedBlock] : undefined;
+    if (!link || failedBlock === 0) {
+      const root = this.#lineage[0];
+      return `not granted to ${root?.subject ?? 'the subject'} via agent ${root?.agent ?? '?'} (link 0)`;
+    }
+    return `forbidden by link ${failedBlock} (delegated to ${link.delegatedTo ?? '?'})`;
+  }
+
+  async #deny(
+    phase: CheckPhase,
+    reason: string,
+    classification: Classification | undefined,
+    opts: { access?: { resource: string; operation: string }; sqlstate?: string; fatal?: boolean } = {},
+  ): Promise<CheckResult> {
+    const statements = classification?.ok ? classification.statements : [];
+    try {
+      await this.#deps.audit.append(this.#event('deny', reason, classification, statements.flatMap((s) => s.accesses), opts.access));
+    } catch (err) {
+      // the denial stands either way; record that its audit entry could not be written
+      this.#deps.log?.({ event: 'audit.deny_unrecorded', phase, detail: asBatonError(err).detail });
+    }
+    return { allow: false, sqlstate: opts.sqlstate ?? SQLSTATE.insufficientPrivilege, message: `baton: ${reason}`, ...(opts.fatal ? { fatal: true } : {}) };
+  }
+
+  #event(
+    decision: 'allow' | 'deny',
+    reason: string | undefined,
+    classification: Classification | undefined,
+    accesses: readonly { resource: string; operation: string }[],
+    denied?: { resource: string; operation: string },
+  ): AuditEventInput {
+    const statements = classification?.ok ? classification.statements : [];
+    const first = denied ?? accesses[0];
+    return {
+      source: 'proxy-pg',
+      action: 'statement',
+      decision,
+      ...(reason ? { reason } : {}),
+      lineage: this.#auditLineage,
+      ...(this.#lineage[0]?.tokenId ? { tokenId: this.#lineage[0].tokenId } : {}),
+      ...(first ? { resource: first.resource, operation: first.operation } : {}),
+      accesses: uniqueAccesses(accesses).slice(0, 256),
+      ...(statements.length ? { fingerprint: statements.map((s) => s.fingerprint).join(',').slice(0, 256), normalized: statements.map((s) => s.normalized).join('; ').slice(0, 100_000) } : {}),
+    };
+  }
+}
+
+function rootKeyIdOf(token: string): number | undefined {
+  try {
+    return decodeToken(token.trim()).rootKeyId;
+  } catch {
+    return undefined; // verifyToken reports the malformed token
+  }
+}
+
+function uniqueAccesses(accesses: readonly { resource: string; operation: string }[]) {
+  return [...new Map(accesses.map((a) => [`${a.resource}\u0000${a.operation}`, { resource: a.resource, operation: a.operation }])).values()];
+}
+
