@@ -14,7 +14,11 @@ import { loadPolicyFile } from '../policy/load.ts';
 import { openDatabase, type Database } from '../store/database.ts';
 import { openSharedState, type SharedState } from '../store/shared-state.ts';
 import { warmUpAuthorizer } from '../token/warmup.ts';
+import { createAuditWriter, type AuditWriter } from '../audit/writer.ts';
+import type { RevocationView } from '../revocation/view.ts';
 import { buildBrokerApp, LOG_REDACT } from './app.ts';
+import { exchangeDenied, exchangeGranted } from './audit-events.ts';
+import { auditRoutes } from './routes/audit.ts';
 import { recordIssuedToken } from './issued-tokens.ts';
 import { createMetrics } from './metrics.ts';
 
@@ -28,6 +32,8 @@ export interface BrokerHandle {
   db: Database;
   state: SharedState;
   keyring: Keyring;
+  audit: AuditWriter;
+  revocations: RevocationView;
   close(): Promise<void>;
 }
 
@@ -59,6 +65,9 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
   if (devIssuer) issuers.push({ issuer: devIssuer.issuer, audiences: [DEV_AUDIENCE], algorithms: [devIssuer.alg] });
   const oidc = createOidcVerifier(issuers);
   const metrics = createMetrics();
+  const audit = createAuditWriter(db.pool);
+  const revocations: RevocationView = { assertCurrent() {}, firstRevoked: () => undefined };
+  const bearer = { keys: keyring, revocations };
 
   const app = await buildBrokerApp(
     {
@@ -69,12 +78,23 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
       rateLimit: config.broker.rateLimit,
       record: (t) => recordIssuedToken(db.pool, t),
       metrics,
+      // a granted exchange is audited before the token is returned (fail closed); a denial best-effort
+      onExchange: async (outcome) => {
+        if (outcome.ok) {
+          await audit.append(exchangeGranted(outcome.value, new Date(Date.now() + outcome.value.response.expires_in * 1000)));
+        } else {
+          await audit.append(exchangeDenied(outcome.error)).catch(() => {});
+        }
+      },
       ready: async () => {
         await db.pool.query('SELECT 1').catch((e: Error) => {
           throw new Error(`database unavailable: ${e.message}`);
         });
       },
-      plugins: devIssuer ? [async (a) => void (await a.register(devIssuer.plugin, { prefix: "/dev/oidc" }))] : [],
+      plugins: [
+        auditRoutes({ pool: db.pool, bearer }),
+        ...(devIssuer ? [async (a: FastifyInstance) => void (await a.register(devIssuer.plugin, { prefix: '/dev/oidc' }))] : []),
+      ],
     },
     { level: config.logLevel, redact: LOG_REDACT },
   );
@@ -86,8 +106,11 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
     db,
     state,
     keyring,
+    audit,
+    revocations,
     async close() {
       await app.close();
+      await audit.close();
       if (!opts.state) await state.close();
       if (!opts.db) await db.close();
     },

@@ -1,10 +1,8 @@
 /** Everything `baton dev` starts, in order, and the banner it prints. */
-import { createAuditWriter } from '../audit/writer.ts';
 import type { Config } from '../config/schema.ts';
 import { startBroker } from '../broker/server.ts';
 import { upstreamFromUrl } from '../proxy/pg/upstreams.ts';
 import { startPgProxy } from '../proxy/pg/start.ts';
-import type { RevocationView } from '../revocation/view.ts';
 import { devCertificate } from './certificate.ts';
 import { ensureDemoUpstream } from './demo-upstream.ts';
 
@@ -23,13 +21,11 @@ export async function startDev(config: Config): Promise<DevRunning> {
   const adminUrl = new URL(broker.db.url);
   adminUrl.pathname = '/postgres';
   const appdbUrl = await ensureDemoUpstream(adminUrl.toString(), demoDatabase(config));
-  const audit = createAuditWriter(broker.db.pool);
-  const revocations: RevocationView = { assertCurrent() {}, firstRevoked: () => undefined };
   const tls = devCertificate(config.dataDir);
   const proxy = await startPgProxy(config.proxy, {
     keys: { resolver: async () => broker.keyring },
-    revocations,
-    audit,
+    revocations: broker.revocations,
+    audit: broker.audit,
     upstreams: new Map([['appdb', upstreamFromUrl(appdbUrl)], ...Object.entries(config.proxy.upstreams).map(([n, u]) => [n, upstreamFromUrl(u.url)] as const)]),
     ...(tls ? { tls } : {}),
   });
@@ -55,7 +51,6 @@ export async function startDev(config: Config): Promise<DevRunning> {
     banner,
     async close() {
       await proxy.close();
-      await audit.close();
       await broker.close();
     },
   };

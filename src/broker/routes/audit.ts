@@ -1,0 +1,55 @@
+/** The audit trail over HTTP (admin role only): query, chain verification, delegation tree, export. */
+import type { FastifyInstance } from 'fastify';
+import type pg from 'pg';
+import { z } from 'zod';
+import { auditQueryStringSchema, auditTree, exportJsonLines, queryAudit, verifyAuditChain } from '../../audit/index.ts';
+import { BatonError } from '../../errors.ts';
+import { requireAdmin, type BearerDeps } from '../bearer.ts';
+
+export interface AuditRouteDeps {
+  pool: pg.Pool;
+  bearer: BearerDeps;
+}
+
+function parseQuery<T extends z.ZodType>(schema: T, query: unknown): z.output<T> {
+  const parsed = schema.safeParse(query);
+  if (!parsed.success) {
+    const fields = [...new Set(parsed.error.issues.map((i) => i.path.join('.')))].join(', ');
+    throw new BatonError('BATON_ERR_INVALID_REQUEST', `invalid query parameter(s): ${fields}`);
+  }
+  return parsed.data;
+}
+
+export function auditRoutes(deps: AuditRouteDeps) {
+  return async (app: FastifyInstance) => {
+    app.get('/v1/audit', async (request) => {
+      requireAdmin(request, deps.bearer);
+      const page = await queryAudit(deps.pool, parseQuery(auditQueryStringSchema, request.query));
+      return { events: page.events, next_cursor: page.nextCursor };
+    });
+
+    app.get('/v1/audit/verify', async (request) => {
+      requireAdmin(request, deps.bearer);
+      const result = await verifyAuditChain(deps.pool);
+      return result.ok ? { ok: true, count: result.count, outcomes: result.outcomes } : { ok: false, first_broken: result.firstBroken };
+    });
+
+    app.get<{ Params: { tokenId: string } }>('/v1/audit/tree/:tokenId', async (request) => {
+      requireAdmin(request, deps.bearer);
+      if (!/^[\w-]{1,128}$/.test(request.params.tokenId)) throw new BatonError('BATON_ERR_INVALID_REQUEST', 'invalid token id');
+      return auditTree(deps.pool, request.params.tokenId);
+    });
+
+    app.get('/v1/audit/export', async (request, reply) => {
+      requireAdmin(request, deps.bearer);
+      const { limit: _limit, order: _order, ...filters } = parseQuery(auditQueryStringSchema, request.query);
+      reply.hijack();
+      reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+      try {
+        await exportJsonLines(deps.pool, filters, reply.raw);
+      } finally {
+        reply.raw.end();
+      }
+    });
+  };
+}
