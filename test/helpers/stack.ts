@@ -1,0 +1,68 @@
+/**
+ * The whole data path on loopback for tests: a dev-mode broker on a fresh database, a seeded demo
+ * upstream `appdb` in its own fresh database, and the Postgres proxy in front of it.
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { ensureDemoUpstream } from '../../src/dev/demo-upstream.ts';
+import { startPgProxy, type RunningPgProxy } from '../../src/proxy/pg/start.ts';
+import { upstreamFromUrl } from '../../src/proxy/pg/upstreams.ts';
+import { attenuate, type AttenuateOptions } from '../../src/token/attenuate.ts';
+import { exchange } from '../../src/sdk/exchange.ts';
+import { startTestBroker, type TestBroker } from './broker.ts';
+import { TEST_DATABASE_URL } from './database.ts';
+
+export interface TestStack {
+  broker: TestBroker;
+  proxy: RunningPgProxy;
+  appdbUrl: string;
+  /** A Baton token for a dev-issuer identity. */
+  token(sub: string, groups: string[], clientId?: string): Promise<string>;
+  attenuate(token: string, opts: AttenuateOptions): string;
+  /** A connected node-postgres client through the proxy. */
+  connect(token: string, database?: string): Promise<pg.Client>;
+  /** Direct (superuser) access to the upstream, bypassing the proxy. */
+  direct(sql: string, params?: unknown[]): Promise<pg.QueryResult>;
+  stop(): Promise<void>;
+}
+
+export async function startTestStack(area: string): Promise<TestStack> {
+  const broker = await startTestBroker(area);
+  const admin = new URL(TEST_DATABASE_URL);
+  admin.pathname = '/postgres';
+  const appdbName = `baton_t_${area}_appdb_${randomBytes(3).toString('hex')}`;
+  const appdbUrl = await ensureDemoUpstream(admin.toString(), appdbName);
+  const proxy = await startPgProxy(
+    { host: '127.0.0.1', port: 0, upstreams: {}, allowInsecure: false, revocationStalenessSeconds: 5 },
+    { keys: { resolver: async () => broker.keyring }, revocations: broker.revocations, audit: broker.audit, upstreams: new Map([['appdb', upstreamFromUrl(appdbUrl)]]) },
+  );
+  const direct = new pg.Pool({ connectionString: appdbUrl, max: 2 });
+  const clients = new Set<pg.Client>();
+  return {
+    broker,
+    proxy,
+    appdbUrl,
+    async token(sub, groups, clientId) {
+      return exchange({ broker: broker.url, subjectToken: await broker.devToken(sub, groups, clientId ? { client_id: clientId } : {}) });
+    },
+    attenuate,
+    async connect(token, database = 'appdb') {
+      const c = new pg.Client({ host: '127.0.0.1', port: proxy.port, user: 'agent', database, password: token });
+      c.on('error', () => {});
+      await c.connect();
+      clients.add(c);
+      return c;
+    },
+    direct: (sql, params) => direct.query(sql, params),
+    async stop() {
+      for (const c of clients) await c.end().catch(() => {});
+      await proxy.close();
+      await direct.end();
+      await broker.stop();
+      const a = new pg.Client({ connectionString: admin.toString() });
+      await a.connect();
+      await a.query(`DROP DATABASE IF EXISTS ${appdbName} WITH (FORCE)`);
+      await a.end();
+    },
+  };
+}
