@@ -130,10 +130,12 @@ class BatonSession implements GateSession {
         return this.#deny(phase, message, classification, { access });
       }
     }
-    // session effects (search_path) apply only once the statement is allowed
+    // search_path changes: resolution uses the UNION of every path the session has set. Tracking the
+    // exact path would mean following SET LOCAL, rollbacks and RESET; the union is never narrower than
+    // what the upstream resolves against (an unqualified name needs rights on every candidate schema).
     for (const s of classification.statements) {
-      if (s.sessionEffect?.searchPath) this.#searchPath = s.sessionEffect.searchPath;
-      if (s.sessionEffect?.resetSearchPath) this.#searchPath = ['public'];
+      const next = s.sessionEffect?.searchPath;
+      if (next && next.some((schema) => !this.#searchPath.includes(schema))) this.#searchPath = [...this.#searchPath, ...next.filter((x) => !this.#searchPath.includes(x))];
     }
     if (phase === 'parse') return { allow: true }; // nothing runs at Parse; Execute is audited
     // 4. durable audit entry BEFORE the statement runs (fail closed)

@@ -87,6 +87,16 @@ describe('a read-only, one-table token through the proxy', () => {
     expect((await c.query('SELECT count(*)::int AS n FROM orders')).rows[0].n).toBe(300);
   });
 
+  it('resolves unqualified names against every schema the session ever put on its search_path', async () => {
+    const c = await stack.connect(ordersReader);
+    await c.query('SET search_path TO evil, public');
+    // upstream would read public.orders (no evil.orders exists) but evil.orders could be created later: deny
+    expect(await sqlstate(c.query('SELECT count(*) FROM orders'))).toBe('42501');
+    await c.query('SET search_path TO public');
+    expect(await sqlstate(c.query('SELECT count(*) FROM orders'))).toBe('42501'); // the union never shrinks
+    expect((await c.query('SELECT count(*)::int AS n FROM public.orders')).rows[0].n).toBe(300);
+  });
+
   it('works with psql, and psql sees the denial as SQLSTATE 42501', async () => {
     const psql = (sql: string) =>
       run('psql', ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-v', 'VERBOSITY=verbose', '-h', '127.0.0.1', '-p', String(stack.proxy.port), '-U', 'agent', '-d', 'appdb', '-c', sql], {
