@@ -1,6 +1,7 @@
 /** The CLI's command table. */
 import type { Command } from './command.ts';
 import { attenuate } from './attenuate.ts';
+import { audit } from './audit.ts';
 import { dev } from './dev.ts';
 import { inspect } from './inspect.ts';
 import { devToken } from './dev-token.ts';
@@ -16,4 +17,5 @@ export const COMMANDS: Record<string, Command> = {
   'dev-token': devToken,
   attenuate,
   inspect,
+  audit,
 };

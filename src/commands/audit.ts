@@ -1,0 +1,100 @@
+/** `baton audit verify|tail|tree|export` — the audit trail through the broker (admin token). */
+import type { AuditRecord } from '../audit/event.ts';
+import { bearerToken, brokerUrl, callBroker } from './broker-client.ts';
+import { parseOptions, type Command } from './command.ts';
+
+const USAGE = `usage: baton audit <verify | tail [--follow] [--json] [--limit N] | tree TOKEN_ID | export> [--broker URL]
+  Uses the broker's /v1/audit API with the admin Baton token in BATON_TOKEN.
+  verify  check the hash chain; exit 1 and name the first broken entry if it is broken
+  tail    the newest events (oldest first); --follow keeps printing new ones
+  tree    the delegation tree of a token with allowed/denied counts per link
+  export  every event as JSON lines (for SIEMs)`;
+
+export const audit: Command = {
+  summary: 'verify, tail, tree or export the audit trail',
+  async run(argv) {
+    const { values, positionals } = parseOptions(
+      argv,
+      { broker: { type: 'string' }, follow: { type: 'boolean' }, json: { type: 'boolean' }, limit: { type: 'string' } },
+      USAGE,
+    );
+    const base = brokerUrl(values.broker);
+    const headers = { authorization: `Bearer ${bearerToken()}` };
+    const [action, arg] = positionals;
+    if (action === 'verify') {
+      const result = (await (await callBroker(`${base}/v1/audit/verify`, { headers })).json()) as {
+        ok: boolean;
+        count?: number;
+        first_broken?: { table: string; seq: number; id: string; reason: string };
+      };
+      if (result.ok) {
+        process.stdout.write(`audit chain OK (${result.count} events)\n`);
+        return 0;
+      }
+      const b = result.first_broken!;
+      process.stdout.write(`audit chain BROKEN at ${b.table} seq ${b.seq} (id ${b.id}): ${b.reason}\n`);
+      return 1;
+    }
+    if (action === 'tail') return tail(base, headers, values.follow ?? false, values.json ?? false, Number(values.limit ?? 20));
+    if (action === 'tree' && arg) {
+      const tree = await (await callBroker(`${base}/v1/audit/tree/${encodeURIComponent(arg)}`, { headers })).json();
+      process.stdout.write(values.json ? `${JSON.stringify(tree, null, 2)}\n` : renderTree(tree as Tree));
+      return 0;
+    }
+    if (action === 'export') {
+      const res = await callBroker(`${base}/v1/audit/export`, { headers });
+      for await (const chunk of res.body!) process.stdout.write(chunk);
+      return 0;
+    }
+    process.stderr.write(`${USAGE}\n`);
+    return 2;
+  },
+};
+
+async function tail(base: string, headers: Record<string, string>, follow: boolean, json: boolean, limit: number): Promise<number> {
+  const page = (await (await callBroker(`${base}/v1/audit?limit=${limit}`, { headers })).json()) as { events: AuditRecord[] };
+  const print = (e: AuditRecord) => process.stdout.write(json ? `${JSON.stringify(e)}\n` : `${formatEvent(e)}\n`);
+  const events = page.events.reverse();
+  events.forEach(print);
+  let lastSeq = events.at(-1)?.seq ?? 0;
+  while (follow) {
+    await new Promise((r) => setTimeout(r, 1000));
+    const next = (await (await callBroker(`${base}/v1/audit?limit=1000`, { headers })).json()) as { events: AuditRecord[] };
+    const fresh = next.events.filter((e) => e.seq > lastSeq).reverse();
+    fresh.forEach(print);
+    lastSeq = fresh.at(-1)?.seq ?? lastSeq;
+  }
+  return 0;
+}
+
+function formatEvent(e: AuditRecord): string {
+  const chain = e.lineage.map((l) => (l.depth === 0 ? `${l.subject ?? '?'}/${l.agent ?? '?'}` : l.delegatedTo ?? '?')).join(' → ');
+  const what = e.operation ? `${e.operation} ${e.resource}` : e.action;
+  return `${e.time} ${e.decision.toUpperCase().padEnd(5)} ${what}  [${chain}]${e.reason && e.decision === 'deny' ? `  ${e.reason}` : ''}`;
+}
+
+interface Tree {
+  tokenId: string;
+  roots: TreeNode[];
+}
+interface TreeNode {
+  depth: number;
+  subject?: string;
+  agent?: string;
+  delegatedTo?: string;
+  purpose?: string;
+  allowed: number;
+  denied: number;
+  children: TreeNode[];
+}
+
+function renderTree(tree: Tree): string {
+  const lines = [`token ${tree.tokenId}`];
+  const walk = (n: TreeNode) => {
+    const who = n.depth === 0 ? `${n.subject ?? '?'} via ${n.agent ?? '?'}` : `→ ${n.delegatedTo ?? '?'}${n.purpose ? ` "${n.purpose}"` : ''}`;
+    lines.push(`${'  '.repeat(n.depth + 1)}${who}  allowed ${n.allowed}, denied ${n.denied}`);
+    n.children.forEach(walk);
+  };
+  tree.roots.forEach(walk);
+  return `${lines.join('\n')}\n`;
+}
