@@ -18,8 +18,20 @@ export const BODY_LIMIT = 64 * 1024;
 
 export const LOG_REDACT = ['req.headers.authorization', 'req.body', 'body.subject_token', 'body.actor_token', 'body.token'];
 
+const registeredRoutes = new WeakMap<FastifyInstance, { method: string; url: string }[]>();
+
+/** Every (method, url) the app serves — what openapi.yaml must describe (HEAD routes excluded). */
+export function routesOf(app: FastifyInstance): { method: string; url: string }[] {
+  return registeredRoutes.get(app) ?? [];
+}
+
 export async function buildBrokerApp(deps: BrokerDeps, logger: FastifyServerOptions['logger'] = false): Promise<FastifyInstance> {
   const app = Fastify({ logger, bodyLimit: BODY_LIMIT, trustProxy: false, return503OnClosing: true });
+  const routes: { method: string; url: string }[] = [];
+  registeredRoutes.set(app, routes);
+  app.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) if (method !== 'HEAD') routes.push({ method, url: r.url });
+  });
   installErrorHandling(app);
   await app.register(formbody, { bodyLimit: BODY_LIMIT });
   tokenRoutes(app, deps);

@@ -16,7 +16,11 @@ export interface Caller {
   effective: EffectiveRights;
   /** Revocation ids of the caller's chain, authority first. */
   revocationIds: string[];
-  /** Holds the admin role from the grant policy (authority block `role("admin")`). */
+  /**
+   * Holds the admin role from the grant policy (authority block `role("admin")`) on an UNDELEGATED
+   * token: admin power does not pass through attenuation (a narrowed child must not query the whole
+   * audit trail or revoke anything).
+   */
   isAdmin: boolean;
 }
 
@@ -41,7 +45,7 @@ export function authenticateToken(token: string, deps: BearerDeps): Caller {
       lineage,
       effective,
       revocationIds: v.revocationIds,
-      isAdmin: lineage[0]?.roles?.includes('admin') ?? false,
+      isAdmin: lineage.length === 1 && (lineage[0]?.roles?.includes('admin') ?? false),
     };
   } finally {
     v.biscuit.free();

@@ -15,7 +15,9 @@ import { openDatabase, type Database } from '../store/database.ts';
 import { openSharedState, type SharedState } from '../store/shared-state.ts';
 import { warmUpAuthorizer } from '../token/warmup.ts';
 import { createAuditWriter, type AuditWriter } from '../audit/writer.ts';
-import type { RevocationView } from '../revocation/view.ts';
+import { revocationRoutes } from '../revocation/routes.ts';
+import { RevocationSet } from '../revocation/set.ts';
+import { databaseRevocationSource } from '../revocation/sources.ts';
 import { buildBrokerApp, LOG_REDACT } from './app.ts';
 import { exchangeDenied, exchangeGranted } from './audit-events.ts';
 import { auditRoutes } from './routes/audit.ts';
@@ -33,7 +35,8 @@ export interface BrokerHandle {
   state: SharedState;
   keyring: Keyring;
   audit: AuditWriter;
-  revocations: RevocationView;
+  /** The broker's own revocation set, fed from its database and the shared channel. */
+  revocations: RevocationSet;
   close(): Promise<void>;
 }
 
@@ -66,7 +69,9 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
   const oidc = createOidcVerifier(issuers);
   const metrics = createMetrics();
   const audit = createAuditWriter(db.pool);
-  const revocations: RevocationView = { assertCurrent() {}, firstRevoked: () => undefined };
+  const revocations = new RevocationSet({ source: databaseRevocationSource(db.pool), state, stalenessMs: config.proxy.revocationStalenessSeconds * 1000 });
+  // not awaited to be current: bearer endpoints and the proxy fail closed (503/57P03) until it is
+  await revocations.start();
   const bearer = { keys: keyring, revocations };
 
   const app = await buildBrokerApp(
@@ -93,6 +98,7 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
       },
       plugins: [
         auditRoutes({ pool: db.pool, bearer }),
+        revocationRoutes({ pool: db.pool, keys: keyring, state, revocations }),
         ...(devIssuer ? [async (a: FastifyInstance) => void (await a.register(devIssuer.plugin, { prefix: '/dev/oidc' }))] : []),
       ],
     },
@@ -110,6 +116,7 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
     revocations,
     async close() {
       await app.close();
+      await revocations.stop();
       await audit.close();
       if (!opts.state) await state.close();
       if (!opts.db) await db.close();

@@ -168,14 +168,14 @@ export function revocationRoutes(deps: RevocationRouteDeps): (app: FastifyInstan
     }
     // Admin power is the authority block's role, and it does not travel through delegation: a helper
     // holding an attenuated admin token must not be able to revoke arbitrary tokens (or its delegator).
-    if (caller.isAdmin && chain.length === 1) {
+    if (caller.isAdmin) {
       // an issued token's authority id: its exact expiry; any other id: the latest any token can live
       const issued = await issuedToken(deps.pool, id);
       return issued ?? { expiresAt: await latestIssuedExpiry(deps.pool, now()) };
     }
     throw new BatonError(
       'BATON_ERR_FORBIDDEN',
-      caller.isAdmin
+      caller.lineage[0]?.roles?.includes('admin')
         ? 'revocation_id is not in your token\'s chain, and admin rights do not pass through delegation: use the un-delegated admin token'
         : 'revocation_id is not in your token\'s chain: descendants are made offline, so the broker cannot tell one from a stranger\'s token. Revoke a descendant by presenting it (token=…), revoke your own token (which kills all its descendants), or ask an admin',
     );
