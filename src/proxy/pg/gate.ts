@@ -1,0 +1,104 @@
+import type { ConnectionOptions } from 'node:tls';
+
+/**
+ * The contract between the wire-protocol engine and whatever decides (token verification, SQL
+ * classification, audit). The engine knows nothing about tokens; the gate knows nothing about
+ * framing.
+ */
+
+/** Where and as whom the proxy connects upstream — the proxy's own credentials, never the client's. */
+export interface UpstreamTarget {
+  host: string;
+  port: number;
+  user: string;
+  /** For cleartext, md5 or SCRAM-SHA-256; omit for trust. */
+  password?: string;
+  database: string;
+  /** TLS to the upstream (SSLRequest first); `false`/absent = plain TCP. */
+  ssl?: false | ConnectionOptions;
+}
+
+/** What the gate learns at connect time. `password` is the Baton token: never log it. */
+export interface AuthenticateRequest {
+  /** `user` from the StartupMessage (informational; the upstream user comes from the gate). */
+  user: string;
+  /** `database` from the StartupMessage (defaults to `user`, as in Postgres). */
+  database: string;
+  password: string;
+  /** `application_name` from the StartupMessage, if any (sanitized to printable ASCII). */
+  applicationName?: string;
+  remoteAddress: string;
+  tls: boolean;
+}
+
+/** A refusal. `message` is sanitized (printable ASCII) before it reaches the client. */
+export interface GateRefusal {
+  ok: false;
+  /** SQLSTATE, e.g. 28P01 (bad token) or 28000. */
+  sqlstate: string;
+  message: string;
+}
+
+export type AuthenticateResult = { ok: true; session: GateSession } | GateRefusal;
+
+/** Which protocol message carried the SQL being checked. */
+export type CheckPhase = 'query' | 'parse' | 'execute';
+
+export type CheckResult =
+  | { allow: true; ticket?: unknown }
+  | {
+      allow: false;
+      /** SQLSTATE sent to the client, e.g. 42501. */
+      sqlstate: string;
+      /** Sanitized to printable ASCII before it is sent. */
+      message: string;
+      /** End the session after this error (e.g. the token was revoked or expired). */
+      fatal?: boolean;
+    };
+
+/** How an allowed statement ended upstream, for the audit. */
+export interface StatementOutcome {
+  /**
+   * `ok`: completed (tag of the last CommandComplete if any); `error`: the upstream answered an
+   * ErrorResponse (`sqlstate`); `skipped`: never ran because an earlier message of the same
+   * extended-protocol batch failed; `unknown`: the session ended before the upstream answered (the
+   * statement may or may not have run; the proxy sent a CancelRequest).
+   */
+  status: 'ok' | 'error' | 'skipped' | 'unknown';
+  tag?: string;
+  rows?: number;
+  sqlstate?: string;
+}
+
+/**
+ * Decides who may connect.
+ *
+ * @example
+ * const gate: SessionGate = {
+ *   async authenticate({ password }) {
+ *     if (password !== 'good') return { ok: false, sqlstate: '28P01', message: 'token rejected' };
+ *     return { ok: true, session: { upstream, check: () => ({ allow: true }) } };
+ *   },
+ * };
+ */
+export interface SessionGate {
+  /** At connect, after the client sent its password (= the Baton token). */
+  authenticate(req: AuthenticateRequest): Promise<AuthenticateResult>;
+}
+
+/** Per-connection decisions; created by `authenticate`. */
+export interface GateSession {
+  /** Where to connect; the proxy's own credentials. */
+  upstream: UpstreamTarget;
+  /**
+   * Called for every simple Query (the whole string, which may hold several statements), every Parse
+   * (its SQL) and every Execute (the SQL of the portal's statement). Calls are serial per session, in
+   * message order. May return synchronously (the fast path for cached decisions). A throw or a
+   * rejected promise is a denial (fail closed).
+   */
+  check(sql: string, phase: CheckPhase): CheckResult | Promise<CheckResult>;
+  /** Outcome of an allowed statement that carried a ticket, once the upstream answered. */
+  outcome?(ticket: unknown, outcome: StatementOutcome): void;
+  /** The client session ended (any reason). */
+  close?(): void;
+}

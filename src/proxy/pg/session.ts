@@ -1,0 +1,779 @@
+import type { Socket } from 'node:net';
+import { MessageFramer } from './framer.ts';
+import type { CheckPhase, CheckResult, GateSession, StatementOutcome, UpstreamTarget } from './gate.ts';
+import type { ProxyLogger } from './log.ts';
+import {
+  Backend,
+  Frontend,
+  ProtocolError,
+  SqlState,
+  commandRows,
+  encodeError,
+  encodeParse,
+  encodeQuery,
+  encodeSync,
+  encodeTerminate,
+  parseErrorFields,
+  readCString,
+  sanitizeText,
+} from './protocol.ts';
+import { sendCancel, type UpstreamConnection } from './upstream.ts';
+
+/**
+ * The relay after authentication: one client socket, one upstream connection.
+ *
+ * Client → upstream: messages are framed, processed strictly in order, and gated (Query, Parse,
+ * Execute). A gate decision may be asynchronous; later messages wait (in order) but everything
+ * already decided is flushed first, so pipelining never adds a round trip.
+ *
+ * Denial keeps Postgres semantics by letting the upstream fail in our place: the denied message is
+ * replaced by a "marker" the upstream rejects as a syntax error (a Query of `BATON_DENY_<n>`, or a
+ * Parse of it — under the client's statement name for a denied Parse, under a throw-away name for a
+ * denied Execute). The upstream then does exactly what it does for any error — aborts the
+ * transaction block, skips to Sync, reports the right ReadyForQuery status — and the relay replaces
+ * the marker's ErrorResponse with the gate's.
+ *
+ * Upstream → client: bytes are relayed as received (no copy); only the message headers are read to
+ * follow the expectation queue, and only ErrorResponse, ReadyForQuery and (when needed)
+ * CommandComplete bodies are looked at.
+ */
+
+/** Kinds of client messages that produce a server response, in the order the server answers them. */
+const Kind = { Query: 0, Parse: 1, Bind: 2, Describe: 3, Execute: 4, Close: 5, Sync: 6 } as const;
+type Kind = (typeof Kind)[keyof typeof Kind];
+
+/** A prepared statement or portal as far as we know it. `sql` undefined = unknown (fail closed). */
+interface Entry {
+  sql: string | undefined;
+  /** The upstream confirmed it (ParseComplete / BindComplete). */
+  confirmed: boolean;
+}
+
+interface Denial {
+  error: Buffer;
+  fatal: boolean;
+  marker: string;
+}
+
+/** One response the upstream owes us, with what to do when it arrives (or never does). */
+class Expectation {
+  /** Speculative change to `statements`/`portals`: undone if the message fails or is skipped. */
+  map: Map<string, Entry> | undefined;
+  name = '';
+  prev: Entry | undefined;
+  entry: Entry | undefined;
+  /** For Query: last CommandComplete tag / first error seen before ReadyForQuery. */
+  tag: string | undefined;
+  sqlstate: string | undefined;
+  /** The outcome went to the gate already. */
+  reported = false;
+
+  constructor(
+    readonly kind: Kind,
+    readonly ticket: unknown = undefined,
+    readonly deny: Denial | undefined = undefined,
+  ) {}
+}
+
+type Outcome = StatementOutcome['status'];
+
+/** Limits the relay enforces. */
+export interface SessionLimits {
+  /** Largest client message (type byte + length), e.g. 64 MiB. */
+  maxMessageBytes: number;
+  /** Most prepared statements tracked per session. */
+  maxPreparedStatements: number;
+}
+
+/**
+ * One proxied session. Create after the upstream is authenticated, then `start()`.
+ *
+ * @example
+ * const s = new RelaySession(client, up, gateSession, limits, logger, () => registry.delete(pid));
+ * s.start(reader.detach());
+ */
+export class RelaySession {
+  private readonly framer: MessageFramer;
+  private readonly upstream: Socket;
+  private readonly target: UpstreamTarget;
+  private readonly statements = new Map<string, Entry>();
+  private readonly portals = new Map<string, Entry>();
+
+  private queue: Expectation[] = [];
+  private qHead = 0;
+  /** The upstream reported an extended-protocol error and no Sync has been sent since. */
+  private skipUntilSync = false;
+
+  // client → upstream output batch (runs of consecutive passed-through bytes are merged)
+  private out: Buffer[] = [];
+  private runBuf: Buffer | undefined;
+  private runStart = 0;
+  private runEnd = 0;
+
+  /** Waiting for an asynchronous gate decision. */
+  private busy = false;
+  /** No more client messages are processed (fatal denial, Terminate). */
+  private stopped = false;
+  private clientPaused = false;
+  private closed = false;
+
+  // upstream → client framing state
+  private upSkip = 0;
+  private upCarry: Buffer[] | undefined;
+  private upCarryBytes = 0;
+  private upCarryNeed = 0;
+  /** The upstream sent a FATAL error itself; it is relayed and no 08006 follows. */
+  private upstreamFatal = false;
+  /** A FATAL to send once the responses before it have been relayed. */
+  private fatalPending: Buffer | undefined;
+
+  private seq = 0;
+  private readonly throwawayPrefix: string;
+
+  constructor(
+    private readonly client: Socket,
+    private readonly up: UpstreamConnection,
+    private readonly gate: GateSession,
+    private readonly limits: SessionLimits,
+    private readonly log: ProxyLogger,
+    private readonly onClose: () => void,
+  ) {
+    this.upstream = up.socket;
+    this.target = gate.upstream;
+    this.framer = new MessageFramer(limits.maxMessageBytes);
+    this.throwawayPrefix = `baton_deny_${process.hrtime.bigint().toString(36)}_`;
+  }
+
+  /** Attaches to both sockets and processes bytes already received. */
+  start(clientRest: Buffer): void {
+    this.client.on('data', this.onClientData);
+    this.client.on('error', this.onSocketError);
+    this.client.on('close', this.onClientClose);
+    this.client.on('drain', this.onClientDrain);
+    this.upstream.on('data', this.onUpstreamData);
+    this.upstream.on('error', this.onSocketError);
+    this.upstream.on('close', this.onUpstreamClose);
+    this.upstream.on('drain', this.onUpstreamDrain);
+    this.upstream.setNoDelay(true);
+    this.client.setNoDelay?.(true);
+    // Paused by the server while authenticating, so nothing piled up unread meanwhile.
+    this.client.resume();
+    if (this.up.rest.length) this.onUpstreamData(this.up.rest);
+    if (clientRest.length) this.onClientData(clientRest);
+  }
+
+  /** Cancels the running upstream statement (the client's CancelRequest, mapped to the real key). */
+  cancel(): void {
+    sendCancel(this.target, this.up.processId, this.up.secretKey);
+  }
+
+  /** Ends the session with a FATAL error to the client (e.g. proxy shutdown). */
+  shutdown(sqlstate: string, message: string): void {
+    this.terminate(encodeError('FATAL', sqlstate, message));
+  }
+
+  // ───────────────────────────── client → upstream ─────────────────────────────
+
+  private readonly onClientData = (chunk: Buffer): void => {
+    if (this.stopped) return;
+    this.framer.push(chunk);
+    if (!this.busy) this.pump();
+  };
+
+  /** Processes framed client messages until one needs an asynchronous decision or bytes run out. */
+  private pump(): void {
+    const f = this.framer;
+    try {
+      while (!this.stopped) {
+        const type = f.next();
+        if (type < 0) break;
+        const pending = this.handleClient(type, f.buf, f.start, f.end);
+        if (pending) {
+          this.busy = true;
+          this.flushUpstream();
+          this.updateClientFlow();
+          pending.then(
+            () => {
+              this.busy = false;
+              if (this.closed) return;
+              this.updateClientFlow();
+              this.pump();
+            },
+            (err: unknown) => this.protocolFailure(err),
+          );
+          return;
+        }
+      }
+    } catch (err) {
+      this.protocolFailure(err);
+      return;
+    }
+    this.flushUpstream();
+  }
+
+  private handleClient(type: number, buf: Buffer, start: number, end: number): Promise<void> | undefined {
+    const body = start + 5;
+    switch (type) {
+      case Frontend.Query: {
+        const [sql, next] = readCString(buf, body, end);
+        if (next !== end) throw new ProtocolError('invalid Query message');
+        return this.gated(sql, 'query', Kind.Query, '', buf, start, end);
+      }
+      case Frontend.Parse: {
+        const [name, afterName] = readCString(buf, body, end);
+        const [sql] = readCString(buf, afterName, end);
+        return this.gated(sql, 'parse', Kind.Parse, name, buf, start, end);
+      }
+      case Frontend.Bind: {
+        const [portal, afterPortal] = readCString(buf, body, end);
+        const [statement] = readCString(buf, afterPortal, end);
+        const e = new Expectation(Kind.Bind);
+        this.track(e, this.portals, portal, { sql: this.statements.get(statement)?.sql, confirmed: false });
+        this.enqueue(e);
+        this.pass(buf, start, end);
+        return undefined;
+      }
+      case Frontend.Execute: {
+        const [portal] = readCString(buf, body, end);
+        const sql = this.portals.get(portal)?.sql;
+        // A portal we did not see bound (e.g. a SQL-level cursor, reachable by name) is never run.
+        if (sql === undefined) {
+          this.decided({ allow: false, sqlstate: SqlState.InsufficientPrivilege, message: 'unknown portal' }, Kind.Execute, '', buf, start, end);
+          return undefined;
+        }
+        return this.gated(sql, 'execute', Kind.Execute, portal, buf, start, end);
+      }
+      case Frontend.Describe:
+        this.enqueue(new Expectation(Kind.Describe));
+        this.pass(buf, start, end);
+        return undefined;
+      case Frontend.Close: {
+        if (end - body < 2) throw new ProtocolError('invalid Close message');
+        const which = buf[body];
+        const [name] = readCString(buf, body + 1, end);
+        const map = which === 0x53 /* S */ ? this.statements : which === 0x50 /* P */ ? this.portals : undefined;
+        if (!map) throw new ProtocolError('invalid Close message');
+        const e = new Expectation(Kind.Close);
+        this.track(e, map, name, undefined);
+        this.enqueue(e);
+        this.pass(buf, start, end);
+        return undefined;
+      }
+      case Frontend.Sync:
+        this.enqueue(new Expectation(Kind.Sync));
+        this.pass(buf, start, end);
+        return undefined;
+      case Frontend.Flush:
+      case Frontend.CopyData:
+      case Frontend.CopyDone:
+      case Frontend.CopyFail:
+        this.pass(buf, start, end);
+        return undefined;
+      case Frontend.Terminate:
+        this.stopped = true;
+        this.flushUpstream();
+        this.terminate(undefined);
+        return undefined;
+      case Frontend.FunctionCall:
+        // The fast-path function call bypasses SQL entirely: never allowed. Answered like a Query.
+        this.decided(
+          { allow: false, sqlstate: SqlState.InsufficientPrivilege, message: 'function call messages are not allowed' },
+          Kind.Query,
+          '',
+          buf,
+          start,
+          end,
+        );
+        return undefined;
+      default:
+        throw new ProtocolError(`invalid frontend message type ${type}`);
+    }
+  }
+
+  /** Asks the gate; applies the decision now if it is synchronous, else returns the pending work. */
+  private gated(
+    sql: string,
+    phase: CheckPhase,
+    kind: Kind,
+    name: string,
+    buf: Buffer,
+    start: number,
+    end: number,
+  ): Promise<void> | undefined {
+    let result: CheckResult | Promise<CheckResult>;
+    try {
+      result = this.gate.check(sql, phase);
+    } catch (err) {
+      result = this.failClosed(err);
+    }
+    if (typeof (result as Promise<CheckResult>).then === 'function') {
+      return (result as Promise<CheckResult>)
+        .catch((err: unknown) => this.failClosed(err))
+        .then((r) => {
+          if (!this.closed) this.decided(r, kind, name, buf, start, end, sql);
+        });
+    }
+    this.decided(result as CheckResult, kind, name, buf, start, end, sql);
+    return undefined;
+  }
+
+  private failClosed(err: unknown): CheckResult {
+    const sqlstate = (err as { sqlstate?: unknown })?.sqlstate;
+    this.log.error({ event: 'pg.gate.error', err: String((err as Error)?.message ?? err) }, 'gate check failed; denying');
+    return {
+      allow: false,
+      sqlstate: typeof sqlstate === 'string' ? sqlstate : SqlState.InternalError,
+      message: 'authorization check failed',
+    };
+  }
+
+  /** Forwards an allowed message, or substitutes the marker for a denied one. */
+  private decided(r: CheckResult, kind: Kind, name: string, buf: Buffer, start: number, end: number, sql?: string): void {
+    if (r.allow) {
+      const e = new Expectation(kind, r.ticket);
+      if (kind === Kind.Parse) {
+        if (!this.statements.has(name) && this.statements.size >= this.limits.maxPreparedStatements) {
+          throw new ProtocolError('too many prepared statements', SqlState.ProgramLimitExceeded);
+        }
+        this.track(e, this.statements, name, { sql, confirmed: false });
+      }
+      this.enqueue(e);
+      this.pass(buf, start, end);
+      return;
+    }
+    const marker = `BATON_DENY_${++this.seq}`;
+    const fatal = r.fatal === true;
+    const deny: Denial = {
+      error: encodeError(fatal ? 'FATAL' : 'ERROR', r.sqlstate || SqlState.InsufficientPrivilege, r.message),
+      fatal,
+      marker,
+    };
+    let substitute: Buffer;
+    let e: Expectation;
+    if (kind === Kind.Query) {
+      e = new Expectation(Kind.Query, undefined, deny);
+      substitute = encodeQuery(marker);
+    } else if (kind === Kind.Parse) {
+      e = new Expectation(Kind.Parse, undefined, deny);
+      substitute = encodeParse(name, marker);
+      // Postgres drops the unnamed statement before parsing; a named one is left as it was.
+      if (name === '') this.track(e, this.statements, '', undefined);
+    } else {
+      e = new Expectation(Kind.Parse, undefined, deny);
+      substitute = encodeParse(`${this.throwawayPrefix}${this.seq}`, marker);
+    }
+    this.enqueue(e);
+    this.push(substitute);
+    if (fatal) {
+      // Nothing after a fatal denial reaches the upstream. A Sync makes the upstream flush the
+      // marker's error (extended-protocol errors are buffered until Sync/Flush).
+      this.stopped = true;
+      // Should the upstream never answer the marker, the session still ends.
+      setTimeout(() => this.terminate(deny.error), 5_000).unref();
+      if (kind !== Kind.Query) {
+        this.enqueue(new Expectation(Kind.Sync));
+        this.push(encodeSync());
+      }
+      this.updateClientFlow();
+      if (this.fatalPending) this.sendFatalPending();
+    }
+  }
+
+  /** Records a speculative change of `map[name]` (entry undefined = removal), undone on failure. */
+  private track(e: Expectation, map: Map<string, Entry>, name: string, entry: Entry | undefined): void {
+    e.map = map;
+    e.name = name;
+    e.prev = map.get(name);
+    e.entry = entry;
+    if (entry) map.set(name, entry);
+    else map.delete(name);
+  }
+
+  private enqueue(e: Expectation): void {
+    if (e.kind === Kind.Sync) {
+      this.skipUntilSync = false;
+    } else if (this.skipUntilSync) {
+      // The upstream discards everything until the next Sync: this message never gets an answer.
+      this.finalize(e, 'skipped');
+      return;
+    }
+    this.queue.push(e);
+  }
+
+  private pass(buf: Buffer, start: number, end: number): void {
+    if (this.runBuf === buf && this.runEnd === start) {
+      this.runEnd = end;
+      return;
+    }
+    this.closeRun();
+    this.runBuf = buf;
+    this.runStart = start;
+    this.runEnd = end;
+  }
+
+  private push(b: Buffer): void {
+    this.closeRun();
+    this.out.push(b);
+  }
+
+  private closeRun(): void {
+    const b = this.runBuf;
+    if (b) {
+      // The common case — a chunk relayed whole — needs no view.
+      this.out.push(this.runStart === 0 && this.runEnd === b.length ? b : b.subarray(this.runStart, this.runEnd));
+      this.runBuf = undefined;
+    }
+  }
+
+  private flushUpstream(): void {
+    this.closeRun();
+    const out = this.out;
+    if (out.length === 0 || this.closed) {
+      out.length = 0;
+      return;
+    }
+    this.out = [];
+    if (out.length === 1) {
+      this.upstream.write(out[0]!);
+    } else {
+      this.upstream.cork();
+      for (const b of out) this.upstream.write(b);
+      this.upstream.uncork();
+    }
+    if (this.upstream.writableNeedDrain) this.updateClientFlow();
+  }
+
+  private updateClientFlow(): void {
+    const pause = this.busy || this.stopped || this.upstream.writableNeedDrain;
+    if (pause && !this.clientPaused) {
+      this.clientPaused = true;
+      this.client.pause();
+    } else if (!pause && this.clientPaused) {
+      this.clientPaused = false;
+      this.client.resume();
+    }
+  }
+
+  private readonly onUpstreamDrain = (): void => this.updateClientFlow();
+
+  // ───────────────────────────── upstream → client ─────────────────────────────
+
+  private readonly onUpstreamData = (chunk: Buffer): void => {
+    if (this.closed) return;
+    let buf = chunk;
+    let i = 0;
+    if (this.upSkip > 0) {
+      if (chunk.length <= this.upSkip) {
+        this.upSkip -= chunk.length;
+        this.writeClient(chunk);
+        return;
+      }
+      i = this.upSkip;
+      this.upSkip = 0;
+    } else if (this.upCarry) {
+      this.upCarry.push(chunk);
+      this.upCarryBytes += chunk.length;
+      if (this.upCarryBytes < this.upCarryNeed) return;
+      buf = Buffer.concat(this.upCarry, this.upCarryBytes);
+      this.upCarry = undefined;
+    }
+    const n = buf.length;
+    const out: Buffer[] = [];
+    let runStart = 0;
+    let runEnd = n;
+    try {
+      while (i < n) {
+        if (n - i < 5) {
+          runEnd = this.carry(buf, i, 5);
+          break;
+        }
+        const type = buf[i]!;
+        const total = buf.readInt32BE(i + 1) + 1;
+        if (total < 5) throw new ProtocolError('invalid message length from upstream');
+        const inspect =
+          type === Backend.ErrorResponse ||
+          type === Backend.ReadyForQuery ||
+          (type === Backend.CommandComplete && (this.wantsTag() || total === 20 || total === 17));
+        if (!inspect) {
+          this.onBackendHeader(type);
+          i += total;
+          if (i > n) {
+            this.upSkip = i - n;
+            i = n;
+          }
+          continue;
+        }
+        if (i + total > n) {
+          runEnd = this.carry(buf, i, total);
+          break;
+        }
+        const replacement = this.onBackendMessage(type, buf, i, i + total);
+        if (replacement !== undefined || this.fatalPending) {
+          if (i > runStart) out.push(buf.subarray(runStart, i));
+          if (replacement === undefined) out.push(buf.subarray(i, i + total));
+          else if (replacement.length) out.push(replacement);
+          runStart = i + total;
+          if (this.fatalPending) {
+            runEnd = runStart;
+            break;
+          }
+        }
+        i += total;
+      }
+    } catch (err) {
+      this.log.error({ event: 'pg.upstream.protocol', err: String((err as Error)?.message ?? err) }, 'upstream protocol error');
+      if (runStart < i) out.push(buf.subarray(runStart, i));
+      this.writeClient(...out);
+      this.terminate(encodeError('FATAL', SqlState.ConnectionFailure, 'upstream protocol error'));
+      return;
+    }
+    if (runEnd > runStart) out.push(runStart === 0 && runEnd === n ? buf : buf.subarray(runStart, runEnd));
+    this.writeClient(...out);
+    if (this.fatalPending) this.sendFatalPending();
+  };
+
+  /** Keeps `buf[at..]` until `need` bytes of it are in; returns where the relayed run stops. */
+  private carry(buf: Buffer, at: number, need: number): number {
+    this.upCarry = [buf.subarray(at)];
+    this.upCarryBytes = buf.length - at;
+    this.upCarryNeed = need;
+    return at;
+  }
+
+  private peek(): Expectation | undefined {
+    return this.queue[this.qHead];
+  }
+
+  private shift(): Expectation | undefined {
+    const e = this.queue[this.qHead];
+    if (e === undefined) return undefined;
+    this.queue[this.qHead++] = undefined as unknown as Expectation;
+    if (this.qHead === this.queue.length) {
+      this.queue.length = 0;
+      this.qHead = 0;
+    } else if (this.qHead > 1024) {
+      this.queue = this.queue.slice(this.qHead);
+      this.qHead = 0;
+    }
+    return e;
+  }
+
+  private wantsTag(): boolean {
+    const head = this.peek();
+    return (
+      head !== undefined &&
+      head.ticket !== undefined &&
+      this.gate.outcome !== undefined &&
+      (head.kind === Kind.Query || head.kind === Kind.Execute)
+    );
+  }
+
+  /** Bookkeeping for a relayed message whose body we do not need. */
+  private onBackendHeader(type: number): void {
+    const head = this.peek();
+    if (!head) return;
+    switch (type) {
+      case Backend.ParseComplete:
+        if (head.kind === Kind.Parse) this.finalize(this.shift()!, 'ok');
+        break;
+      case Backend.BindComplete:
+        if (head.kind === Kind.Bind) this.finalize(this.shift()!, 'ok');
+        break;
+      case Backend.CloseComplete:
+        if (head.kind === Kind.Close) this.finalize(this.shift()!, 'ok');
+        break;
+      case Backend.NoData:
+      case Backend.RowDescription:
+        if (head.kind === Kind.Describe) this.finalize(this.shift()!, 'ok');
+        break;
+      case Backend.CommandComplete:
+      case Backend.EmptyQueryResponse:
+      case Backend.PortalSuspended:
+        if (head.kind === Kind.Execute) this.finalize(this.shift()!, 'ok');
+        break;
+      default:
+        break;
+    }
+  }
+
+  /**
+   * ErrorResponse, ReadyForQuery, CommandComplete. Returns a replacement for the message (empty
+   * buffer = drop it) or undefined to relay it unchanged.
+   */
+  private onBackendMessage(type: number, buf: Buffer, start: number, end: number): Buffer | undefined {
+    if (type === Backend.CommandComplete) {
+      const [tag] = readCString(buf, start + 5, end);
+      if (tag === 'DEALLOCATE ALL' || tag === 'DISCARD ALL') {
+        for (const [name, entry] of this.statements) if (entry.confirmed) this.statements.delete(name);
+      }
+      const head = this.peek();
+      if (head?.kind === Kind.Query) head.tag = tag;
+      else if (head?.kind === Kind.Execute) this.finalize(this.shift()!, 'ok', tag);
+      return undefined;
+    }
+    if (type === Backend.ReadyForQuery) {
+      // Everything before the Sync/Query this answers was skipped by the upstream.
+      for (let e = this.shift(); e; e = this.shift()) {
+        if (e.kind === Kind.Sync || e.kind === Kind.Query) {
+          if (e.sqlstate === undefined) this.finalize(e, 'ok', e.tag);
+          break;
+        }
+        this.finalize(e, 'skipped');
+      }
+      // Outside a transaction block no portal survives; those bound later are not confirmed yet.
+      if (buf[start + 5] === 0x49 /* I */ && this.portals.size) {
+        for (const [name, entry] of this.portals) if (entry.confirmed) this.portals.delete(name);
+      }
+      return undefined;
+    }
+    return this.onError(buf, start, end);
+  }
+
+  private onError(buf: Buffer, start: number, end: number): Buffer | undefined {
+    const fields = parseErrorFields(buf, start, end);
+    if (fields.severity === 'FATAL' || fields.severity === 'PANIC') {
+      this.upstreamFatal = true;
+      return undefined;
+    }
+    const head = this.peek();
+    if (!head || head.kind === Kind.Sync) return undefined; // e.g. a deferred constraint failing at commit
+    let replacement: Buffer | undefined;
+    if (head.deny) {
+      if (!fields.message.includes(head.deny.marker)) {
+        // Still the denied message's error (errors come in order); the upstream refused it for
+        // another reason (e.g. a statement name clash). The denial is what the client must see.
+        this.log.warn({ event: 'pg.deny.unexpected_error', sqlstate: fields.code }, 'marker failed differently');
+      }
+      if (head.deny.fatal) {
+        this.fatalPending = head.deny.error;
+        return Buffer.alloc(0);
+      }
+      replacement = head.deny.error;
+    }
+    if (head.kind === Kind.Query) {
+      // A simple query ends at its first error; ReadyForQuery follows and pops it. The outcome is
+      // reported now, before the client can see the error.
+      if (head.sqlstate === undefined) {
+        head.sqlstate = fields.code;
+        this.report(head, 'error', undefined, fields.code);
+      }
+      return replacement;
+    }
+    // An extended-protocol message failed: the upstream now skips everything until Sync.
+    this.finalize(this.shift()!, 'error', undefined, fields.code);
+    for (let e = this.peek(); e && e.kind !== Kind.Sync; e = this.peek()) this.finalize(this.shift()!, 'skipped');
+    if (!this.peek()) this.skipUntilSync = true;
+    return replacement;
+  }
+
+  /** Settles an expectation: confirm or undo its tracking, report the outcome. */
+  private finalize(e: Expectation, status: Outcome, tag?: string, sqlstate?: string): void {
+    if (e.map) {
+      if (status === 'ok') {
+        if (e.entry) e.entry.confirmed = true;
+      } else if (e.map.get(e.name) === e.entry) {
+        // Failed unnamed Parse/Bind: Postgres already dropped the previous unnamed object.
+        const dropped = status === 'error' && e.name === '' && (e.kind === Kind.Parse || e.kind === Kind.Bind);
+        const restore = dropped ? undefined : e.prev;
+        if (restore) e.map.set(e.name, restore);
+        else e.map.delete(e.name);
+      }
+    }
+    if (e.deny?.fatal && status !== 'error' && !this.fatalPending) this.fatalPending = e.deny.error;
+    this.report(e, status, tag, sqlstate);
+  }
+
+  /** Hands the outcome of a ticketed statement to the gate, once. */
+  private report(e: Expectation, status: Outcome, tag?: string, sqlstate?: string): void {
+    if (e.reported) return;
+    e.reported = true;
+    if (e.ticket !== undefined && this.gate.outcome) {
+      const outcome: StatementOutcome = { status };
+      if (tag !== undefined) {
+        outcome.tag = tag;
+        const rows = commandRows(tag);
+        if (rows !== undefined) outcome.rows = rows;
+      }
+      if (sqlstate !== undefined) outcome.sqlstate = sqlstate;
+      try {
+        this.gate.outcome(e.ticket, outcome);
+      } catch (err) {
+        this.log.error({ event: 'pg.gate.outcome_error', err: String((err as Error)?.message ?? err) }, 'outcome callback failed');
+      }
+    }
+  }
+
+  private sendFatalPending(): void {
+    const fatal = this.fatalPending;
+    this.fatalPending = undefined;
+    if (fatal) this.terminate(fatal);
+  }
+
+  private writeClient(...bufs: Buffer[]): void {
+    if (bufs.length === 0 || this.client.destroyed) return;
+    if (bufs.length === 1) {
+      this.client.write(bufs[0]!);
+    } else {
+      this.client.cork();
+      for (const b of bufs) this.client.write(b);
+      this.client.uncork();
+    }
+    if (this.client.writableNeedDrain && !this.upstream.isPaused()) this.upstream.pause();
+  }
+
+  private readonly onClientDrain = (): void => {
+    if (!this.closed && this.upstream.isPaused()) this.upstream.resume();
+  };
+
+  // ───────────────────────────── ending ─────────────────────────────
+
+  private protocolFailure(err: unknown): void {
+    if (this.closed) return;
+    if (err instanceof ProtocolError) {
+      this.log.warn({ event: 'pg.protocol_error', reason: sanitizeText(err.message) }, 'client protocol error');
+      this.flushUpstream();
+      this.terminate(encodeError('FATAL', err.sqlstate, err.message));
+    } else {
+      this.log.error({ event: 'pg.session.error', err: String((err as Error)?.message ?? err) }, 'session failed');
+      this.terminate(encodeError('FATAL', SqlState.InternalError, 'internal error'));
+    }
+  }
+
+  private readonly onSocketError = (err: Error): void => {
+    this.log.info({ event: 'pg.socket_error', err: err.message }, 'socket error');
+  };
+
+  private readonly onClientClose = (): void => {
+    if (this.closed) return;
+    // Client gone mid-statement: stop the upstream work rather than let it run to completion.
+    if (this.qHead < this.queue.length) this.cancel();
+    this.terminate(undefined);
+  };
+
+  private readonly onUpstreamClose = (): void => {
+    if (this.closed) return;
+    this.terminate(this.upstreamFatal ? undefined : encodeError('FATAL', SqlState.ConnectionFailure, 'upstream connection lost'));
+  };
+
+  /** Closes both sides once; `fatal` (if any) is the last thing the client receives. */
+  private terminate(fatal: Buffer | undefined): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.stopped = true;
+    for (let e = this.shift(); e; e = this.shift()) this.finalize(e, 'unknown');
+    if (!this.client.destroyed) {
+      if (fatal) this.client.end(fatal);
+      else this.client.end();
+      // A client that never closes its side does not keep the socket.
+      setTimeout(() => this.client.destroy(), 2_000).unref();
+    }
+    if (!this.upstream.destroyed) this.upstream.end(encodeTerminate());
+    setTimeout(() => this.upstream.destroy(), 2_000).unref();
+    try {
+      this.gate.close?.();
+    } catch (err) {
+      this.log.error({ event: 'pg.gate.close_error', err: String((err as Error)?.message ?? err) }, 'gate close failed');
+    }
+    this.onClose();
+  }
+}
