@@ -7,15 +7,19 @@ import { inspect } from './inspect.ts';
 import { devToken } from './dev-token.ts';
 import { keys } from './keys.ts';
 import { migrate } from './migrate.ts';
+import { proxy } from './proxy.ts';
+import { revoke } from './revoke.ts';
 import { serve } from './serve.ts';
 
 export const COMMANDS: Record<string, Command> = {
   dev,
   serve,
+  proxy,
   migrate,
   keys,
   'dev-token': devToken,
   attenuate,
   inspect,
   audit,
+  revoke,
 };

@@ -6,6 +6,8 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { ensureDemoUpstream } from '../../src/dev/demo-upstream.ts';
 import { startPgProxy, type RunningPgProxy } from '../../src/proxy/pg/start.ts';
+import { RevocationSet } from '../../src/revocation/set.ts';
+import { httpRevocationSource } from '../../src/revocation/sources.ts';
 import { upstreamFromUrl } from '../../src/proxy/pg/upstreams.ts';
 import { attenuate, type AttenuateOptions } from '../../src/token/attenuate.ts';
 import { exchange } from '../../src/sdk/exchange.ts';
@@ -15,6 +17,8 @@ import { TEST_DATABASE_URL } from './database.ts';
 export interface TestStack {
   broker: TestBroker;
   proxy: RunningPgProxy;
+  /** The proxy's own revocation set: fed like a separate process's (channel + HTTP resync). */
+  proxyRevocations: RevocationSet;
   appdbUrl: string;
   /** A Baton token for a dev-issuer identity. */
   token(sub: string, groups: string[], clientId?: string): Promise<string>;
@@ -32,15 +36,18 @@ export async function startTestStack(area: string): Promise<TestStack> {
   admin.pathname = '/postgres';
   const appdbName = `baton_t_${area}_appdb_${randomBytes(3).toString('hex')}`;
   const appdbUrl = await ensureDemoUpstream(admin.toString(), appdbName);
+  const proxyRevocations = new RevocationSet({ source: httpRevocationSource(broker.url), state: broker.state });
+  await proxyRevocations.start();
   const proxy = await startPgProxy(
     { host: '127.0.0.1', port: 0, upstreams: {}, allowInsecure: false, revocationStalenessSeconds: 5 },
-    { keys: { resolver: async () => broker.keyring }, revocations: broker.revocations, audit: broker.audit, upstreams: new Map([['appdb', upstreamFromUrl(appdbUrl)]]) },
+    { keys: { resolver: async () => broker.keyring }, revocations: proxyRevocations, audit: broker.audit, upstreams: new Map([['appdb', upstreamFromUrl(appdbUrl)]]) },
   );
   const direct = new pg.Pool({ connectionString: appdbUrl, max: 2 });
   const clients = new Set<pg.Client>();
   return {
     broker,
     proxy,
+    proxyRevocations,
     appdbUrl,
     async token(sub, groups, clientId) {
       return exchange({ broker: broker.url, subjectToken: await broker.devToken(sub, groups, clientId ? { client_id: clientId } : {}) });
@@ -57,6 +64,7 @@ export async function startTestStack(area: string): Promise<TestStack> {
     async stop() {
       for (const c of clients) await c.end().catch(() => {});
       await proxy.close();
+      await proxyRevocations.stop();
       await direct.end();
       await broker.stop();
       const a = new pg.Client({ connectionString: admin.toString() });

@@ -1,0 +1,53 @@
+/**
+ * `baton proxy` — the Postgres enforcement proxy as its own process: public keys and revocations
+ * from the broker (Redis fan-out + HTTP resync), audit into DATABASE_URL, upstreams from config.
+ */
+import { createAuditWriter } from '../audit/writer.ts';
+import { loadConfig } from '../config/load.ts';
+import { remoteKeySet, staticKeySet } from '../proxy/pg/keyset.ts';
+import { startPgProxy } from '../proxy/pg/start.ts';
+import { upstreamMap } from '../proxy/pg/upstreams.ts';
+import { RevocationSet } from '../revocation/set.ts';
+import { httpRevocationSource } from '../revocation/sources.ts';
+import { openDatabase } from '../store/database.ts';
+import { openSharedState } from '../store/shared-state.ts';
+import { warmUpAuthorizer } from '../token/warmup.ts';
+import { onShutdown, parseOptions, type Command } from './command.ts';
+
+const USAGE = `usage: baton proxy [--config FILE]
+  Needs proxy.upstreams, proxy.brokerUrl (revocation resync), proxy.keySetUrl or keySetFile,
+  DATABASE_URL (audit store) and, for more than one process, REDIS_URL (revocation fan-out).`;
+
+export const proxy: Command = {
+  summary: 'run the Postgres enforcement proxy',
+  async run(argv) {
+    const { values } = parseOptions(argv, { config: { type: 'string' } }, USAGE);
+    const config = loadConfig({ file: values.config });
+    const p = config.proxy;
+    if (!p.brokerUrl) throw new Error('proxy.brokerUrl / BATON_BROKER_URL is required (revocation resync)');
+    if (!p.keySetUrl && !p.keySetFile) throw new Error('proxy.keySetUrl / BATON_KEYSET_URL or proxy.keySetFile is required');
+    if (Object.keys(p.upstreams).length === 0) throw new Error('proxy.upstreams must name at least one upstream');
+    await warmUpAuthorizer();
+    const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+    const state = openSharedState({ url: config.redisUrl });
+    const revocations = new RevocationSet({ source: httpRevocationSource(p.brokerUrl), state, stalenessMs: p.revocationStalenessSeconds * 1000 });
+    await revocations.start();
+    const audit = createAuditWriter(db.pool);
+    const running = await startPgProxy(p, {
+      keys: p.keySetFile ? staticKeySet(p.keySetFile) : remoteKeySet(p.keySetUrl!),
+      revocations,
+      audit,
+      upstreams: upstreamMap(p.upstreams),
+      log: (event) => process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`),
+    });
+    process.stderr.write(`baton: proxy listening on ${running.host}:${running.port} (audit: ${db.kind}, revocations: ${state.kind})\n`);
+    onShutdown(async () => {
+      await running.close();
+      await revocations.stop();
+      await audit.close();
+      await state.close();
+      await db.close();
+    });
+    return -1;
+  },
+};
