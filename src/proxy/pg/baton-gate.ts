@@ -55,22 +55,27 @@ export function createBatonGate(deps: BatonGateDeps) {
       const refusal = liveness(verified.revocationIds, expiresAt);
       if (refusal) {
         verified.biscuit.free();
-        return { ok: false, sqlstate: refusal.fatalState, message: refusal.message };
+        return { ok: false, sqlstate: refusal.fatalState, message: refusal.message, ...(refusal.revoked ? { severity: 'ERROR' as const } : {}) };
       }
       return { ok: true, session: new BatonSession(deps, req.database, upstream, verified, lineage, expiresAt) };
     },
   };
 
   /** Expiry and revocation: the checks every statement repeats (cheap, in memory). */
-  function liveness(ids: readonly string[], expiresAt: Date | undefined): { message: string; fatalState: string; stale?: boolean } | undefined {
+  /**
+   * A revoked token is refused with severity ERROR rather than FATAL: the signature is fine, the
+   * credential was withdrawn — the same ERROR a live session of that token gets on its next statement
+   * (before it is ended with FATAL), so clients and scripts see one consistent "revoked" error.
+   */
+  function liveness(ids: readonly string[], expiresAt: Date | undefined): { message: string; fatalState: string; revoked?: boolean } | undefined {
     if (expiresAt && now() > expiresAt) return { message: 'baton: the token has expired', fatalState: SQLSTATE.invalidPassword };
     try {
       deps.revocations.assertCurrent();
     } catch (err) {
-      return { message: `baton: ${asBatonError(err).message}`, fatalState: SQLSTATE.cannotConnectNow, stale: true };
+      return { message: `baton: ${asBatonError(err).message}`, fatalState: SQLSTATE.cannotConnectNow };
     }
     const revoked = deps.revocations.firstRevoked(ids);
-    if (revoked) return { message: 'baton: the token (or one of its ancestors) has been revoked', fatalState: SQLSTATE.invalidPassword };
+    if (revoked) return { message: 'baton: the token (or one of its ancestors) has been revoked', fatalState: SQLSTATE.invalidPassword, revoked: true };
     return undefined;
   }
 }

@@ -37,6 +37,11 @@ export interface GateRefusal {
   /** SQLSTATE, e.g. 28P01 (bad token) or 28000. */
   sqlstate: string;
   message: string;
+  /**
+   * Severity of the ErrorResponse that refuses the connection; default FATAL. Either way the
+   * connection attempt fails (the protocol closes it after any ErrorResponse during start-up).
+   */
+  severity?: 'ERROR' | 'FATAL';
 }
 
 export type AuthenticateResult = { ok: true; session: GateSession } | GateRefusal;

@@ -263,9 +263,12 @@ export function encodeCancelRequest(processId: number, secretKey: number): Buffe
 export class ProtocolError extends Error {
   override readonly name = 'ProtocolError';
   readonly sqlstate: string;
-  constructor(message: string, sqlstate: string = SqlState.ProtocolViolation) {
+  /** Severity of the ErrorResponse that ends the start-up (see GateRefusal.severity). */
+  readonly severity: 'ERROR' | 'FATAL';
+  constructor(message: string, sqlstate: string = SqlState.ProtocolViolation, severity: 'ERROR' | 'FATAL' = 'FATAL') {
     super(message);
     this.sqlstate = sqlstate;
+    this.severity = severity;
   }
 }
 

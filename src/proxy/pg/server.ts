@@ -186,7 +186,7 @@ export function createPgProxy(options: PgProxyOptions): PgProxy {
       }
       if (!result.ok) {
         log.info({ event: 'pg.auth.refused', sqlstate: result.sqlstate, remote: socket.remoteAddress }, 'authentication refused');
-        throw new ProtocolError(result.message, result.sqlstate);
+        throw new ProtocolError(result.message, result.sqlstate, result.severity);
       }
       const gateSession = result.session;
       if (client.destroyed) {
@@ -230,7 +230,7 @@ export function createPgProxy(options: PgProxyOptions): PgProxy {
       log.info({ event: 'pg.session.start', remote: socket.remoteAddress, tls: hello.tls }, 'session started');
     } catch (err) {
       if (err instanceof ProtocolError) {
-        if (!client.destroyed) client.end(encodeError('FATAL', err.sqlstate, err.message));
+        if (!client.destroyed) client.end(encodeError(err.severity, err.sqlstate, err.message));
         setTimeout(() => client.destroy(), 1_000).unref();
         if (err.sqlstate === SqlState.ProtocolViolation) {
           log.warn({ event: 'pg.startup.protocol_error', reason: sanitizeText(err.message), remote: socket.remoteAddress }, 'start-up refused');
