@@ -23,6 +23,7 @@ import { exchangeDenied, exchangeGranted } from './audit-events.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { recordIssuedToken } from './issued-tokens.ts';
 import { createMetrics } from './metrics.ts';
+import { freePort } from '../util/free-port.ts';
 
 export const DEV_POLICY_FILE = fileURLToPath(new URL('../../config/dev-policy.yaml', import.meta.url));
 /** Audience the dev issuer puts in its tokens and the broker expects in dev mode. */
@@ -122,16 +123,4 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
       if (!opts.db) await db.close();
     },
   };
-}
-
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  const net = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, host, () => {
-      const { port } = s.address() as import('node:net').AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 }

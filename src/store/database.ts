@@ -8,6 +8,7 @@ import { userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
 import { applyMigrations } from './migrate.ts';
+import { freePort } from '../util/free-port.ts';
 
 export interface Database {
   pool: pg.Pool;
@@ -103,16 +104,4 @@ export async function startEmbeddedPostgres(dir: string, port: number, log?: (li
       await server.stop();
     },
   };
-}
-
-async function freePort(): Promise<number> {
-  const net = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as import('node:net').AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 }

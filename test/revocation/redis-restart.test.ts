@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { freePort } from '../../src/broker/server.ts';
+import { freePort } from '../../src/util/free-port.ts';
 import { verifyToken } from '../../src/token/verify.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { randomPrefix, startProxyLikeSet, startRevocationBroker, type RevocationBroker } from '../helpers/revocation-broker.ts';
