@@ -16,6 +16,11 @@ export interface UpstreamTarget {
   database: string;
   /** TLS to the upstream (SSLRequest first); `false`/absent = plain TCP. */
   ssl?: false | ConnectionOptions;
+  /**
+   * Session settings the PROXY pins at start-up (sent after, so overriding, the client's whitelisted
+   * parameters), e.g. the search_path and string-literal rules the SQL classifier assumes.
+   */
+  parameters?: Readonly<Record<string, string>>;
 }
 
 /** What the gate learns at connect time. `password` is the Baton token: never log it. */

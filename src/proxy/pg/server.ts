@@ -195,7 +195,7 @@ export function createPgProxy(options: PgProxyOptions): PgProxy {
       }
       let upstream;
       try {
-        upstream = await connectUpstream(gateSession.upstream, forwarded, config.limits.upstreamTimeoutMs);
+        upstream = await connectUpstream(gateSession.upstream, { ...forwarded, ...gateSession.upstream.parameters }, config.limits.upstreamTimeoutMs);
       } catch (err) {
         gateSession.close?.();
         if (err instanceof UpstreamError) {

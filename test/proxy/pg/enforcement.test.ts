@@ -97,6 +97,20 @@ describe('a read-only, one-table token through the proxy', () => {
     expect((await c.query('SELECT count(*)::int AS n FROM public.orders')).rows[0].n).toBe(300);
   });
 
+  it('pins the upstream session to the rules the classifier assumes', async () => {
+    const appdb = new URL(stack.appdbUrl).pathname.slice(1);
+    await stack.direct(`ALTER DATABASE ${appdb} SET search_path = evil, public`);
+    await stack.direct(`ALTER DATABASE ${appdb} SET standard_conforming_strings = off`);
+    try {
+      const c = await stack.connect(ordersReader);
+      const settings = await c.query("SELECT current_setting('search_path') AS sp, current_setting('standard_conforming_strings') AS scs");
+      expect(settings.rows[0]).toEqual({ sp: 'public', scs: 'on' });
+    } finally {
+      await stack.direct(`ALTER DATABASE ${appdb} RESET search_path`);
+      await stack.direct(`ALTER DATABASE ${appdb} RESET standard_conforming_strings`);
+    }
+  });
+
   it('works with psql, and psql sees the denial as SQLSTATE 42501', async () => {
     const psql = (sql: string) =>
       run('psql', ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-v', 'VERBOSITY=verbose', '-h', '127.0.0.1', '-p', String(stack.proxy.port), '-U', 'agent', '-d', 'appdb', '-c', sql], {
