@@ -24,9 +24,25 @@ const LIMITS = { max_facts: 10_000, max_iterations: 100, max_time_micro: 50_000 
 
 /**
  * @example authorize(verified.biscuit, 'pg:appdb/public.orders', 'read', new Date())
- * @throws BatonError BATON_ERR_SERVER when the engine hits a run limit (retryable; never a deny)
+ * @throws BatonError BATON_ERR_SERVER when the engine keeps hitting its run limit (never a deny)
  */
 export function authorize(biscuit: Biscuit, resource: string, operation: string, now: Date): AuthorizationResult {
+  // biscuit-wasm runs rules under a fixed 1 ms budget; a cold engine, a GC pause or CPU contention can
+  // exceed it. A RunLimit is never a decision: try again (a fresh run), then report a server error.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return authorizeOnce(biscuit, resource, operation, now);
+    } catch (err) {
+      if (!(err instanceof RunLimitError) || attempt >= 3) {
+        throw err instanceof RunLimitError ? new BatonError('BATON_ERR_SERVER', 'authorization engine ran out of time', { detail: err.message }) : err;
+      }
+    }
+  }
+}
+
+class RunLimitError extends Error {}
+
+function authorizeOnce(biscuit: Biscuit, resource: string, operation: string, now: Date): AuthorizationResult {
   const authorizer = biscuit.getAuthorizer();
   try {
     authorizer.addCodeWithParameters(
@@ -58,8 +74,9 @@ interface FailedCheck {
 function denial(err: unknown): AuthorizationResult {
   const logic = (err as { FailedLogic?: { Unauthorized?: { checks?: FailedCheck[] }; NoMatchingPolicy?: { checks?: FailedCheck[] } } })
     ?.FailedLogic;
+  if ((err as { RunLimit?: unknown })?.RunLimit !== undefined) throw new RunLimitError(describe(err));
   if (!logic) {
-    // RunLimit, format errors, …: a server-side problem, never a silent deny or allow.
+    // format errors, …: a server-side problem, never a silent deny or allow.
     throw new BatonError('BATON_ERR_SERVER', 'authorization engine error', { detail: describe(err) });
   }
   const checks = logic.Unauthorized?.checks ?? logic.NoMatchingPolicy?.checks ?? [];

@@ -3,12 +3,15 @@
  * closed; a revocation made while Redis is down is not missed; when Redis comes back on the same port
  * the set resyncs and recovers by itself. Runs its OWN redis-server child (never the shared one).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { freePort } from '../../src/util/free-port.ts';
 import { verifyToken } from '../../src/token/verify.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { randomPrefix, startProxyLikeSet, startRevocationBroker, type RevocationBroker } from '../helpers/revocation-broker.ts';
+
+// Runs its own redis-server: skipped (visibly) only where the binary is not installed.
+const NO_REDIS = spawnSync('redis-server', ['--version']).status !== 0;
 
 const STALENESS_MS = 1000;
 let port: number;
@@ -42,6 +45,7 @@ async function stopRedis(): Promise<void> {
 }
 
 beforeAll(async () => {
+  if (NO_REDIS) return;
   port = await freePort();
   await startRedis();
   const redisUrl = `redis://127.0.0.1:${port}`;
@@ -83,7 +87,7 @@ const current = () => {
   }
 };
 
-it('fails closed past the staleness bound while Redis is down, misses nothing, and recovers by itself', async () => {
+it.skipIf(NO_REDIS)('fails closed past the staleness bound while Redis is down, misses nothing, and recovers by itself', async () => {
   const a = await broker.token('alice', ['analysts']);
   const b = await broker.token('bob', ['analysts']);
   const c = await broker.token('carol', ['analysts']);
