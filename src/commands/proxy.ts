@@ -2,6 +2,7 @@
  * `baton proxy` — the Postgres enforcement proxy as its own process: public keys and revocations
  * from the broker (Redis fan-out + HTTP resync), audit into DATABASE_URL, upstreams from config.
  */
+import { pino } from 'pino';
 import { createAuditWriter } from '../audit/writer.ts';
 import { loadConfig } from '../config/load.ts';
 import { remoteKeySet, staticKeySet } from '../proxy/pg/keyset.ts';
@@ -22,11 +23,11 @@ export const proxy: Command = {
   summary: 'run the Postgres enforcement proxy',
   async run(argv) {
     const { values } = parseOptions(argv, { config: { type: 'string' } }, USAGE);
-    const config = loadConfig({ file: values.config });
+    const config = loadConfig({ file: values.config, role: 'proxy' });
     const p = config.proxy;
-    if (!p.brokerUrl) throw new Error('proxy.brokerUrl / BATON_BROKER_URL is required (revocation resync)');
-    if (!p.keySetUrl && !p.keySetFile) throw new Error('proxy.keySetUrl / BATON_KEYSET_URL or proxy.keySetFile is required');
-    if (Object.keys(p.upstreams).length === 0) throw new Error('proxy.upstreams must name at least one upstream');
+    if (!p.brokerUrl || (!p.keySetUrl && !p.keySetFile) || Object.keys(p.upstreams).length === 0) {
+      throw new Error(`the proxy needs proxy.brokerUrl, proxy.keySetUrl (or keySetFile) and proxy.upstreams\n${USAGE}`);
+    }
     await warmUpAuthorizer();
     const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
     const state = openSharedState({ url: config.redisUrl });
@@ -38,7 +39,7 @@ export const proxy: Command = {
       revocations,
       audit,
       upstreams: upstreamMap(p.upstreams),
-      log: (event) => process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`),
+      logger: pino({ level: config.logLevel }),
     });
     process.stderr.write(`baton: proxy listening on ${running.host}:${running.port} (audit: ${db.kind}, revocations: ${state.kind})\n`);
     onShutdown(async () => {

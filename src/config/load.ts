@@ -20,7 +20,10 @@ export const ENVIRONMENT = {
   BATON_BROKER_URL: ['proxy', 'brokerUrl'],
 } as const;
 
-export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; overrides?: ConfigInput } = {}): Config {
+/** Which process the configuration is for: production checks differ. */
+export type Role = 'broker' | 'proxy';
+
+export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; overrides?: ConfigInput; role?: Role } = {}): Config {
   const env = opts.env ?? process.env;
   const file = opts.file ?? env.BATON_CONFIG;
   const raw: Record<string, unknown> = file ? readConfigFile(file) : {};
@@ -34,16 +37,22 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; overr
     throw new Error(`invalid Baton configuration${file ? ` (${file})` : ''}:\n${z.prettifyError(parsed.error)}`);
   }
   const config = parsed.data;
-  if (config.mode === 'production') assertProductionReady(config);
+  if (config.mode === 'production') assertProductionReady(config, opts.role ?? 'broker');
   return deepFreeze(config);
 }
 
 /** Insecure defaults refuse to boot outside dev mode (STYLE.md 7). */
-function assertProductionReady(c: Config): void {
+function assertProductionReady(c: Config, role: Role): void {
   const problems: string[] = [];
   if (!c.databaseUrl) problems.push('DATABASE_URL is required (the embedded database is for dev mode)');
-  if (!c.broker.policyFile) problems.push('broker.policyFile / BATON_POLICY_FILE is required');
-  if (c.oidc.issuers.length === 0) problems.push('oidc.issuers must list at least one trusted issuer');
+  if (role === 'broker') {
+    if (!c.broker.policyFile) problems.push('broker.policyFile / BATON_POLICY_FILE is required');
+    if (c.oidc.issuers.length === 0) problems.push('oidc.issuers must list at least one trusted issuer');
+  } else {
+    if (!c.proxy.brokerUrl) problems.push('proxy.brokerUrl / BATON_BROKER_URL is required (revocation resync)');
+    if (!c.proxy.keySetUrl && !c.proxy.keySetFile) problems.push('proxy.keySetUrl / BATON_KEYSET_URL or proxy.keySetFile is required');
+    if (Object.keys(c.proxy.upstreams).length === 0) problems.push('proxy.upstreams must name at least one upstream');
+  }
   if (c.proxy.allowInsecure) problems.push('proxy.allowInsecure is not allowed in production');
   if (problems.length) throw new Error(`refusing to start in production mode:\n- ${problems.join('\n- ')}`);
 }

@@ -28,6 +28,7 @@ export async function startDev(config: Config): Promise<DevRunning> {
     audit: broker.audit,
     upstreams: new Map([['appdb', upstreamFromUrl(appdbUrl)], ...Object.entries(config.proxy.upstreams).map(([n, u]) => [n, upstreamFromUrl(u.url)] as const)]),
     ...(tls ? { tls } : {}),
+    logger: broker.app.log,
   });
   const b = broker.url;
   const banner = `

@@ -1,6 +1,6 @@
 /**
  * The broker's public key set as the proxy holds it: fetched from `/.well-known/baton-keys.json` and
- * cached, refetched when a token names a key id we don't know (rotation) at most every 10 s, and
+ * cached, refetched when a token names a key id we don't know (rotation) at most once a second, and
  * refreshed every 5 minutes (retirements). Or a static file.
  */
 import { readFileSync } from 'node:fs';
@@ -18,7 +18,7 @@ export function staticKeySet(path: string): KeySetSource {
 
 export function remoteKeySet(url: string, opts: { maxAgeMs?: number; minRefetchMs?: number } = {}): KeySetSource {
   const maxAge = opts.maxAgeMs ?? 5 * 60_000;
-  const minRefetch = opts.minRefetchMs ?? 10_000;
+  const minRefetch = opts.minRefetchMs ?? 1_000;
   let doc: KeySetDocument | undefined;
   let fetchedAt = 0;
   let inflight: Promise<void> | undefined;

@@ -7,6 +7,7 @@ import { createBatonGate } from './baton-gate.ts';
 import { createClassifierCache, initClassifier } from './classify/index.ts';
 import type { UpstreamTarget } from './gate.ts';
 import type { KeySetSource } from './keyset.ts';
+import type { ProxyLogger } from './log.ts';
 import { createPgProxy, type PgProxy } from './server.ts';
 
 export interface PgProxyDeps {
@@ -16,7 +17,8 @@ export interface PgProxyDeps {
   upstreams: ReadonlyMap<string, UpstreamTarget>;
   /** PEM certificate + key; default from config.tls files. */
   tls?: { cert: string; key: string };
-  log?: (event: Record<string, unknown>) => void;
+  /** Structured logger (pino/fastify shape); never given tokens or SQL text. Default: silent. */
+  logger?: ProxyLogger;
 }
 
 export interface RunningPgProxy {
@@ -35,10 +37,10 @@ export async function startPgProxy(config: Config['proxy'], deps: PgProxyDeps): 
     audit: deps.audit,
     classify: (sql, ctx) => classifier.classify(sql, ctx),
     upstreams: deps.upstreams,
-    ...(deps.log ? { log: deps.log } : {}),
+    ...(deps.logger ? { log: (event: Record<string, unknown>) => deps.logger!.warn(event, String(event.event ?? 'gate')) } : {}),
   });
   const tls = deps.tls ?? (config.tls ? { cert: readFileSync(config.tls.certFile, 'utf8'), key: readFileSync(config.tls.keyFile, 'utf8') } : undefined);
-  const proxy = createPgProxy({ gate, host: config.host, port: config.port, allowInsecure: config.allowInsecure, ...(tls ? { tls } : {}) });
+  const proxy = createPgProxy({ gate, host: config.host, port: config.port, allowInsecure: config.allowInsecure, ...(tls ? { tls } : {}), ...(deps.logger ? { logger: deps.logger } : {}) });
   const address = await proxy.listen();
   return { proxy, host: config.host, port: address.port, close: () => proxy.close() };
 }

@@ -1,0 +1,98 @@
+/**
+ * `baton proxy` as its own process: keys fetched from the broker's key set, revocations by channel
+ * fan-out + HTTP resync, audit into the broker's database, production config validated.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureDemoUpstream } from '../../../src/dev/demo-upstream.ts';
+import { attenuate } from '../../../src/token/attenuate.ts';
+import { exchange } from '../../../src/sdk/exchange.ts';
+import { freePort } from '../../../src/util/free-port.ts';
+import { startTestBroker, type TestBroker } from '../../helpers/broker.ts';
+import { TEST_DATABASE_URL } from '../../helpers/database.ts';
+
+let broker: TestBroker;
+let proxy: ChildProcess;
+let port: number;
+let appdb: string;
+let stderr = '';
+
+beforeAll(async () => {
+  broker = await startTestBroker('standalone');
+  const admin = new URL(TEST_DATABASE_URL);
+  admin.pathname = '/postgres';
+  appdb = `baton_t_standalone_appdb_${process.pid}`;
+  const appdbUrl = await ensureDemoUpstream(admin.toString(), appdb);
+  port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'baton-proxy-'));
+  const config = join(dir, 'proxy.yaml');
+  writeFileSync(config, JSON.stringify({ proxy: { port, upstreams: { appdb: { url: appdbUrl } } } }));
+  proxy = spawn('node', ['bin/baton.mjs', 'proxy', '--config', config], {
+    env: {
+      ...process.env,
+      DATABASE_URL: broker.testDb.url,
+      BATON_BROKER_URL: broker.url,
+      BATON_KEYSET_URL: `${broker.url}/.well-known/baton-keys.json`,
+      BATON_DATA_DIR: dir,
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  proxy.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  for (let i = 0; i < 100 && !/proxy listening/.test(stderr); i++) await new Promise((r) => setTimeout(r, 100));
+  if (!/proxy listening/.test(stderr)) throw new Error(`baton proxy did not start: ${stderr}`);
+});
+afterAll(async () => {
+  proxy?.kill('SIGTERM');
+  await new Promise((r) => proxy?.once('exit', r));
+  await broker?.stop();
+  const a = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  await a.connect();
+  await a.query(`DROP DATABASE IF EXISTS ${appdb} WITH (FORCE)`);
+  await a.end();
+});
+
+const connect = async (token: string) => {
+  const c = new pg.Client({ host: '127.0.0.1', port, user: 'agent', database: 'appdb', password: token });
+  c.on('error', () => {});
+  await c.connect();
+  return c;
+};
+
+describe('baton proxy (own process)', () => {
+  it('enforces tokens from the broker and learns revocations within a second', async () => {
+    const token = await exchange({ broker: broker.url, subjectToken: await broker.devToken('alice', ['engineers']) });
+    const child = attenuate(token, { resources: ['pg:appdb/public.orders'], operations: ['read'], delegateTo: 'helper-7' });
+    const c = await connect(child);
+    expect((await c.query('SELECT count(*)::int AS n FROM orders')).rows[0].n).toBe(300);
+    await expect(c.query('DELETE FROM orders')).rejects.toMatchObject({ code: '42501' });
+    const t0 = Date.now();
+    await fetch(`${broker.url}/v1/revoke`, { method: 'POST', body: new URLSearchParams({ token }) });
+    let refused: { code?: string } | undefined;
+    while (!refused && Date.now() - t0 < 3000) {
+      refused = await c.query('SELECT 1').then(() => undefined, (e: { code?: string }) => e);
+      if (!refused) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(refused?.code).toBe('28P01');
+    expect(Date.now() - t0).toBeLessThan(1000 + (process.env.REDIS_URL ? 0 : 1500)); // without Redis: periodic resync only
+    // the statements were audited into the broker's trail with their lineage
+    const { rows } = await broker.testDb.pool.query("SELECT decision, delegates FROM audit_events WHERE source = 'proxy-pg' ORDER BY seq");
+    const decisions = rows.map((r) => r.decision);
+    expect(decisions.slice(0, 2)).toEqual(['allow', 'deny']);
+    expect(decisions.at(-1)).toBe('deny'); // the refused statement (earlier SELECT 1s ran before the revocation arrived)
+    expect(rows[0].delegates).toContain('helper-7');
+    expect(stderr).not.toContain(token);
+    expect(stderr).not.toContain(child);
+  });
+
+  it('picks up a rotated broker key without restarting', async () => {
+    broker.keyring.rotate();
+    await new Promise((r) => setTimeout(r, 1100)); // unknown key ids trigger at most one refetch a second
+    const token = await exchange({ broker: broker.url, subjectToken: await broker.devToken('bob', ['analysts']) });
+    const c = await connect(token);
+    expect((await c.query('SELECT 1 AS x')).rows[0].x).toBe(1);
+  });
+});
