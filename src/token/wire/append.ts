@@ -14,9 +14,8 @@ import { encodeContainer, malformed, MAX_TOKEN_BYTES, tokenText, type Container 
 import {
   blockSignaturePayloadV0,
   generateEd25519,
-  publicKeyOfSeed,
   sealSignaturePayloadV0,
-  signEd25519,
+  signMatching,
 } from './crypto.ts';
 import { decodeParts } from './decode.ts';
 import { encodeBlock } from './encode.ts';
@@ -42,11 +41,16 @@ function proofSecret(container: Container): Uint8Array {
   }
   const last = container.blocks[container.blocks.length - 1]!;
   if (last.nextKey.algorithm !== 'ed25519') malformed('only Ed25519 chains can be extended offline');
-  const secret = container.proof.nextSecret;
-  if (!Buffer.from(publicKeyOfSeed(secret)).equals(Buffer.from(last.nextKey.bytes))) {
-    malformed("the proof does not match the last block's next key");
+  return container.proof.nextSecret;
+}
+
+/** Signs with the proof secret; a secret that does not belong to the chain's last next key is malformed. */
+function signWithProof(secret: Uint8Array, lastNextKey: Uint8Array, payload: Uint8Array): Uint8Array {
+  try {
+    return signMatching(secret, lastNextKey, payload);
+  } catch {
+    return malformed("the proof does not match the last block's next key");
   }
-  return secret;
 }
 
 /**
@@ -73,7 +77,8 @@ export function appendBlock(token: string | Uint8Array, block: BlockModel, optio
   const secret = proofSecret(container);
   const encoded = encodeBlock(block, tables, options.maxVersion ?? DEFAULT_MAX_APPEND_VERSION);
   const next = generateEd25519();
-  const signature = signEd25519(secret, blockSignaturePayloadV0(encoded.bytes, next.publicKey));
+  const last = container.blocks[container.blocks.length - 1]!;
+  const signature = signWithProof(secret, last.nextKey.bytes, blockSignaturePayloadV0(encoded.bytes, next.publicKey));
   return tokenText(
     encodeContainer({
       ...container,
@@ -98,6 +103,6 @@ export function sealToken(token: string | Uint8Array, options: { maxBytes?: numb
   const { container } = decodeParts(token, options.maxBytes ?? MAX_TOKEN_BYTES);
   const secret = proofSecret(container);
   const last = container.blocks[container.blocks.length - 1]!;
-  const finalSignature = signEd25519(secret, sealSignaturePayloadV0(last.block, last.nextKey.bytes, last.signature));
+  const finalSignature = signWithProof(secret, last.nextKey.bytes, sealSignaturePayloadV0(last.block, last.nextKey.bytes, last.signature));
   return tokenText(encodeContainer({ ...container, proof: { finalSignature } }));
 }
