@@ -138,12 +138,11 @@ async function timeSplit(pool: pg.Pool, jwts: string[], issuer: string, jwks: un
     await oidc.verify(jwts[0]!); // discovery + JWKS, then cached
     const policy = loadPolicyFile(DEV_POLICY_FILE);
     const keyring = Keyring.ephemeral();
-    const signer = keyring.signingKey();
     const identity = await oidc.verify(jwts[1]!);
     const who = { issuer: identity.issuer, subject: identity.subject, groups: [...identity.groups], clientId: identity.clientId };
     const grant = evaluatePolicy(policy, who, {});
     const expiresAt = new Date(Date.now() + grant.ttlSeconds * 1000);
-    const mintOnce = () => mintToken({ subject: who.subject, issuer: who.issuer, agent: who.clientId!, rights: grant.rights, roles: grant.roles, expiresAt }, signer);
+    const mintOnce = () => mintToken({ subject: who.subject, issuer: who.issuer, agent: who.clientId!, rights: grant.rights, roles: grant.roles, expiresAt }, keyring.signingKey());
     const issued = (m: ReturnType<typeof mintOnce>) => ({
       tokenId: m.tokenId,
       revocationId: m.revocationId,
@@ -152,7 +151,7 @@ async function timeSplit(pool: pg.Pool, jwts: string[], issuer: string, jwks: un
       agent: who.clientId!,
       rights: grant.rights,
       roles: grant.roles,
-      rootKeyId: signer.id,
+      rootKeyId: keyring.published()[0]!.id,
       expiresAt,
     });
     const deps: ExchangeDeps = {

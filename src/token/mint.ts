@@ -38,7 +38,8 @@ export function newTokenId(): string {
 }
 
 /**
- * Builds and signs an authority block.
+ * Builds and signs an authority block. Takes ownership of `signer.privateKey` (frees it): pass a
+ * fresh key, as `Keyring.signingKey()` returns.
  *
  * @example
  * const { token } = mintToken({ subject: 'alice', issuer: 'https://idp', agent: 'planner',
@@ -63,7 +64,12 @@ export function mintToken(req: MintRequest, signer: { id: number; privateKey: Pr
   const expires = dateParam(req.expiresAt);
   builder.addCodeWithParameters(EXPIRY_CHECK, { expires_at: expires }, {});
   builder.setRootKeyId(signer.id);
-  const biscuit = builder.build(signer.privateKey); // consumes the builder
+  let biscuit;
+  try {
+    biscuit = builder.build(signer.privateKey); // consumes the builder, only borrows the key
+  } finally {
+    signer.privateKey.free(); // wasm memory is not garbage-collected: the signer is ours to free
+  }
   try {
     const [revocationId] = biscuit.getRevocationIdentifiers() as string[];
     return { token: biscuit.toBase64(), tokenId, revocationId: revocationId!, expiresAt: new Date(expires.date) };
