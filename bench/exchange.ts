@@ -160,11 +160,11 @@ async function timeSplit(pool: pg.Pool, jwts: string[], issuer: string, jwks: un
       keyring,
       state,
       rateLimit: { perSubject: 1e9, perClient: 1e9 },
-      record: (t) => recordIssuedToken(pool, t),
+      persist: (t) => recordIssuedToken(pool, t),
     };
     const request = (i: number) => ({ grant_type: GRANT_TYPE_TOKEN_EXCHANGE, subject_token: jwts[i % jwts.length]!, subject_token_type: JWT_TYPE }) as Parameters<typeof exchangeToken>[0];
     const sample = await exchangeToken(request(0), deps);
-    const auditEvent = exchangeGranted(sample, expiresAt);
+    const auditEvent = exchangeGranted(sample);
     const premint = Array.from({ length: 3000 }, mintOnce); // store loops need unique token ids
 
     const rows: string[][] = [];

@@ -3,7 +3,7 @@ import type { AuditEventInput } from '../audit/event.ts';
 import type { BatonError } from '../errors.ts';
 import type { ExchangeResult } from './exchange.ts';
 
-export function exchangeGranted(r: ExchangeResult, expiresAt: Date): AuditEventInput {
+export function exchangeGranted(r: ExchangeResult): AuditEventInput {
   return {
     source: 'broker',
     action: 'token.exchange',
@@ -19,7 +19,7 @@ export function exchangeGranted(r: ExchangeResult, expiresAt: Date): AuditEventI
         constraints: {
           resources: [...new Set(r.grant.rights.map((x) => x.resource))].slice(0, 256),
           operations: [...new Set(r.grant.rights.map((x) => x.operation))].slice(0, 64),
-          expiresAt: expiresAt.toISOString(),
+          expiresAt: r.expiresAt.toISOString(),
         },
         revocationId: r.revocationId,
       },

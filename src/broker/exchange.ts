@@ -18,8 +18,11 @@ export interface ExchangeDeps {
   keyring: Keyring;
   state: SharedState;
   rateLimit: { perSubject: number; perClient: number };
-  /** Persists the issued-token record; the token is returned only after this succeeds. */
-  record: (t: IssuedToken) => Promise<void>;
+  /**
+   * Persists the issued-token record and the audit entry (in parallel: two durable writes, one wait);
+   * the token is returned only after this succeeds.
+   */
+  persist: (issued: IssuedToken, result: ExchangeResult) => Promise<void>;
   now?: () => Date;
 }
 
@@ -94,23 +97,26 @@ const mint: Step = (ctx, { keyring, now }) => {
   );
 };
 
-const record: Step = async (ctx, deps) => {
+const persist: Step = async (ctx, deps) => {
   const m = ctx.minted!;
-  await deps.record({
-    tokenId: m.tokenId,
-    revocationId: m.revocationId,
-    subject: ctx.subject!.subject,
-    issuer: ctx.subject!.issuer,
-    agent: ctx.agent!,
-    rights: ctx.grant!.rights,
-    roles: ctx.grant!.roles,
-    rootKeyId: ctx.rootKeyId!,
-    expiresAt: m.expiresAt,
-  });
+  await deps.persist(
+    {
+      tokenId: m.tokenId,
+      revocationId: m.revocationId,
+      subject: ctx.subject!.subject,
+      issuer: ctx.subject!.issuer,
+      agent: ctx.agent!,
+      rights: ctx.grant!.rights,
+      roles: ctx.grant!.roles,
+      rootKeyId: ctx.rootKeyId!,
+      expiresAt: m.expiresAt,
+    },
+    resultOf(ctx, deps),
+  );
 };
 
 /** The exchange, in order. */
-export const EXCHANGE_STEPS: readonly Step[] = [checkGrantType, verifySubject, verifyActor, rateLimit, applyPolicy, mint, record];
+export const EXCHANGE_STEPS: readonly Step[] = [checkGrantType, verifySubject, verifyActor, rateLimit, applyPolicy, mint, persist];
 
 export interface ExchangeResult {
   response: TokenExchangeResponse;
@@ -119,11 +125,16 @@ export interface ExchangeResult {
   agent: string;
   grant: Grant;
   revocationId: string;
+  expiresAt: Date;
 }
 
 export async function exchangeToken(req: TokenExchangeRequest, deps: ExchangeDeps): Promise<ExchangeResult> {
   const ctx: ExchangeContext = { req };
   for (const step of EXCHANGE_STEPS) await step(ctx, deps);
+  return resultOf(ctx, deps);
+}
+
+function resultOf(ctx: ExchangeContext, deps: ExchangeDeps): ExchangeResult {
   const m = ctx.minted!;
   const now = (deps.now ?? (() => new Date()))();
   return {
@@ -139,5 +150,6 @@ export async function exchangeToken(req: TokenExchangeRequest, deps: ExchangeDep
     agent: ctx.agent!,
     grant: ctx.grant!,
     revocationId: m.revocationId,
+    expiresAt: m.expiresAt,
   };
 }

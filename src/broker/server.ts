@@ -82,16 +82,12 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
       keyring,
       state,
       rateLimit: config.broker.rateLimit,
-      record: (t) => recordIssuedToken(db.pool, t),
-      metrics,
-      // a granted exchange is audited before the token is returned (fail closed); a denial best-effort
-      onExchange: async (outcome) => {
-        if (outcome.ok) {
-          await audit.append(exchangeGranted(outcome.value, new Date(Date.now() + outcome.value.response.expires_in * 1000)));
-        } else {
-          await audit.append(exchangeDenied(outcome.error)).catch(() => {});
-        }
+      // the issued-token record and the audit entry are both durable before the token is returned
+      persist: async (issued, result) => {
+        await Promise.all([recordIssuedToken(db.pool, issued), audit.append(exchangeGranted(result))]);
       },
+      metrics,
+      onRefused: async (error) => void (await audit.append(exchangeDenied(error)).catch(() => {})),
       ready: async () => {
         await db.pool.query('SELECT 1').catch((e: Error) => {
           throw new Error(`database unavailable: ${e.message}`);

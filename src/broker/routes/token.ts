@@ -2,14 +2,14 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { BatonError } from '../../errors.ts';
-import { exchangeToken, type ExchangeDeps, type ExchangeResult } from '../exchange.ts';
+import { exchangeToken, type ExchangeDeps } from '../exchange.ts';
 import { TokenExchangeRequest } from '../exchange-request.ts';
 import type { Metrics } from '../metrics.ts';
 
 export interface TokenRouteDeps extends ExchangeDeps {
   metrics: Metrics;
-  /** Called after every exchange attempt (audit). Must not throw. */
-  onExchange?: (result: { ok: true; value: ExchangeResult } | { ok: false; error: BatonError; subject?: string }) => Promise<void>;
+  /** Called after a refused exchange (audit, best effort). Must not throw. */
+  onRefused?: (error: BatonError) => Promise<void>;
 }
 
 export function tokenRoutes(app: FastifyInstance, deps: TokenRouteDeps): void {
@@ -22,14 +22,13 @@ export function tokenRoutes(app: FastifyInstance, deps: TokenRouteDeps): void {
       }
       const result = await exchangeToken(parsed.data, deps);
       deps.metrics.exchanges.inc({ outcome: 'granted' });
-      await deps.onExchange?.({ ok: true, value: result });
       // RFC 6749 §5.1: token responses must not be cached
       return reply.header('cache-control', 'no-store').header('pragma', 'no-cache').send(result.response);
     } catch (err) {
       const code = err instanceof BatonError ? err.code : 'BATON_ERR_SERVER';
       deps.metrics.exchanges.inc({ outcome: code });
       if (err instanceof BatonError) {
-        await deps.onExchange?.({ ok: false, error: err });
+        await deps.onRefused?.(err);
         const retry = /retry-after=(\d+)/.exec(err.detail ?? '');
         if (retry) reply.header('retry-after', retry[1]);
       }
