@@ -1,7 +1,8 @@
 /**
  * Audit writer throughput: sustained durable appends (group commit) for ~5 s at concurrency 1, 8
  * and 64, against DATABASE_URL or postgres://postgres@127.0.0.1:5432/test, in a database of its own
- * (created and dropped). Also times a full chain verification of everything written.
+ * (created and dropped). Also times the floor (a durable single-row INSERT round trip, which one
+ * append at concurrency 1 cannot beat) and a full chain verification of everything written.
  *
  *   npx tsx bench/audit.ts            # BENCH_SECONDS=5 BENCH_CONCURRENCY=1,8,64 to change
  */
@@ -70,7 +71,9 @@ async function main(): Promise<void> {
   const pool = new pg.Pool({ connectionString: withDatabase(BASE, name), max: 4 });
   pool.on('error', () => {});
   try {
-    await pool.query(readFileSync(new URL('../migrations/002_audit.sql', import.meta.url), 'utf8'));
+    for (const file of ['002_audit.sql', '004_audit_fast_append.sql']) {
+      await pool.query(readFileSync(new URL(`../migrations/${file}`, import.meta.url), 'utf8'));
+    }
     const writer = createAuditWriter(pool);
     await Promise.all(Array.from({ length: 200 }, () => writer.append(event))); // warm up JIT and pool
 
@@ -105,6 +108,16 @@ async function main(): Promise<void> {
     }
     await writer.close();
 
+    // The floor at concurrency 1: one durable single-row INSERT (autocommit) per round trip.
+    await pool.query('CREATE TABLE bench_floor (x int)');
+    const floor: number[] = [];
+    for (let i = 0; i < 2000; i++) {
+      const t = performance.now();
+      await pool.query({ name: 'floor', text: 'INSERT INTO bench_floor VALUES (1)' });
+      floor.push(performance.now() - t);
+    }
+    floor.sort((a, b) => a - b);
+
     const { rows: settings } = await pool.query("SELECT current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS sc, version() AS v");
     const t = performance.now();
     const verified = await verifyAuditChain(pool);
@@ -118,7 +131,8 @@ async function main(): Promise<void> {
     console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
     for (const r of rows) console.log(line(r));
     const count = verified.ok ? verified.count : NaN;
-    console.log(`\nverifyAuditChain: ${verified.ok ? 'ok' : 'BROKEN'}, ${count} events in ${verifySeconds.toFixed(2)} s (${Math.round(count / verifySeconds)} events/s)`);
+    console.log(`\nfloor: a durable single-row INSERT, p50 ${quantile(floor, 0.5).toFixed(2)} ms, p99 ${quantile(floor, 0.99).toFixed(2)} ms`);
+    console.log(`verifyAuditChain: ${verified.ok ? 'ok' : 'BROKEN'}, ${count} events in ${verifySeconds.toFixed(2)} s (${Math.round(count / verifySeconds)} events/s)`);
   } finally {
     await pool.end();
     await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);

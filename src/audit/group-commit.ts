@@ -1,14 +1,15 @@
 /**
- * Group commit for one hash chain: entries submitted while a batch is committing queue up and go
- * together in the next transaction (one multi-row INSERT), so throughput grows with concurrency
- * while each promise still resolves only after its row is committed and flushed to disk.
+ * Group commit for one hash chain: entries submitted while a batch is being written queue up and go
+ * together in the next batch, so throughput grows with concurrency while each promise still resolves
+ * only after its row is committed and flushed to disk.
  *
- * Per batch, inside one transaction:
- *   1. `pg_advisory_xact_lock(chain)` — serialises batches across every writer process;
- *   2. read the chain head (last hash) and allocate the batch's seqs, both under the lock, so chain
- *      order = seq order even with several brokers/proxies writing;
- *   3. seal (hash) each entry in order, INSERT them all, COMMIT without waiting for the disk;
- *   4. outside the lock, wait for the WAL flush (see `#makeDurable`), then resolve the entries.
+ * A batch is ONE round trip: a single autocommit call of `audit_append(chain, contents, …)`
+ * (migrations/004_audit_fast_append.sql), which takes the chain's advisory lock, reads the head, allocates seqs, hashes each entry with
+ * PostgreSQL's `sha256()` over the canonical JSON computed here, inserts the batch and commits with
+ * synchronous_commit = on. When the call returns, the batch is durable. The chain order is decided
+ * inside the database under the lock, so several writer processes keep one valid chain, and up to
+ * {@link MAX_IN_FLIGHT} batches may be on the wire at once: the next one waits for the lock on the
+ * server instead of waiting for a client round trip.
  *
  * Failure never leaves the committer broken: every batch takes a fresh pooled connection, a failed
  * connection is destroyed, and the next batch simply tries again. Memory is bounded: past
@@ -16,25 +17,32 @@
  */
 import type pg from 'pg';
 import { BatonError, describe } from '../errors.ts';
-import { type CanonicalMembers, GENESIS_HASH, canonicalMembers, hashMembers } from './hash.ts';
-import type { Row } from './rows.ts';
+import { contentJson } from './hash.ts';
 
-/** First key of every audit advisory lock ("audi"); the second names the chain. */
-const LOCK_CLASS = 0x61756469;
+/**
+ * Batches of one chain on the wire at once. The second one's statement is already at the server,
+ * queued on the chain lock, when the first commits; more would only split groups into smaller ones.
+ */
+const MAX_IN_FLIGHT = 2;
+
+/** Named: parsed once per connection; then each batch is Bind/Execute/Sync, one round trip. */
+const APPEND = {
+  name: 'baton_audit_append',
+  text: 'SELECT first_prev, seqs, hashes FROM audit_append($1::integer, $2::text[], $3::integer)',
+};
+
+/** Of a batch's remaining budget, kept for insert, commit and flush after the lock wait (at most a quarter). */
+const LOCK_MARGIN_MS = 500;
 
 /** An entry completed with its chain position, predecessor and hash. */
 export type Sealed<I> = I & { seq: number; prevHash: string; hash: string };
 
 /** How one chain is stored. */
-export interface ChainSpec<I extends object> {
-  /** Table holding the chain. */
+export interface ChainSpec {
+  /** Table holding the chain (for messages). */
   table: 'audit_events' | 'audit_outcomes';
-  /** Second advisory-lock key, unique per chain. */
-  lockKey: number;
-  /** Column definition list for `jsonb_to_recordset` (also gives the INSERT column names). */
-  recordset: string;
-  /** The row for an entry, without `seq`, `prev_hash` and `hash` (added when sealing). */
-  toRow(item: I): Row;
+  /** Its chain number in `audit_append` (migration 004): 1 = events, 2 = outcomes. */
+  chain: 1 | 2;
 }
 
 export interface GroupCommitLimits {
@@ -62,60 +70,55 @@ export interface ChainHealth {
   lastError?: { at: string; detail: string };
 }
 
-/**
- * An entry with everything that does not depend on its chain position already serialised, so the
- * work done while holding the chain lock is a string join and one SHA-256 per entry.
- */
+/** An entry with its hashed content already serialised (outside any lock, before it queues). */
 interface Pending<I> {
   item: I;
-  members: CanonicalMembers;
-  /** The row's JSON members (no braces) minus seq/prev_hash/hash. */
-  rowBody: string;
-  bytes: number;
+  /** Canonical JSON of the entry without seq/prevHash/hash: what PostgreSQL hashes and stores. */
+  content: string;
   resolve(entry: Sealed<I>): void;
   reject(err: BatonError): void;
+}
+
+/** What the append function returns for a batch. */
+interface AppendResult {
+  first_prev: string;
+  seqs: string[];
+  hashes: string[];
 }
 
 /**
  * One chain's bounded, group-committing queue.
  *
  * @example
- * const chain = new GroupCommitter(pool, { table: 'audit_events', lockKey: 1, recordset: EVENT_RECORDSET, toRow: eventToRow }, limits, log);
+ * const chain = new GroupCommitter(pool, { table: 'audit_events', chain: 1 }, limits, log);
  * const sealed = await chain.submit(event); // committed and durable
  */
 export class GroupCommitter<I extends object> {
   readonly #pool: pg.Pool;
-  readonly #spec: ChainSpec<I>;
+  readonly #spec: ChainSpec;
   readonly #limits: GroupCommitLimits;
   readonly #onError: (err: BatonError) => void;
-  readonly #insertSql: string;
   #queue: Pending<I>[] = [];
   #pending = 0;
   #pendingBytes = 0;
-  #running = false;
+  #inFlight = 0;
   #scheduled = false;
   #closed = false;
   #drained: (() => void)[] = [];
-  /** Batches committed and waiting for their WAL flush (at most 2). */
-  #durable: Promise<void>[] = [];
   #health: Omit<ChainHealth, 'pending' | 'pendingBytes'> = { ok: true, committed: 0, batches: 0, failed: 0, shed: 0 };
 
-  constructor(pool: pg.Pool, spec: ChainSpec<I>, limits: GroupCommitLimits, onError: (err: BatonError) => void) {
+  constructor(pool: pg.Pool, spec: ChainSpec, limits: GroupCommitLimits, onError: (err: BatonError) => void) {
     this.#pool = pool;
     this.#spec = spec;
     this.#limits = limits;
     this.#onError = onError;
-    const columns = spec.recordset.split(',').map((c) => c.trim().split(' ')[0]).join(', ');
-    this.#insertSql = `INSERT INTO ${spec.table} (${columns}) SELECT ${columns} FROM jsonb_to_recordset($1::jsonb) AS t(${spec.recordset})`;
   }
 
-  /** Queues an entry; resolves with the sealed entry once committed, rejects otherwise. */
+  /** Queues an entry; resolves with the sealed entry once committed and durable, rejects otherwise. */
   submit(item: I): Promise<Sealed<I>> {
     if (this.#closed) return Promise.reject(unavailable('the audit writer is closed'));
-    const members = canonicalMembers(item as Record<string, unknown>);
-    const rowBody = JSON.stringify(this.#spec.toRow(item)).slice(1, -1);
-    const bytes = rowBody.length;
-    if (this.#pending >= this.#limits.maxQueue || this.#pendingBytes + bytes > this.#limits.maxQueueBytes) {
+    const content = contentJson(item as Record<string, unknown>);
+    if (this.#pending >= this.#limits.maxQueue || this.#pendingBytes + content.length > this.#limits.maxQueueBytes) {
       this.#health.shed++;
       return Promise.reject(
         new BatonError('BATON_ERR_AUDIT_UNAVAILABLE', 'audit trail overloaded: request refused until it catches up', {
@@ -124,9 +127,9 @@ export class GroupCommitter<I extends object> {
       );
     }
     this.#pending++;
-    this.#pendingBytes += bytes;
+    this.#pendingBytes += content.length;
     return new Promise<Sealed<I>>((resolve, reject) => {
-      this.#queue.push({ item, members, rowBody, bytes, resolve, reject });
+      this.#queue.push({ item, content, resolve, reject });
       this.#schedule();
     });
   }
@@ -141,108 +144,77 @@ export class GroupCommitter<I extends object> {
     if (this.#pending > 0) await new Promise<void>((resolve) => this.#drained.push(resolve));
   }
 
-  // A microtask lets every append issued in the same tick join the first batch.
+  // A microtask lets every append issued in the same tick join the batch; while the wire is full
+  // (MAX_IN_FLIGHT batches), new entries accumulate for the next one.
   #schedule(): void {
-    if (this.#scheduled || this.#running) return;
+    if (this.#scheduled || this.#inFlight >= MAX_IN_FLIGHT) return;
     this.#scheduled = true;
     queueMicrotask(() => {
       this.#scheduled = false;
-      void this.#flush();
+      while (this.#queue.length > 0 && this.#inFlight < MAX_IN_FLIGHT) {
+        this.#inFlight++;
+        void this.#commit(this.#queue.splice(0, this.#limits.maxBatch)).finally(() => {
+          this.#inFlight--;
+          if (this.#queue.length > 0) this.#schedule();
+        });
+      }
     });
   }
 
-  async #flush(): Promise<void> {
-    if (this.#running) return;
-    this.#running = true;
-    try {
-      while (this.#queue.length > 0) {
-        this.#durable.push((await this.#commit(this.#queue.splice(0, this.#limits.maxBatch))).durable);
-        // Pipeline depth 2: one batch waits for its WAL flush while the next one is inserted.
-        if (this.#durable.length >= 2) await this.#durable.shift();
-      }
-    } finally {
-      this.#running = false;
-    }
-  }
-
-  /**
-   * Commits one batch under the chain lock with synchronous_commit = off, so the lock is not held
-   * across the disk flush; returns a promise that settles every entry once the batch is durable
-   * (see `#makeDurable`). Never rejects.
-   */
-  async #commit(batch: Pending<I>[]): Promise<{ durable: Promise<void> }> {
+  /** Appends one batch in one call and settles every entry. Never rejects. */
+  async #commit(batch: Pending<I>[]): Promise<void> {
     const deadline = Date.now() + this.#limits.timeoutMs;
+    const contents = batch.map((p) => p.content);
+    let unknown = false;
     for (let attempt = 0; ; attempt++) {
       let client: pg.PoolClient | undefined;
-      let commitSent = false;
       try {
         client = await connect(this.#pool, remaining(deadline));
         client.on('error', ignore); // reported through the failing query instead
-        const { lockKey, table } = this.#spec;
-        const ms = remaining(deadline);
-        // One round trip (simple protocol; every value inlined is an integer we computed). The head
-        // is read by a later statement than the lock, so under READ COMMITTED its snapshot is taken
-        // after the lock is held and sees the previous batch's rows.
-        const results = (await query(client, deadline, {
-          text:
-            `BEGIN; SET LOCAL synchronous_commit = off; SET LOCAL statement_timeout = ${ms}; ` +
-            `SET LOCAL lock_timeout = ${ms}; SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${lockKey}); ` +
-            `SELECT (SELECT hash FROM ${table} ORDER BY seq DESC LIMIT 1) AS head, ` +
-            `ARRAY(SELECT nextval('audit_seq') FROM generate_series(1, ${batch.length})) AS seqs`,
-        })) as unknown as pg.QueryResult[];
-        const first = results.at(-1)!.rows[0] as { head: string | null; seqs: string[] };
-        const seqs = first.seqs.map(Number).sort((a, b) => a - b);
-        let prev = first.head ?? GENESIS_HASH;
-        const rows: string[] = [];
-        const entries = batch.map((p, i) => {
-          const seq = seqs[i]!;
-          const hash = hashMembers([...p.members, ['seq', String(seq)], ['prevHash', JSON.stringify(prev)]]);
-          const entry = { seq, ...p.item, prevHash: prev, hash } as Sealed<I>;
-          rows.push(`{"seq":${seq},"prev_hash":"${prev}","hash":"${hash}"${p.rowBody ? `,${p.rowBody}` : ''}}`);
-          prev = hash;
-          return entry;
-        });
-        await query(client, deadline, { text: this.#insertSql, values: [`[${rows.join(',')}]`] });
-        commitSent = true;
-        await query(client, deadline, { text: 'COMMIT' });
-        return { durable: this.#makeDurable(client, batch, entries) };
+        // The server gives up waiting for the chain lock (lock_timeout) well before the client-side
+        // deadline does: a client that stopped waiting cannot stop the statement, which would then
+        // commit, once the lock frees up, a batch whose appends were already refused. The client
+        // deadline bounds everything else (a black-holed server never answers).
+        const left = remaining(deadline);
+        const lockMs = Math.max(1, left - Math.min(LOCK_MARGIN_MS, Math.floor(left / 4)));
+        const { rows } = await query(client, deadline, { ...APPEND, values: [this.#spec.chain, contents, lockMs] });
+        release(client);
+        this.#settled(batch, rows[0] as AppendResult);
+        return;
       } catch (err) {
         if (client) release(client, err);
-        // A stale pooled connection (server restarted, backend terminated) fails before anything
-        // was committed: one immediate retry on a fresh connection is safe and hides the blip.
-        if (!commitSent && attempt === 0 && isConnectionError(err) && Date.now() < deadline) continue;
-        const detail =
-          `${this.#spec.table}: ${describe(err)}` +
-          (commitSent ? ' (COMMIT sent; its result is unknown, the batch may be recorded)' : '');
+        // A connection error once the call was sent leaves its outcome unknown. Retrying once, at
+        // once, on a fresh connection is still safe: ids are UNIQUE, so if the first attempt did
+        // commit, the retry fails (23505) instead of recording the batch twice. This hides a stale
+        // pooled connection (server restarted, backend terminated) from the caller.
+        const connectionLost = isConnectionError(err);
+        unknown ||= client !== undefined && connectionLost;
+        if (connectionLost && attempt === 0 && Date.now() < deadline) {
+          // Whatever killed this connection (a restart, pg_terminate_backend) usually killed the idle
+          // pooled ones too: one turn of the event loop lets the pool see their errors and evict
+          // them, so the retry gets a live connection.
+          await new Promise((resolve) => setImmediate(resolve));
+          continue;
+        }
+        const detail = `${this.#spec.table}: ${describe(err)}` + (unknown ? ' (connection lost after sending: the batch may be recorded)' : '');
         this.#fail(batch, detail, err);
-        return { durable: Promise.resolve() };
+        return;
       }
     }
   }
 
-  /**
-   * Waits until the committed batch is on disk, then resolves its entries. A later transaction
-   * that commits with synchronous_commit = on waits for the WAL to be flushed up to its own commit
-   * record, which lies after the batch's (WAL is sequential), so once it returns the batch is
-   * durable. Batches from other writers chained on top of this one are flushed in the same order,
-   * so a crash can only cut the chain's tail, never a middle link.
-   */
-  async #makeDurable(client: pg.PoolClient, batch: Pending<I>[], entries: Sealed<I>[]): Promise<void> {
-    try {
-      await query(client, Date.now() + this.#limits.timeoutMs, {
-        text: 'BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); COMMIT',
-      });
-      release(client);
-    } catch (err) {
-      release(client, err);
-      this.#fail(batch, `${this.#spec.table}: ${describe(err)} (batch committed, durability unconfirmed)`, err);
-      return;
-    }
+  #settled(batch: Pending<I>[], result: AppendResult): void {
     this.#health.ok = true;
     this.#health.committed += batch.length;
     this.#health.batches++;
     this.#health.lastCommitAt = new Date().toISOString();
-    batch.forEach((p, i) => this.#settle(p, () => p.resolve(entries[i]!)));
+    let prevHash = result.first_prev;
+    batch.forEach((p, i) => {
+      const hash = result.hashes[i]!;
+      const entry = { seq: Number(result.seqs[i]), ...p.item, prevHash, hash } as Sealed<I>;
+      prevHash = hash;
+      this.#settle(p, () => p.resolve(entry));
+    });
   }
 
   #fail(batch: Pending<I>[], detail: string, cause: unknown): void {
@@ -256,7 +228,7 @@ export class GroupCommitter<I extends object> {
 
   #settle(p: Pending<I>, fn: () => void): void {
     this.#pending--;
-    this.#pendingBytes -= p.bytes;
+    this.#pendingBytes -= p.content.length;
     fn();
     if (this.#pending === 0) for (const resolve of this.#drained.splice(0)) resolve();
   }
@@ -298,7 +270,7 @@ async function connect(pool: pg.Pool, ms: number): Promise<pg.PoolClient> {
 }
 
 /** A query with a client-side deadline too: a black-holed server never answers statement_timeout. */
-function query(client: pg.PoolClient, deadline: number, config: { text: string; values?: unknown[] }): Promise<pg.QueryResult> {
+function query(client: pg.PoolClient, deadline: number, config: { name?: string; text: string; values?: unknown[] }): Promise<pg.QueryResult> {
   return client.query({ ...config, query_timeout: remaining(deadline) } as pg.QueryConfig);
 }
 

@@ -17,7 +17,7 @@ export {
   lineageLinkSchema,
 } from './event.ts';
 export { type AuditExportFilters, exportJsonLines } from './export.ts';
-export { GENESIS_HASH, canonicalJson, chainHash } from './hash.ts';
+export { GENESIS_HASH, canonicalJson, chainHash, contentJson, legacyChainHash, linkHash } from './hash.ts';
 export { type AuditFilters, type AuditPage, auditCursor, auditFiltersSchema, auditQueryStringSchema, queryAudit } from './query.ts';
 export { assertNoCredentials } from './redact.ts';
 export { type AuditTree, type AuditTreeNode, type Counts, auditTree } from './tree.ts';

@@ -1,6 +1,8 @@
 /**
- * Row ↔ entry mapping, shared by the writer (insert), verification (recompute) and queries (read),
- * so what a query returns is exactly what verification hashed. NULL columns become absent fields.
+ * Row → entry mapping, shared by verification (recompute) and queries (read), so what a query
+ * returns is exactly what verification hashed. NULL columns become absent fields. (Writing maps the
+ * other way inside PostgreSQL: `audit_append_*` in migrations/004_audit_fast_append.sql derives the
+ * columns from the very JSON it hashes.)
  */
 import type { AuditEvent, AuditOutcomeRecord } from './event.ts';
 
@@ -11,16 +13,6 @@ export const EVENT_COLUMNS =
 
 /** Columns of `audit_outcomes`. */
 export const OUTCOME_COLUMNS = 'seq, id, event_id, time, outcome, duration_ms, prev_hash, hash';
-
-/** The column definition list for `jsonb_to_recordset` when inserting events. */
-export const EVENT_RECORDSET =
-  'seq bigint, id uuid, time timestamptz, source text, action text, decision text, reason text, ' +
-  'lineage jsonb, token_id text, resource text, operation text, accesses jsonb, fingerprint text, ' +
-  'normalized text, outcome jsonb, duration_ms numeric, prev_hash text, hash text';
-
-/** The column definition list for `jsonb_to_recordset` when inserting outcomes. */
-export const OUTCOME_RECORDSET =
-  'seq bigint, id uuid, event_id uuid, time timestamptz, outcome jsonb, duration_ms numeric, prev_hash text, hash text';
 
 export type Row = Record<string, unknown>;
 
@@ -57,27 +49,6 @@ export function rowToEvent(row: Row): AuditEvent {
   });
 }
 
-/** An event (before sealing) → a `jsonb_to_recordset` element for INSERT, minus seq/prev_hash/hash. */
-export function eventToRow(e: Omit<AuditEvent, 'seq' | 'prevHash' | 'hash'>): Row {
-  return {
-    id: e.id,
-    time: e.time,
-    source: e.source,
-    action: e.action,
-    decision: e.decision,
-    reason: e.reason,
-    lineage: e.lineage,
-    token_id: e.tokenId,
-    resource: e.resource,
-    operation: e.operation,
-    accesses: e.accesses,
-    fingerprint: e.fingerprint,
-    normalized: e.normalized,
-    outcome: e.outcome,
-    duration_ms: e.durationMs,
-  };
-}
-
 /** An `audit_outcomes` row → the hashed outcome record. */
 export function rowToOutcome(row: Row): AuditOutcomeRecord {
   return present({
@@ -90,15 +61,4 @@ export function rowToOutcome(row: Row): AuditOutcomeRecord {
     prevHash: String(row.prev_hash),
     hash: String(row.hash),
   });
-}
-
-/** An outcome record (before sealing) → a `jsonb_to_recordset` element for INSERT, minus seq/prev_hash/hash. */
-export function outcomeToRow(o: Omit<AuditOutcomeRecord, 'seq' | 'prevHash' | 'hash'>): Row {
-  return {
-    id: o.id,
-    event_id: o.eventId,
-    time: o.time,
-    outcome: o.outcome,
-    duration_ms: o.durationMs,
-  };
 }

@@ -1,11 +1,12 @@
 /**
  * Chain verification: re-reads each chain in seq order, in keyset pages (constant memory, so a
  * million rows is fine), and recomputes every hash from the stored columns — the same mapping
- * queries use, so what a reader sees is what was verified.
+ * queries use, so what a reader sees is what was verified — with the same formula PostgreSQL used
+ * when appending (hash.ts).
  */
 import type pg from 'pg';
 import type { AuditEvent, AuditOutcomeRecord } from './event.ts';
-import { GENESIS_HASH, chainHash } from './hash.ts';
+import { GENESIS_HASH, chainHash, legacyChainHash } from './hash.ts';
 import { EVENT_COLUMNS, OUTCOME_COLUMNS, type Row, rowToEvent, rowToOutcome } from './rows.ts';
 
 /** The first entry whose link or content does not verify. */
@@ -66,7 +67,10 @@ async function verifyChain<E extends { seq: number; id: string; prevHash: string
       if (entry.prevHash !== prev) {
         return broken('prev_hash does not match the previous entry: an entry was removed, inserted or reordered before this one');
       }
-      if (chainHash(entry) !== entry.hash) return broken("hash does not match the entry's content: the entry was altered");
+      // Rows appended before migration 004 carry the legacy hash form (see hash.ts).
+      if (chainHash(entry) !== entry.hash && legacyChainHash(entry) !== entry.hash) {
+        return broken("hash does not match the entry's content: the entry was altered");
+      }
       prev = entry.hash;
       after = entry.seq;
       count++;

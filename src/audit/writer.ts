@@ -21,7 +21,6 @@ import {
 } from './event.ts';
 import { type ChainHealth, GroupCommitter } from './group-commit.ts';
 import { assertNoCredentials } from './redact.ts';
-import { EVENT_RECORDSET, OUTCOME_RECORDSET, eventToRow, outcomeToRow } from './rows.ts';
 
 /** Proof that an event is durably in the trail; pass it to `recordOutcome`. */
 export interface AuditReceipt {
@@ -48,7 +47,7 @@ export interface AuditWriterHealth {
 }
 
 export interface AuditWriter {
-  /** Durably records an event; resolves after COMMIT and WAL flush. Rejects with `BATON_ERR_AUDIT_UNAVAILABLE` (store down, queue full) or `BATON_ERR_AUDIT_REJECTED` (invalid event, credential-like value). */
+  /** Durably records an event; resolves after its COMMIT is flushed to disk. Rejects with `BATON_ERR_AUDIT_UNAVAILABLE` (store down, queue full) or `BATON_ERR_AUDIT_REJECTED` (invalid event, credential-like value). */
   append(event: AuditEventInput): Promise<AuditReceipt>;
   /** Durably records what happened after execution, as its own hash-chained row. Await it or attach `.catch`. */
   recordOutcome(receipt: Pick<AuditReceipt, 'id'>, outcome: AuditOutcomeInput): Promise<AuditOutcomeReceipt>;
@@ -65,7 +64,7 @@ export const auditWriterOptionsSchema = z.strictObject({
   maxQueueBytes: z.number().int().min(1024).optional(),
   /** Entries per transaction. */
   maxBatch: z.number().int().min(1).max(10_000).optional(),
-  /** Budget for one batch: connect, lock, insert, commit. */
+  /** Budget for one batch: connect, lock, insert, commit and flush. */
   timeoutMs: z.number().int().min(50).max(600_000).optional(),
   /** Called for each failed batch and each idle pool connection error (for logs/metrics). */
   onError: z.custom<(err: BatonError) => void>((v) => typeof v === 'function').optional(),
@@ -84,7 +83,7 @@ type PendingEvent = Omit<AuditEvent, 'seq' | 'prevHash' | 'hash'>;
 type PendingOutcome = Omit<AuditOutcomeRecord, 'seq' | 'prevHash' | 'hash'>;
 
 /**
- * Creates the audit writer on `pool` (migration `002_audit.sql` applied). Several writers, in one
+ * Creates the audit writer on `pool` (migrations `002_audit.sql` and `004_audit_fast_append.sql` applied). Several writers, in one
  * process or many, may share one database: the chain stays correct.
  *
  * @example
@@ -99,18 +98,8 @@ export function createAuditWriter(pool: pg.Pool, options: AuditWriterOptions = {
   const { onError = () => {}, ...rest } = parsed.data;
   const limits = { ...AUDIT_WRITER_DEFAULTS, ...rest };
 
-  const events = new GroupCommitter<PendingEvent>(
-    pool,
-    { table: 'audit_events', lockKey: 1, recordset: EVENT_RECORDSET, toRow: eventToRow },
-    limits,
-    onError,
-  );
-  const outcomes = new GroupCommitter<PendingOutcome>(
-    pool,
-    { table: 'audit_outcomes', lockKey: 2, recordset: OUTCOME_RECORDSET, toRow: outcomeToRow },
-    limits,
-    onError,
-  );
+  const events = new GroupCommitter<PendingEvent>(pool, { table: 'audit_events', chain: 1 }, limits, onError);
+  const outcomes = new GroupCommitter<PendingOutcome>(pool, { table: 'audit_outcomes', chain: 2 }, limits, onError);
 
   // An idle pooled connection that dies (backend terminated, server restart) makes the pool emit
   // 'error'; unhandled, that would crash the process. The next batch simply reconnects.

@@ -1,13 +1,15 @@
 /**
- * A throw-away PostgreSQL database per test file with the audit migration applied (twice: the
- * migration must be idempotent). Real server from DATABASE_URL or 127.0.0.1:5432.
+ * A throw-away PostgreSQL database per test file with the audit migrations applied (twice: they
+ * must be idempotent). Real server from DATABASE_URL or 127.0.0.1:5432.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 
 export const BASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-export const MIGRATION = readFileSync(new URL('../../migrations/002_audit.sql', import.meta.url), 'utf8');
+const migration = (file: string) => readFileSync(new URL(`../../migrations/${file}`, import.meta.url), 'utf8');
+/** The audit table definitions (002) and the fast-append functions (004). */
+export const MIGRATIONS = [migration('002_audit.sql'), migration('004_audit_fast_append.sql')];
 
 export interface TestDatabase {
   name: string;
@@ -45,8 +47,7 @@ export async function createTestDatabase(area: string): Promise<TestDatabase> {
     return pool;
   };
   const pool = newPool({ application_name: applicationName });
-  await pool.query(MIGRATION);
-  await pool.query(MIGRATION);
+  for (const sql of [...MIGRATIONS, ...MIGRATIONS]) await pool.query(sql);
   return {
     name,
     url,

@@ -1,7 +1,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { auditEventInputSchema, auditEventJsonSchema } from '../../src/audit/event.ts';
-import { GENESIS_HASH, canonicalJson, chainHash } from '../../src/audit/hash.ts';
+import { createHash } from 'node:crypto';
+import { GENESIS_HASH, canonicalJson, chainHash, contentJson, legacyChainHash, linkHash } from '../../src/audit/hash.ts';
 import { assertNoCredentials } from '../../src/audit/redact.ts';
 import { Biscuit, KeyPair } from '../../src/token/biscuit.ts';
 import { statementEvent } from './fixtures.ts';
@@ -38,6 +39,21 @@ describe('canonical JSON and chain hash', () => {
     expect(chainHash({ ...entry, hash: h })).toBe(h);
     expect(chainHash({ ...entry, prevHash: 'f'.repeat(64) })).not.toBe(h);
     expect(chainHash({ a: 'x', seq: 1, prevHash: GENESIS_HASH })).toBe(h);
+  });
+
+  it('is SHA-256 over prevHash, seq and the canonical content, as PostgreSQL computes it (migration 004)', () => {
+    const entry = { seq: 7, id: 'x', purpose: 'résumé 🎉', prevHash: 'a'.repeat(64), hash: 'ignored' };
+    expect(contentJson(entry)).toBe('{"id":"x","purpose":"résumé 🎉"}');
+    const expected = createHash('sha256').update(`${'a'.repeat(64)}\n7\n{"id":"x","purpose":"résumé 🎉"}`, 'utf8').digest('hex');
+    expect(linkHash(entry.prevHash, entry.seq, contentJson(entry))).toBe(expected);
+    expect(chainHash(entry)).toBe(expected);
+    expect(chainHash({ ...entry, seq: 8 })).not.toBe(expected);
+  });
+
+  it('keeps the pre-004 form for rows written before it: canonical JSON of everything but hash', () => {
+    const entry = { seq: 1, a: 'x', prevHash: GENESIS_HASH };
+    expect(legacyChainHash({ ...entry, hash: 'h' })).toBe(createHash('sha256').update(canonicalJson(entry)).digest('hex'));
+    expect(legacyChainHash(entry)).not.toBe(chainHash(entry));
   });
 
   it('refuses values JSON cannot represent canonically', () => {

@@ -1,5 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import { GENESIS_HASH, legacyChainHash } from '../../src/audit/hash.ts';
 import { verifyAuditChain } from '../../src/audit/verify.ts';
 import { createAuditWriter } from '../../src/audit/writer.ts';
 import { type TestDatabase, createTestDatabase } from './db.ts';
@@ -91,5 +93,52 @@ describe('verifyAuditChain', () => {
       receipts[1]!.seq,
     ]);
     expect(await verifyAuditChain(db.pool)).toMatchObject({ ok: false, firstBroken: { seq: receipts[1]!.seq, id: receipts[1]!.id } });
+  });
+});
+
+describe('rows written before migration 004 (legacy hash form)', () => {
+  let legacy: TestDatabase;
+  beforeAll(async () => {
+    legacy = await createTestDatabase('legacy');
+  });
+  afterAll(async () => {
+    await legacy?.drop();
+  });
+
+  it('verify with the rows appended after them; an altered legacy row is still named', async () => {
+    // Two rows as the pre-004 writer stored them: hash = SHA-256(canonical JSON of all but hash).
+    let prevHash = GENESIS_HASH;
+    const old: { seq: number; id: string }[] = [];
+    for (const action of ['token.exchange', 'token.revoke']) {
+      const seq = Number((await legacy.pool.query("SELECT nextval('audit_seq') AS s")).rows[0].s);
+      const entry = { seq, id: randomUUID(), time: '2026-01-01T00:00:00.000Z', source: 'broker', action, decision: 'allow', lineage: [], prevHash };
+      const hash = legacyChainHash(entry);
+      await legacy.pool.query(
+        'INSERT INTO audit_events (seq, id, time, source, action, decision, lineage, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)',
+        [seq, entry.id, entry.time, entry.source, action, entry.decision, '[]', prevHash, hash],
+      );
+      old.push({ seq, id: entry.id });
+      prevHash = hash;
+    }
+    const writer = createAuditWriter(legacy.pool);
+    const receipt = await writer.append(statementEvent());
+    await writer.close();
+    const { rows } = await legacy.pool.query('SELECT prev_hash FROM audit_events WHERE seq = $1', [receipt.seq]);
+    expect(rows[0].prev_hash).toBe(prevHash);
+    expect(await verifyAuditChain(legacy.pool)).toEqual({ ok: true, count: 3, outcomes: 0 });
+
+    const c = new pg.Client({ connectionString: legacy.url });
+    await c.connect();
+    try {
+      await c.query('ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only');
+      await c.query("UPDATE audit_events SET decision = 'deny' WHERE seq = $1", [old[1]!.seq]);
+    } finally {
+      await c.query('ALTER TABLE audit_events ENABLE ALWAYS TRIGGER audit_events_append_only');
+      await c.end();
+    }
+    expect(await verifyAuditChain(legacy.pool)).toEqual({
+      ok: false,
+      firstBroken: { table: 'audit_events', seq: old[1]!.seq, id: old[1]!.id, reason: expect.stringContaining('altered') },
+    });
   });
 });

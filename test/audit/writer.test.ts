@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditEventSchema } from '../../src/audit/event.ts';
+import { chainHash } from '../../src/audit/hash.ts';
 import { queryAudit } from '../../src/audit/query.ts';
 import { verifyAuditChain } from '../../src/audit/verify.ts';
 import { type AuditWriter, createAuditWriter } from '../../src/audit/writer.ts';
@@ -64,6 +65,44 @@ describe('createAuditWriter', () => {
       expect(auditEventSchema.safeParse(events[0]).success).toBe(true);
     } finally {
       await writer.close();
+    }
+  });
+
+  it('PostgreSQL chains what JS verifies: the stored hash is chainHash of the event read back (non-ASCII too)', async () => {
+    const writer = createAuditWriter(db.pool);
+    try {
+      const lineage = statementEvent().lineage;
+      const input = statementEvent({ tokenId: 'tok_utf8', reason: 'naïve 🎉 résumé', durationMs: 1e-7, lineage: [lineage[0]!, { ...lineage[1]!, purpose: 'Zusammenfassung ✓' }] });
+      const receipt = await writer.append(input);
+      const { events } = await queryAudit(db.pool, { tokenId: 'tok_utf8' });
+      expect(events[0]!.reason).toBe(input.reason);
+      expect(chainHash(events[0]!)).toBe(receipt.hash);
+    } finally {
+      await writer.close();
+    }
+  });
+
+  it('the append commits with synchronous_commit = on whatever the session default; refuses snapshots older than its lock and fields it would not store', async () => {
+    const c = await db.pool.connect();
+    const content = (extra = '') => `{"action":"x","decision":"allow","id":"${crypto.randomUUID()}","lineage":[],"source":"broker","time":"2026-01-01T00:00:00.000Z"${extra}}`;
+    try {
+      await c.query('BEGIN');
+      await c.query('SET LOCAL synchronous_commit = off');
+      await c.query('SELECT * FROM audit_append(1, $1::text[], 1000)', [[content()]]);
+      expect((await c.query('SHOW synchronous_commit')).rows[0].synchronous_commit).toBe('on');
+      await c.query('ROLLBACK');
+
+      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+      await expect(c.query('SELECT * FROM audit_append(1, $1::text[], 1000)', [[content()]])).rejects.toMatchObject({ code: '25000' });
+      await c.query('ROLLBACK');
+
+      await expect(c.query('SELECT * FROM audit_append(1, $1::text[], 1000)', [[content(',"rowData":[1]')]])).rejects.toMatchObject({
+        code: '22023',
+        message: expect.stringContaining('rowData'),
+      });
+      await expect(c.query('SELECT * FROM audit_append(2, $1::text[], 1000)', [[content()]])).rejects.toMatchObject({ code: '22023' });
+    } finally {
+      c.release();
     }
   });
 
