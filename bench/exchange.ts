@@ -15,7 +15,7 @@ import pg from 'pg';
 import { exchangeGranted } from '../src/broker/audit-events.ts';
 import { EXCHANGE_STEPS, exchangeToken, type ExchangeDeps } from '../src/broker/exchange.ts';
 import { GRANT_TYPE_TOKEN_EXCHANGE } from '../src/broker/exchange-request.ts';
-import { recordIssuedToken } from '../src/broker/issued-tokens.ts';
+import { issuedTokenRecorder } from '../src/broker/issued-tokens.ts';
 import { DEV_AUDIENCE, DEV_POLICY_FILE } from '../src/broker/server.ts';
 import { createAuditWriter } from '../src/audit/writer.ts';
 import { Keyring } from '../src/keys/keyring.ts';
@@ -154,13 +154,14 @@ async function timeSplit(pool: pg.Pool, jwts: string[], issuer: string, jwks: un
       rootKeyId: keyring.published()[0]!.id,
       expiresAt,
     });
+    const record = issuedTokenRecorder(pool);
     const deps: ExchangeDeps = {
       oidc,
       policy: () => policy,
       keyring,
       state,
       rateLimit: { perSubject: 1e9, perClient: 1e9 },
-      persist: (t) => recordIssuedToken(pool, t),
+      persist: (t) => record(t),
     };
     const request = (i: number) => ({ grant_type: GRANT_TYPE_TOKEN_EXCHANGE, subject_token: jwts[i % jwts.length]!, subject_token_type: JWT_TYPE }) as Parameters<typeof exchangeToken>[0];
     const sample = await exchangeToken(request(0), deps);
@@ -179,7 +180,7 @@ async function timeSplit(pool: pg.Pool, jwts: string[], issuer: string, jwks: un
     add('policy evaluation', timeSync(() => evaluatePolicy(policy, who, {}), 10_000));
     add('mint (Biscuit build + sign)', timeSync(() => mintOnce(), 3000));
     let k = 0;
-    add('store (INSERT issued_tokens)', await timeAsync(() => recordIssuedToken(pool, issued(premint[k++]!)), 1000), `${await concurrent(() => recordIssuedToken(pool, issued(mintOnce())))} µs/op at 32 concurrent`);
+    add('store (INSERT issued_tokens, group commit)', await timeAsync(() => record(issued(premint[k++]!)), 1000), `${await concurrent(() => record(issued(mintOnce())))} µs/op at 32 concurrent`);
     add('audit append (durable, group commit)', await timeAsync(() => audit.append(auditEvent), 1000), `${await concurrent(() => audit.append(auditEvent))} µs/op at 32 concurrent`);
     add('exchangeToken() whole, no HTTP, no audit', await timeAsync((i) => exchangeToken(request(i), deps), 1000), `${await concurrent((i) => exchangeToken(request(i), deps))} µs/op at 32 concurrent`);
 

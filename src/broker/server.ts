@@ -21,7 +21,7 @@ import { databaseRevocationSource } from '../revocation/sources.ts';
 import { buildBrokerApp, LOG_REDACT } from './app.ts';
 import { exchangeDenied, exchangeGranted } from './audit-events.ts';
 import { auditRoutes } from './routes/audit.ts';
-import { recordIssuedToken } from './issued-tokens.ts';
+import { issuedTokenRecorder } from './issued-tokens.ts';
 import { createMetrics } from './metrics.ts';
 import { freePort } from '../util/free-port.ts';
 
@@ -74,6 +74,7 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
   // not awaited to be current: bearer endpoints and the proxy fail closed (503/57P03) until it is
   await revocations.start();
   const bearer = { keys: keyring, revocations };
+  const recordIssued = issuedTokenRecorder(db.pool);
 
   const app = await buildBrokerApp(
     {
@@ -84,7 +85,7 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
       rateLimit: config.broker.rateLimit,
       // the issued-token record and the audit entry are both durable before the token is returned
       persist: async (issued, result) => {
-        await Promise.all([recordIssuedToken(db.pool, issued), audit.append(exchangeGranted(result))]);
+        await Promise.all([recordIssued(issued), audit.append(exchangeGranted(result))]);
       },
       metrics,
       onRefused: async (error) => void (await audit.append(exchangeDenied(error)).catch(() => {})),
@@ -95,13 +96,29 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
       },
       plugins: [
         auditRoutes({ pool: db.pool, bearer }),
-        revocationRoutes({ pool: db.pool, keys: keyring, state, revocations }),
+        revocationRoutes({ pool: db.pool, keys: keyring, state, revocations, audit: (e) => audit.append(e) }),
         ...(devIssuer ? [async (a: FastifyInstance) => void (await a.register(devIssuer.plugin, { prefix: '/dev/oidc' }))] : []),
       ],
     },
     { level: config.logLevel, redact: LOG_REDACT },
   );
   await app.listen({ host: config.broker.host, port });
+
+  // `baton keys rotate|retire` edits the key file from another process: follow it, and audit rotations
+  const keyWatch = setInterval(() => {
+    try {
+      const rotated = keyring.reloadIfChanged();
+      if (rotated) {
+        app.log.info(rotated, 'root key rotated');
+        audit
+          .append({ source: 'broker', action: 'key.rotate', decision: 'allow', reason: `active root key ${rotated.from} -> ${rotated.to}`, lineage: [] })
+          .catch((err: Error) => app.log.error({ err: err.message }, 'key rotation not audited'));
+      }
+    } catch (err) {
+      app.log.error({ err: (err as Error).message }, 'key file unreadable; keeping the keys in memory');
+    }
+  }, 2000);
+  keyWatch.unref();
 
   return {
     app,
@@ -112,6 +129,7 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
     audit,
     revocations,
     async close() {
+      clearInterval(keyWatch);
       await app.close();
       await revocations.stop();
       await audit.close();

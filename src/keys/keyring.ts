@@ -6,7 +6,7 @@
  * tokens it signed) → `retired` (no longer published; its tokens stop verifying).
  * Stored as JSON in a file with mode 0600 inside a 0700 directory; private keys are never logged.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { z } from 'zod';
 import { KeyPair, PrivateKey, PublicKey } from '../token/biscuit.ts';
@@ -34,6 +34,8 @@ export interface PublishedKey {
 export class Keyring {
   readonly #path: string | undefined;
   #keys: StoredKey[];
+  /** mtime of the file as last read or written, to notice `baton keys rotate` by another process. */
+  #mtimeMs = 0;
 
   private constructor(path: string | undefined, keys: StoredKey[]) {
     this.#path = path;
@@ -47,11 +49,28 @@ export class Keyring {
       ring.rotate();
       return ring;
     }
-    const parsed = StoredKeyring.safeParse(JSON.parse(readFileSync(path, 'utf8')));
-    if (!parsed.success) throw new Error(`keyring ${path} is not valid: ${z.prettifyError(parsed.error)}`);
-    const ring = new Keyring(path, parsed.data.keys);
+    const ring = new Keyring(path, readKeyFile(path));
     ring.#active(); // refuse a keyring without exactly one active key
+    ring.#mtimeMs = statSync(path).mtimeMs;
     return ring;
+  }
+
+  /**
+   * Re-reads the file when another process (`baton keys rotate|retire`) changed it. Returns the
+   * previous and new active key ids when the active key changed. A broken file is ignored (the keys
+   * in memory stay in force) and reported by throwing.
+   */
+  reloadIfChanged(): { from: number; to: number } | undefined {
+    if (!this.#path) return undefined;
+    const mtimeMs = statSync(this.#path).mtimeMs;
+    if (mtimeMs === this.#mtimeMs) return undefined;
+    const keys = readKeyFile(this.#path);
+    const active = keys.filter((k) => k.status === 'active');
+    if (active.length !== 1) throw new Error(`keyring ${this.#path} must have exactly one active key, found ${active.length}`);
+    const from = this.#active().id;
+    this.#keys = keys;
+    this.#mtimeMs = mtimeMs;
+    return from === active[0]!.id ? undefined : { from, to: active[0]!.id };
   }
 
   /** A keyring that lives only in memory (tests, benchmarks). */
@@ -120,5 +139,12 @@ export class Keyring {
     writeFileSync(tmp, JSON.stringify({ keys: this.#keys }, null, 2), { mode: 0o600 });
     chmodSync(tmp, 0o600);
     renameSync(tmp, this.#path);
+    this.#mtimeMs = statSync(this.#path).mtimeMs;
   }
+}
+
+function readKeyFile(path: string): StoredKey[] {
+  const parsed = StoredKeyring.safeParse(JSON.parse(readFileSync(path, 'utf8')));
+  if (!parsed.success) throw new Error(`keyring ${path} is not valid: ${z.prettifyError(parsed.error)}`);
+  return parsed.data.keys;
 }

@@ -8,6 +8,8 @@
  *
  * Who may revoke what, and why, is in docs/revocation.md.
  */
+import type { AuditEventInput } from '../audit/event.ts';
+import { toAuditLineage } from '../audit/lineage.ts';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type pg from 'pg';
 import { z } from 'zod';
@@ -29,6 +31,8 @@ export interface RevocationRouteDeps {
   /** The broker's own set (started): bearer auth checks it, and local revocations land in it at once. */
   revocations: RevocationSet;
   channel?: string;
+  /** Records each revocation in the audit trail (best effort: an audit outage never blocks a revocation). */
+  audit?: (event: AuditEventInput) => Promise<unknown>;
   /** Purge expired entries every this many ms (0 disables). Default 60 000. */
   purgeEveryMs?: number;
   now?: () => Date;
@@ -66,8 +70,18 @@ export function revocationRoutes(deps: RevocationRouteDeps): (app: FastifyInstan
   const bearer = { keys: deps.keys, revocations: deps.revocations, now };
 
   /** Durable first (PostgreSQL), then fast (local set + channel). A failed publish loses nothing. */
-  async function persistAndPublish(request: FastifyRequest, input: Parameters<typeof revoke>[1]): Promise<RevocationEntry[]> {
+  async function persistAndPublish(request: FastifyRequest, input: Parameters<typeof revoke>[1], lineage: LineageLink[]): Promise<RevocationEntry[]> {
     const entries = await revoke(deps.pool, input);
+    void deps
+      .audit?.({
+        source: 'broker',
+        action: 'token.revoke',
+        decision: 'allow',
+        reason: `revoked ${input.revocationIds.join(', ').slice(0, 300)} by ${input.revokedBy}${input.reason ? `: ${input.reason}` : ''}`.slice(0, 1024),
+        lineage: toAuditLineage(lineage),
+        ...(input.tokenId ? { tokenId: input.tokenId } : {}),
+      })
+      .catch((err: unknown) => request.log.warn({ code: asBatonError(err).code }, 'revocation not audited'));
     deps.revocations.apply(entries);
     await deps.state.publish(channel, encodeRevocationMessage(entries)).catch((err: Error) => {
       // Proxies resync from the database on reconnect, and fail closed past their staleness bound
@@ -126,10 +140,11 @@ export function revocationRoutes(deps: RevocationRouteDeps): (app: FastifyInstan
       request.log.info({ code: asBatonError(err).code }, 'revoke: token not verifiable; nothing revoked');
       return { revoked: false };
     }
-    let lastId: string, tokenId: string | undefined, expiresAt: Date | undefined;
+    let lastId: string, tokenId: string | undefined, expiresAt: Date | undefined, lineage: LineageLink[];
     try {
       lastId = v.revocationIds.at(-1)!;
-      tokenId = readLineage(v.decoded)[0]?.tokenId;
+      lineage = readLineage(v.decoded);
+      tokenId = lineage[0]?.tokenId;
       const exp = effectiveRights(v.decoded).expiresAt; // an expired token may still be revoked
       expiresAt = exp ? new Date(exp) : undefined;
     } finally {
@@ -137,7 +152,7 @@ export function revocationRoutes(deps: RevocationRouteDeps): (app: FastifyInstan
     }
     // Every token expires; one without a readable expiry is bounded by the latest issued token.
     expiresAt ??= await latestIssuedExpiry(deps.pool, now());
-    await persistAndPublish(request, { revocationIds: [lastId], tokenId, expiresAt, revokedBy: 'possession', reason });
+    await persistAndPublish(request, { revocationIds: [lastId], tokenId, expiresAt, revokedBy: 'possession', reason }, lineage);
     return { revoked: true, revocation_id: lastId };
   }
 
@@ -145,7 +160,7 @@ export function revocationRoutes(deps: RevocationRouteDeps): (app: FastifyInstan
     const caller = authenticateRequest(request, bearer);
     if (!REVOCATION_ID.test(id)) throw new BatonError('BATON_ERR_INVALID_REQUEST', 'revocation_id must be a hex Biscuit revocation id');
     const { expiresAt, tokenId } = await authorizeRevocation(caller, id);
-    await persistAndPublish(request, { revocationIds: [id], tokenId, expiresAt, revokedBy: caller.tokenId ?? 'unknown', reason });
+    await persistAndPublish(request, { revocationIds: [id], tokenId, expiresAt, revokedBy: caller.tokenId ?? 'unknown', reason }, caller.lineage);
     return { revoked: true, revocation_id: id };
   }
 

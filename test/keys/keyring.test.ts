@@ -21,6 +21,20 @@ describe('keyring', () => {
     expect(() => reopened.retire(2)).toThrow(/active key cannot be retired/);
     expect(readFileSync(path, 'utf8')).not.toMatch(/retired.*\n.*active.*\n.*active/);
   });
+  it('follows a rotation made by another process (baton keys rotate) and reports it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'baton-keys-'));
+    const path = join(dir, 'keys.json');
+    const broker = Keyring.open(path);
+    expect(broker.reloadIfChanged()).toBeUndefined();
+    await new Promise((r) => setTimeout(r, 20)); // a distinct mtime
+    const cli = Keyring.open(path);
+    cli.rotate();
+    expect(broker.reloadIfChanged()).toEqual({ from: 1, to: 2 });
+    expect(broker.signingKey().id).toBe(2);
+    expect(broker.publicKey(1)).toBeDefined();
+    expect(broker.reloadIfChanged()).toBeUndefined();
+  });
+
   it('refuses a tampered keyring file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'baton-keys-'));
     const path = join(dir, 'keys.json');
