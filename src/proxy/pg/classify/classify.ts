@@ -6,15 +6,32 @@
 import type { Classification, ClassifiedStatement, ClassifyContext } from './types.ts';
 import { Resolver } from './names.ts';
 import { Walker } from './walk.ts';
-import { classifyStatement } from './statements.ts';
-import { assertReady, ParseFailure, parseStatements } from './parser.ts';
-import { fingerprintOf, normalizedOf } from './redact.ts';
+import { classifyStatement, isLiteralIndependent } from './statements.ts';
+import { assertReady, ParseFailure, parseStatements, type RawStatement } from './parser.ts';
+import { fallbackTokens, fingerprintOf, normalizedOf } from './redact.ts';
+import { scanTokens, type Token } from './tokens.ts';
 import { Unsupported } from './unsupported.ts';
 
 const UPSTREAM = /^[A-Za-z0-9_.-]+$/;
 
 /** PostgreSQL's default search_path, restored by RESET within the same string. */
 const DEFAULT_SEARCH_PATH: readonly string[] = Object.freeze(['$user', 'public']);
+
+/** A statement's tokens: `[from, to)` indices into the string's token list. */
+export type TokenRange = readonly [number, number];
+
+/** A classification plus what the cache needs to share it (see `cache.ts`). */
+export interface Analysis {
+  readonly result: Classification;
+  /**
+   * True when the string classified `ok` with at least one statement, was scanned, and every
+   * statement's classification is independent of literal values (`isLiteralIndependent`, no
+   * session effect): any string with the same shape key classifies the same.
+   */
+  readonly shareable: boolean;
+  /** Each statement's token range (empty unless `shareable`). */
+  readonly ranges: readonly TokenRange[];
+}
 
 /**
  * Classify a SQL string (one or more statements) for the session described by `ctx`.
@@ -29,42 +46,87 @@ const DEFAULT_SEARCH_PATH: readonly string[] = Object.freeze(['$user', 'public']
  * //      { resource: 'pg:appdb/public.customers', operation: 'read' } ], … }] }
  */
 export function classifySql(sql: string, ctx: ClassifyContext): Classification {
+  return analyseSql(sql, ctx).result;
+}
+
+/** Throws a TypeError for caller misuse (a bad context or SQL that is not a string). */
+export function checkInput(sql: string, ctx: ClassifyContext): void {
   if (typeof sql !== 'string') throw new TypeError('sql must be a string');
   if (!UPSTREAM.test(ctx.upstream)) throw new TypeError('upstream must match [A-Za-z0-9_.-]+');
   if (!Array.isArray(ctx.searchPath)) throw new TypeError('searchPath must be an array');
   assertReady();
+}
+
+/**
+ * `classifySql` with one parse and at most one scan. `scan` supplies the string's tokens (the cache
+ * has usually scanned already); undefined from it means the lexer output was unusable.
+ */
+export function analyseSql(sql: string, ctx: ClassifyContext, scan: () => Token[] | undefined = () => scanTokens(sql)): Analysis {
+  checkInput(sql, ctx);
   // The wire protocol ends a query string at NUL; a NUL inside the text would make the parser
   // (a C library) and the server disagree about what follows.
-  if (sql.includes('\0')) return unparsable('NUL character in SQL');
+  if (sql.includes('\0')) return { result: unparsable('NUL character in SQL'), shareable: false, ranges: [] };
   try {
     const raw = parseStatements(sql);
+    const tokens = raw.length === 0 ? undefined : scan();
+    const ranges = tokens === undefined ? undefined : tokenRanges(raw, tokens);
+    let shareable = ranges !== undefined;
     let searchPath: readonly string[] = ctx.searchPath;
     const statements: ClassifiedStatement[] = [];
-    for (const st of raw) {
+    raw.forEach((st, i) => {
       const walker = new Walker(new Resolver({ ...ctx, searchPath }));
       const r = classifyStatement(st.node, walker);
       const effect = r.sessionEffect;
+      const own = ranges === undefined ? fallbackTokens(st.text()) : tokens!.slice(ranges[i]![0], ranges[i]![1]);
       statements.push(
         Object.freeze({
           kind: r.kind,
           accesses: Object.freeze(walker.accesses),
-          fingerprint: fingerprintOf(st.text),
-          normalized: normalizedOf(st.text),
+          fingerprint: fingerprintOf(own),
+          normalized: normalizedOf(own),
           ...(effect === undefined ? {} : { sessionEffect: Object.freeze(effect) }),
         }),
       );
+      shareable &&= effect === undefined && isLiteralIndependent(st.node, walker);
       if (effect?.searchPath !== undefined) searchPath = effect.searchPath;
       else if (effect?.resetSearchPath === true) searchPath = DEFAULT_SEARCH_PATH;
-    }
-    return Object.freeze({ ok: true, statements: Object.freeze(statements) });
+    });
+    const result: Classification = Object.freeze({ ok: true, statements: Object.freeze(statements) });
+    return shareable ? { result, shareable, ranges: ranges! } : { result, shareable: false, ranges: [] };
   } catch (err) {
-    if (err instanceof ParseFailure) {
-      return unparsable(err.offset === undefined ? 'syntax error' : `syntax error at offset ${err.offset}`);
-    }
-    if (err instanceof Unsupported) return unsupported(err.message);
-    // A shape the walker did not expect: still a refusal, never a pass.
-    return unsupported('statement could not be classified');
+    return { result: failure(err), shareable: false, ranges: [] };
   }
+}
+
+/**
+ * Each statement's token range. The parser and the lexer must agree on statement boundaries: the
+ * only tokens between statements are `;`. If they do not, the string is refused (fail closed).
+ */
+function tokenRanges(raw: readonly RawStatement[], tokens: readonly Token[]): TokenRange[] {
+  const ranges: TokenRange[] = [];
+  let j = 0;
+  for (const st of raw) {
+    for (; j < tokens.length && tokens[j]!.start < st.start; j++) if (tokens[j]!.text !== ';') throw disagree();
+    const from = j;
+    for (; j < tokens.length && tokens[j]!.start < st.end; j++) if (tokens[j]!.end > st.end) throw disagree();
+    if (j === from) throw disagree();
+    ranges.push([from, j]);
+  }
+  for (; j < tokens.length; j++) if (tokens[j]!.text !== ';') throw disagree();
+  return ranges;
+}
+
+function disagree(): Unsupported {
+  return new Unsupported('parser and lexer disagree on statement boundaries');
+}
+
+function failure(err: unknown): Classification {
+  if (err instanceof ParseFailure) {
+    return unparsable(err.offset === undefined ? 'syntax error' : `syntax error at offset ${err.offset}`);
+  }
+  if (err instanceof Unsupported) return unsupported(err.message);
+  // A shape the walker did not expect: still a refusal, never a pass.
+  return unsupported('statement could not be classified');
 }
 
 function unparsable(reason: string): Classification {

@@ -13,5 +13,10 @@ export type {
 } from './types.ts';
 export { initClassifier } from './parser.ts';
 export { classifySql } from './classify.ts';
-export { createClassifierCache, type ClassifierCache, type ClassifierCacheOptions } from './cache.ts';
+export {
+  createClassifierCache,
+  type ClassifierCache,
+  type ClassifierCacheOptions,
+  type ClassifierCacheStats,
+} from './cache.ts';
 export { quoteIdent } from './names.ts';

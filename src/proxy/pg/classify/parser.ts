@@ -3,6 +3,7 @@
  * asynchronously once; after `initClassifier()` every call here is synchronous.
  */
 import { loadModule, parseSync } from 'libpg-query';
+import { initTokenTypes } from './tokens.ts';
 import { Unsupported } from './unsupported.ts';
 
 let ready = false;
@@ -14,6 +15,7 @@ let ready = false;
  */
 export async function initClassifier(): Promise<void> {
   await loadModule();
+  initTokenTypes();
   ready = true;
 }
 
@@ -22,10 +24,13 @@ export function assertReady(): void {
   if (!ready) throw new TypeError('initClassifier() must complete before classifySql()');
 }
 
-/** One statement of a SQL string: its parse tree and its own source text. */
+/** One statement of a SQL string: its parse tree and its byte range in the string. */
 export interface RawStatement {
   readonly node: unknown;
-  readonly text: string;
+  readonly start: number;
+  readonly end: number;
+  /** The statement's own source text (cut on demand: only the slow path needs it). */
+  text(): string;
 }
 
 /** Parse failure: only the byte offset is kept (the parser's message may quote the SQL). */
@@ -37,7 +42,7 @@ export class ParseFailure extends Error {
 }
 
 /**
- * Split and parse `sql`. Statement texts are cut by the parser's byte offsets (UTF-8), so every
+ * Split and parse `sql`. Statements are delimited by the parser's byte offsets (UTF-8), so every
  * statement the server would run is seen here exactly as the parser saw it.
  */
 export function parseStatements(sql: string): RawStatement[] {
@@ -49,11 +54,11 @@ export function parseStatements(sql: string): RawStatement[] {
     const pos = (err as { sqlDetails?: { cursorPosition?: unknown } }).sqlDetails?.cursorPosition;
     throw new ParseFailure(typeof pos === 'number' ? pos : undefined);
   }
-  const bytes = Buffer.from(sql, 'utf8');
+  const length = Buffer.byteLength(sql, 'utf8');
   return (result.stmts ?? []).map((s) => {
     if (s.stmt === undefined) throw new Unsupported('empty statement node');
     const start = s.stmt_location ?? 0;
-    const end = s.stmt_len === undefined || s.stmt_len === 0 ? bytes.length : start + s.stmt_len;
-    return { node: s.stmt, text: bytes.subarray(start, end).toString('utf8') };
+    const end = s.stmt_len === undefined || s.stmt_len === 0 ? length : start + s.stmt_len;
+    return { node: s.stmt, start, end, text: () => Buffer.from(sql, 'utf8').subarray(start, end).toString('utf8') };
   });
 }

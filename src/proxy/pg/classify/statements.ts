@@ -37,6 +37,25 @@ export function classifyStatement(stmt: unknown, w: Walker): StatementResult {
   throw new Unsupported(`unsupported statement ${type}`);
 }
 
+/**
+ * Statement types whose classification never looks at a literal's value, except where the walk
+ * says so itself (`Walker.readsLiteral`): plain queries and DML. Their relations, columns and
+ * functions are identifiers, and the walk reads nothing else. Everything else is excluded, in
+ * particular SET/RESET (search_path and client_encoding come from literals), COPY (`FROM ''` and
+ * `FROM 'file'` differ only in a literal: an empty file name is omitted from the parse tree),
+ * EXPLAIN/PREPARE/DECLARE wrappers, utility statements and DDL.
+ */
+const LITERAL_BLIND_STATEMENTS = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
+
+/**
+ * True when the classification of `stmt` (already walked into `w`) is the same for every statement
+ * that differs from it only in literal values: it may be shared by the cache's shape level.
+ */
+export function isLiteralIndependent(stmt: unknown, w: Walker): boolean {
+  const node = unwrap(stmt);
+  return node !== undefined && LITERAL_BLIND_STATEMENTS.has(node[0]) && !w.readsLiteral;
+}
+
 /** `CreateRoleStmt` → `create_role`. */
 function kindOf(type: string): string {
   return type

@@ -40,7 +40,10 @@ export interface ClassifiedStatement {
   readonly kind: string;
   /** Every distinct (resource, operation) the statement needs, each once. */
   readonly accesses: readonly Access[];
-  /** libpg_query fingerprint of this statement (stable across literal values). */
+  /**
+   * 16 hex digits hashing the statement's token sequence from PostgreSQL's lexer with literals
+   * blanked: stable across literal values, spacing, comments and keyword case.
+   */
   readonly fingerprint: string;
   /** The statement with every literal replaced by `$n` and comments removed: no literal values ever. */
   readonly normalized: string;

@@ -71,6 +71,7 @@ const KNOWN_NODES = new Set([
 /** Collects the accesses of one statement. */
 export class Walker {
   private readonly found = new Map<string, Access>();
+  private literalRead = false;
 
   constructor(readonly names: Resolver) {}
 
@@ -83,6 +84,25 @@ export class Walker {
   add(resource: string, operation: PgOperation): void {
     const key = `${operation} ${resource}`;
     if (!this.found.has(key)) this.found.set(key, Object.freeze({ resource, operation }));
+  }
+
+  /**
+   * True once the walk has looked at a literal's value (`nextval('s')` names its sequence in a
+   * string). Such a statement's accesses depend on that value, so its classification must never be
+   * shared with a statement that differs only in literals (see `cache.ts`).
+   */
+  get readsLiteral(): boolean {
+    return this.literalRead;
+  }
+
+  /**
+   * The value of a string literal (optionally cast, `'s'::regclass`), or undefined for anything else.
+   * The only way the walk reads a literal: it marks the statement as literal-dependent.
+   */
+  literalString(value: unknown): string | undefined {
+    this.literalRead = true;
+    const cast = unwrap(value);
+    return stringConst(cast?.[0] === 'TypeCast' ? cast[1].arg : value);
   }
 
   /** Record `admin` on the whole upstream. */
@@ -289,8 +309,7 @@ export class Walker {
 
   /** nextval('s') and friends: the sequence is named by a string; anything else is admin. */
   private sequence(arg: unknown, op: 'update' | 'read'): void {
-    const cast = unwrap(arg);
-    const text = stringConst(cast?.[0] === 'TypeCast' ? cast[1].arg : arg);
+    const text = this.literalString(arg);
     const parts = text === undefined ? undefined : parseQualifiedName(text);
     if (parts === undefined || parts.length > 2) return this.admin();
     const name = parts[parts.length - 1]!;

