@@ -72,7 +72,15 @@ export function revocationRoutes(deps: RevocationRouteDeps): (app: FastifyInstan
   /** Durable first (PostgreSQL), then fast (local set + channel). A failed publish loses nothing. */
   async function persistAndPublish(request: FastifyRequest, input: Parameters<typeof revoke>[1], lineage: LineageLink[]): Promise<RevocationEntry[]> {
     const entries = await revoke(deps.pool, input);
-    void deps
+    deps.revocations.apply(entries);
+    await deps.state.publish(channel, encodeRevocationMessage(entries)).catch((err: Error) => {
+      // Proxies resync from the database on reconnect, and fail closed past their staleness bound
+      // while the channel is down, so the revocation still takes effect everywhere.
+      request.log.warn({ err: err.message }, 'revocation persisted but not published');
+    });
+    // after the revocation took effect (persisted, applied, published): an audit outage delays the
+    // answer at most, never the revocation
+    await deps
       .audit?.({
         source: 'broker',
         action: 'token.revoke',
@@ -82,12 +90,6 @@ export function revocationRoutes(deps: RevocationRouteDeps): (app: FastifyInstan
         ...(input.tokenId ? { tokenId: input.tokenId } : {}),
       })
       .catch((err: unknown) => request.log.warn({ code: asBatonError(err).code }, 'revocation not audited'));
-    deps.revocations.apply(entries);
-    await deps.state.publish(channel, encodeRevocationMessage(entries)).catch((err: Error) => {
-      // Proxies resync from the database on reconnect, and fail closed past their staleness bound
-      // while the channel is down, so the revocation still takes effect everywhere.
-      request.log.warn({ err: err.message }, 'revocation persisted but not published');
-    });
     request.log.info({ revocationIds: entries.map((e) => e.revocationId), tokenId: input.tokenId, revokedBy: input.revokedBy }, 'revoked');
     return entries;
   }
