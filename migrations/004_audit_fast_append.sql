@@ -76,10 +76,13 @@ BEGIN
     RAISE EXCEPTION 'audit entry has a field the table does not store: %', bad USING ERRCODE = 'invalid_parameter_value';
   END IF;
 
-  -- Durable before the caller hears back, whatever the server or session default. The lock (keys
-  -- 'audi' = 0x61756469 and the chain) is held to the end of the transaction: through the commit
-  -- and its flush, so chain order is also WAL order.
-  PERFORM set_config('synchronous_commit', 'on', true),
+  -- Events (chain 1) gate execution (DESIGN.md rule 6): durable before the caller hears back, whatever
+  -- the server or session default. Outcomes (chain 2) are recorded after execution and gate nothing:
+  -- they commit asynchronously (flushed by the WAL writer within wal_writer_delay), so they do not add
+  -- an fsync per statement; a crash can lose only the newest outcomes, leaving a shorter, still valid
+  -- outcome chain. The lock (keys 'audi' = 0x61756469 and the chain) is held to the end of the
+  -- transaction, so chain order is also WAL order.
+  PERFORM set_config('synchronous_commit', CASE WHEN chain = 1 THEN 'on' ELSE 'off' END, true),
           set_config('lock_timeout', greatest(lock_timeout_ms, 1) || 'ms', true),
           pg_advisory_xact_lock(1635083369, chain);
   IF chain = 1 THEN

@@ -30,7 +30,7 @@ export interface AuditReceipt {
   hash: string;
 }
 
-/** Proof that an outcome is durably in the trail. */
+/** Proof that an outcome is committed to the trail (asynchronously flushed: outcomes gate nothing). */
 export interface AuditOutcomeReceipt {
   seq: number;
   id: string;
@@ -49,7 +49,11 @@ export interface AuditWriterHealth {
 export interface AuditWriter {
   /** Durably records an event; resolves after its COMMIT is flushed to disk. Rejects with `BATON_ERR_AUDIT_UNAVAILABLE` (store down, queue full) or `BATON_ERR_AUDIT_REJECTED` (invalid event, credential-like value). */
   append(event: AuditEventInput): Promise<AuditReceipt>;
-  /** Durably records what happened after execution, as its own hash-chained row. Await it or attach `.catch`. */
+  /**
+   * Records what happened after execution, as its own hash-chained row. Committed without waiting
+   * for the WAL flush (the event, which gated execution, is already durable); a crash can lose only
+   * the newest outcomes. Await it or attach `.catch`.
+   */
   recordOutcome(receipt: Pick<AuditReceipt, 'id'>, outcome: AuditOutcomeInput): Promise<AuditOutcomeReceipt>;
   health(): AuditWriterHealth;
   /** Stops accepting entries and waits for queued ones to settle. Leaves the pool open (the caller owns it). */

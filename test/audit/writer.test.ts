@@ -91,6 +91,11 @@ describe('createAuditWriter', () => {
       await c.query('SELECT * FROM audit_append(1, $1::text[], 1000)', [[content()]]);
       expect((await c.query('SHOW synchronous_commit')).rows[0].synchronous_commit).toBe('on');
       await c.query('ROLLBACK');
+      // outcomes gate nothing: their commit does not wait for the flush
+      await c.query('BEGIN');
+      await c.query('SELECT * FROM audit_append(2, $1::text[], 1000)', [[`{"eventId":"${crypto.randomUUID()}","id":"${crypto.randomUUID()}","outcome":{},"time":"2026-01-01T00:00:00.000Z"}`]]);
+      expect((await c.query('SHOW synchronous_commit')).rows[0].synchronous_commit).toBe('off');
+      await c.query('ROLLBACK');
 
       await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
       await expect(c.query('SELECT * FROM audit_append(1, $1::text[], 1000)', [[content()]])).rejects.toMatchObject({ code: '25000' });
