@@ -44,8 +44,7 @@ export interface BrokerHandle {
 export interface StartBrokerOptions {
   /** Mount the dev OIDC issuer at /dev/oidc and trust it (dev mode only). */
   devIssuer?: boolean;
-  /** Reuse an already opened database / shared state (dev mode shares them with the proxy). */
-  db?: Database;
+  /** Use this shared state (and leave closing it to the caller), e.g. one with its own key prefix. */
   state?: SharedState;
 }
 
@@ -55,7 +54,7 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
   const url = config.broker.publicUrl ?? `http://${config.broker.host}:${port}`;
   await warmUpAuthorizer();
 
-  const db = opts.db ?? (await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir }));
+  const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
   const state = opts.state ?? openSharedState({ url: config.redisUrl });
   const keyring = Keyring.open(join(config.dataDir, 'keys.json'));
   const policyFile = config.broker.policyFile ?? (config.mode === 'dev' ? DEV_POLICY_FILE : undefined);
@@ -134,7 +133,7 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
       await revocations.stop();
       await audit.close();
       if (!opts.state) await state.close();
-      if (!opts.db) await db.close();
+      await db.close();
     },
   };
 }

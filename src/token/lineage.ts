@@ -94,7 +94,7 @@ export function rightsOf(authority: DecodedBlock): Right[] {
 
 /** The rights left after every link's constraints, and the earliest expiry. */
 export function effectiveRights(token: DecodedToken): EffectiveRights {
-  const [authority, ...delegations] = token.blocks;
+  const [authority] = token.blocks;
   if (!authority) return { rights: [], resources: [], operations: [], approximate: true };
   let rights = rightsOf(authority);
   let expiresAt: Date | undefined;
@@ -107,7 +107,6 @@ export function effectiveRights(token: DecodedToken): EffectiveRights {
     if (c.operations) rights = narrowOperations(rights, c.operations);
     if (c.resources) rights = narrowResources(rights, c.resources);
   }
-  void delegations;
   return {
     rights,
     resources: [...new Set(rights.map((r) => r.resource))],

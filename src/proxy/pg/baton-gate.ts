@@ -30,7 +30,7 @@ export interface BatonGateDeps {
   log?: (event: Record<string, unknown>) => void;
 }
 
-const SQLSTATE = { insufficientPrivilege: '42501', invalidPassword: '28P01', invalidAuthorization: '28000', cannotConnectNow: '57P03' } as const;
+const SQLSTATE = { insufficientPrivilege: '42501', invalidPassword: '28P01', cannotConnectNow: '57P03' } as const;
 
 export function createBatonGate(deps: BatonGateDeps) {
   const now = deps.now ?? (() => new Date());
@@ -57,13 +57,15 @@ export function createBatonGate(deps: BatonGateDeps) {
         verified.biscuit.free();
         return { ok: false, sqlstate: refusal.fatalState, message: refusal.message, ...(refusal.revoked ? { severity: 'ERROR' as const } : {}) };
       }
-      return { ok: true, session: new BatonSession(deps, req.database, upstream, verified, lineage, expiresAt) };
+      // Decisions are cached per (resource, operation) until expiry/revocation, which are checked on
+      // every statement. A token with checks outside the vocabulary (hand-written Datalog, e.g. a
+      // time check of another shape) could change its answer over time: authorize those every time.
+      return { ok: true, session: new BatonSession(deps, req.database, upstream, verified, lineage, expiresAt, !effective.approximate) };
     },
   };
 
-  /** Expiry and revocation: the checks every statement repeats (cheap, in memory). */
   /**
-   * A revoked token is refused with severity ERROR rather than FATAL: the signature is fine, the
+   * Expiry and revocation at connect (every statement repeats them, in memory). A revoked token is refused with severity ERROR rather than FATAL: the signature is fine, the
    * credential was withdrawn — the same ERROR a live session of that token gets on its next statement
    * (before it is ended with FATAL), so clients and scripts see one consistent "revoked" error.
    */
@@ -95,10 +97,11 @@ class BatonSession implements GateSession {
   readonly #expiresAt: Date | undefined;
   /** (resource, operation) → decision. Valid until expiry/revocation, which are checked separately. */
   readonly #decisions = new Map<string, AuthorizationResult>();
+  readonly #cacheDecisions: boolean;
   #searchPath: readonly string[] = ['public'];
   #closed = false;
 
-  constructor(deps: BatonGateDeps, database: string, upstream: UpstreamTarget, token: VerifiedToken, lineage: LineageLink[], expiresAt?: Date) {
+  constructor(deps: BatonGateDeps, database: string, upstream: UpstreamTarget, token: VerifiedToken, lineage: LineageLink[], expiresAt: Date | undefined, cacheDecisions: boolean) {
     this.#deps = deps;
     this.#database = database;
     this.upstream = upstream;
@@ -106,6 +109,7 @@ class BatonSession implements GateSession {
     this.#lineage = lineage;
     this.#auditLineage = toAuditLineage(lineage);
     this.#expiresAt = expiresAt;
+    this.#cacheDecisions = cacheDecisions;
   }
 
   async check(sql: string, phase: CheckPhase): Promise<CheckResult> {
@@ -186,8 +190,10 @@ class BatonSession implements GateSession {
         if (err instanceof TypeError) decision = { allow: false, failedBlock: 0, reason: 'resource outside the vocabulary' };
         else throw err;
       }
-      if (this.#decisions.size > 10_000) this.#decisions.clear();
-      this.#decisions.set(key, decision);
+      if (this.#cacheDecisions) {
+        if (this.#decisions.size > 10_000) this.#decisions.clear();
+        this.#decisions.set(key, decision);
+      }
     }
     return decision;
   }

@@ -5,6 +5,9 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BlockBuilder } from '../../../src/token/biscuit.ts';
+import { dateParam } from '../../../src/token/terms.ts';
+import { verifyToken } from '../../../src/token/verify.ts';
 import { startTestStack, type TestStack } from '../../helpers/stack.ts';
 
 const run = promisify(execFile);
@@ -135,6 +138,20 @@ describe('connecting', () => {
     expect(await sqlstate(stack.connect(ordersReader, 'nodb'))).toBe('3D000');
     const c = await stack.connect(ordersReader);
     expect((await c.query('SELECT 1 AS x')).rows[0].x).toBe(1);
+  });
+
+  it('re-authorizes every statement of a token whose checks are outside the vocabulary (no decision cache)', async () => {
+    // a hand-written block with a time limit in a shape lineage does not read as an expiry
+    const limit = new Date(Date.now() + 2000);
+    const v = verifyToken(parent, stack.broker.keyring);
+    const block = new BlockBuilder();
+    block.addCodeWithParameters('delegated_to("hand-written"); check if time($t), {limit} > $t;', { limit: dateParam(limit) }, {});
+    const custom = v.biscuit.appendBlock(block).toBase64();
+    v.biscuit.free();
+    const c = await stack.connect(custom);
+    expect((await c.query('SELECT count(*) FROM orders')).rowCount).toBe(1);
+    await new Promise((r) => setTimeout(r, limit.getTime() - Date.now() + 1100));
+    expect(await sqlstate(c.query('SELECT count(*) FROM orders'))).toBe('42501');
   });
 
   it('checks expiry on every statement: a short token stops working mid-session', async () => {
