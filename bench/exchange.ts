@@ -84,7 +84,9 @@ async function main(): Promise<void> {
   let broker: Awaited<ReturnType<typeof startChild<{ brokerUrl: string }>>> | undefined;
   try {
     await applyMigrations(pool);
-    broker = await startChild<{ brokerUrl: string }>('./baton-child.ts', { BENCH_DATABASE_URL: db.url, BENCH_DATA_DIR: dataDir });
+    // BENCH_BROKER_CPU_PROF=<dir>: profile the broker child (summarise with bench/lib/cpuprofile-top.ts)
+    const prof = process.env.BENCH_BROKER_CPU_PROF;
+    broker = await startChild<{ brokerUrl: string }>('./baton-child.ts', { BENCH_DATABASE_URL: db.url, BENCH_DATA_DIR: dataDir }, prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []);
     const url = new URL(broker.info.brokerUrl);
     const issuer = `${broker.info.brokerUrl}/dev/oidc`;
 
