@@ -57,7 +57,11 @@ const verifyActor: Step = async (ctx, { oidc }) => {
 
 const rateLimit: Step = async (ctx, { state, rateLimit: limits }) => {
   const checks = [state.hit(`sub:${ctx.subject!.issuer}|${ctx.subject!.subject}`, limits.perSubject, 60), state.hit(`client:${ctx.agent}`, limits.perClient, 60)];
-  for (const r of await Promise.all(checks)) {
+  // fail closed: without the limiter's answer, no token
+  const results = await Promise.all(checks).catch((err: unknown) => {
+    throw new BatonError('BATON_ERR_STATE_UNAVAILABLE', 'the rate limiter (shared state) is unavailable; retry later', { detail: String((err as Error)?.message ?? err) });
+  });
+  for (const r of results) {
     if (!r.allowed) {
       throw new BatonError('BATON_ERR_RATE_LIMITED', `too many token exchanges; retry after ${r.retryAfter} s`, {
         detail: `retry-after=${r.retryAfter}`,

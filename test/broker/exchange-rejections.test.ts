@@ -81,3 +81,20 @@ describe('RFC 8693 delegation (actor_token)', () => {
     expect(((await half.json()) as { error: string }).error).toBe('invalid_request');
   });
 });
+
+describe('shared state down', () => {
+  it('refuses exchanges with 503 naming the rate limiter (fail closed), and keeps serving', async () => {
+    const { freePort } = await import('../../src/util/free-port.ts');
+    const dead = await startTestBroker('nostate', { redisUrl: `redis://127.0.0.1:${await freePort()}` });
+    try {
+      const res = await dead.exchange(await dead.devToken('alice', ['analysts']));
+      const body = (await res.json()) as { error: string; error_description: string; code: string };
+      expect(res.status).toBe(503);
+      expect(body).toMatchObject({ error: 'temporarily_unavailable', code: 'BATON_ERR_STATE_UNAVAILABLE' });
+      expect(body.error_description).toMatch(/rate limiter/);
+      expect((await fetch(`${dead.url}/healthz`)).status).toBe(200);
+    } finally {
+      await dead.stop();
+    }
+  });
+});
