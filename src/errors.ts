@@ -41,7 +41,7 @@ export const ERROR_REGISTRY = {
   BATON_ERR_SQL_UNPARSABLE: { http: 400, oauth: 'invalid_request', sqlstate: '42501' },
   BATON_ERR_SQL_UNSUPPORTED: { http: 400, oauth: 'invalid_request', sqlstate: '42501' },
   BATON_ERR_REVOCATION_STALE: { http: 503, oauth: 'temporarily_unavailable', sqlstate: '57P03' },
-  BATON_ERR_STATE_UNAVAILABLE: { http: 503, oauth: 'temporarily_unavailable', sqlstate: '57P03' },
+  BATON_ERR_STORE_UNAVAILABLE: { http: 503, oauth: 'temporarily_unavailable', sqlstate: '57P03' },
   BATON_ERR_AUDIT_UNAVAILABLE: { http: 503, oauth: 'temporarily_unavailable', sqlstate: '57P03' },
   BATON_ERR_AUDIT_REJECTED: { http: 400, oauth: 'invalid_request', sqlstate: '42501' },
   BATON_ERR_UPSTREAM_UNAVAILABLE: { http: 502, oauth: 'temporarily_unavailable', sqlstate: '08006' },

@@ -59,7 +59,7 @@ const rateLimit: Step = async (ctx, { state, rateLimit: limits }) => {
   const checks = [state.hit(`sub:${ctx.subject!.issuer}|${ctx.subject!.subject}`, limits.perSubject, 60), state.hit(`client:${ctx.agent}`, limits.perClient, 60)];
   // fail closed: without the limiter's answer, no token
   const results = await Promise.all(checks).catch((err: unknown) => {
-    throw new BatonError('BATON_ERR_STATE_UNAVAILABLE', 'the rate limiter (shared state) is unavailable; retry later', { detail: String((err as Error)?.message ?? err) });
+    throw new BatonError('BATON_ERR_STORE_UNAVAILABLE', 'the rate limiter (shared state) is unavailable; retry later', { detail: String((err as Error)?.message ?? err) });
   });
   for (const r of results) {
     if (!r.allowed) {

@@ -15,6 +15,7 @@ import { openDatabase, type Database } from '../store/database.ts';
 import { openSharedState, type SharedState } from '../store/shared-state.ts';
 import { warmUpAuthorizer } from '../token/warmup.ts';
 import { createAuditWriter, type AuditWriter } from '../audit/writer.ts';
+import { BatonError } from '../errors.ts';
 import { revocationRoutes } from '../revocation/routes.ts';
 import { RevocationSet } from '../revocation/set.ts';
 import { databaseRevocationSource } from '../revocation/sources.ts';
@@ -84,7 +85,10 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
       rateLimit: config.broker.rateLimit,
       // the issued-token record and the audit entry are both durable before the token is returned
       persist: async (issued, result) => {
-        await Promise.all([recordIssued(issued), audit.append(exchangeGranted(result))]);
+        const record = recordIssued(issued).catch((err: Error) => {
+          throw new BatonError('BATON_ERR_STORE_UNAVAILABLE', 'the token store (database) is unavailable; retry later', { detail: err.message });
+        });
+        await Promise.all([record, audit.append(exchangeGranted(result))]);
       },
       metrics,
       onRefused: async (error) => void (await audit.append(exchangeDenied(error)).catch(() => {})),

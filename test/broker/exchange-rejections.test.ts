@@ -90,11 +90,41 @@ describe('shared state down', () => {
       const res = await dead.exchange(await dead.devToken('alice', ['analysts']));
       const body = (await res.json()) as { error: string; error_description: string; code: string };
       expect(res.status).toBe(503);
-      expect(body).toMatchObject({ error: 'temporarily_unavailable', code: 'BATON_ERR_STATE_UNAVAILABLE' });
+      expect(body).toMatchObject({ error: 'temporarily_unavailable', code: 'BATON_ERR_STORE_UNAVAILABLE' });
       expect(body.error_description).toMatch(/rate limiter/);
       expect((await fetch(`${dead.url}/healthz`)).status).toBe(200);
     } finally {
       await dead.stop();
     }
+  });
+});
+
+describe('database down', () => {
+  it('issues no token while the token store / audit trail is unreachable (503), then recovers', async () => {
+    const pg = (await import('pg')).default;
+    const { TEST_DATABASE_URL } = await import('../helpers/database.ts');
+    const name = new URL(broker.testDb.url).pathname.slice(1);
+    const jwt = await broker.devToken('dora', ['analysts']);
+    const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await admin.connect();
+    try {
+      await admin.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS false`);
+      await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
+      const res = await broker.exchange(jwt);
+      const body = (await res.json()) as { error: string; code: string; access_token?: string };
+      expect(res.status).toBe(503);
+      expect(body.error).toBe('temporarily_unavailable');
+      expect(['BATON_ERR_STORE_UNAVAILABLE', 'BATON_ERR_AUDIT_UNAVAILABLE']).toContain(body.code);
+      expect(body.access_token).toBeUndefined();
+    } finally {
+      await admin.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`);
+      await admin.end();
+    }
+    let status = 0;
+    for (let i = 0; i < 50 && status !== 200; i++) {
+      status = (await broker.exchange(jwt)).status;
+      if (status !== 200) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(status).toBe(200);
   });
 });
