@@ -46,10 +46,5 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, err: unk
 
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err, request, reply) => sendError(request, reply, err));
-  app.setNotFoundHandler((request, reply) =>
-    reply
-      .status(404)
-      .type('application/problem+json')
-      .send({ type: 'about:blank', title: 'not found', status: 404, code: 'BATON_ERR_NOT_FOUND' }),
-  );
+  app.setNotFoundHandler((request, reply) => sendError(request, reply, new BatonError('BATON_ERR_NOT_FOUND', 'no such endpoint')));
 }
