@@ -16,10 +16,11 @@ import {
   type SignedBlockBytes,
 } from './container.ts';
 import {
+  BINARY_KINDS,
+  CHECK_KINDS,
+  UNARY_KINDS,
   SCHEMA_VERSION,
-  type BinaryKind,
   type Check,
-  type CheckKind,
   type DecodedBlock,
   type DecodedToken,
   type Expression,
@@ -31,46 +32,11 @@ import {
   type Rule,
   type Scope,
   type Term,
-  type UnaryKind,
 } from './model.ts';
 import { BlockMessage } from './schema.ts';
 import { PublicKeyTable, SymbolTable } from './symbols.ts';
 import { requiredVersion } from './version.ts';
 
-/** Wire enum values, in `schema.proto` order. */
-const UNARY_KINDS: readonly UnaryKind[] = ['negate', 'parens', 'length', 'typeOf', 'ffi'];
-const BINARY_KINDS: readonly BinaryKind[] = [
-  'lessThan',
-  'greaterThan',
-  'lessOrEqual',
-  'greaterOrEqual',
-  'equal',
-  'contains',
-  'prefix',
-  'suffix',
-  'regex',
-  'add',
-  'sub',
-  'mul',
-  'div',
-  'and',
-  'or',
-  'intersection',
-  'union',
-  'bitwiseAnd',
-  'bitwiseOr',
-  'bitwiseXor',
-  'notEqual',
-  'heterogeneousEqual',
-  'heterogeneousNotEqual',
-  'lazyAnd',
-  'lazyOr',
-  'all',
-  'any',
-  'get',
-  'ffi',
-];
-const CHECK_KINDS: readonly CheckKind[] = ['if', 'all', 'reject'];
 
 /** Largest date the Datalog text form can write (RFC 3339 years stop at 9999). */
 export const MAX_DATE_SECONDS = 253_402_300_799n;

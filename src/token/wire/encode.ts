@@ -9,6 +9,10 @@
 import { expressionTree, ExpressionShapeError } from './expression.ts';
 import { MAX_DATE_SECONDS } from './decode.ts';
 import {
+  BINARY_KINDS,
+  CHECK_KINDS,
+  UNARY_KINDS,
+  wireNumbers,
   SCHEMA_VERSION,
   type BlockModel,
   type Check,
@@ -28,39 +32,9 @@ import { requiredVersion } from './version.ts';
 
 const I64_MIN = -(2n ** 63n);
 const I64_MAX = 2n ** 63n - 1n;
-const UNARY = { negate: 0, parens: 1, length: 2, typeOf: 3, ffi: 4 } as const;
-const BINARY = {
-  lessThan: 0,
-  greaterThan: 1,
-  lessOrEqual: 2,
-  greaterOrEqual: 3,
-  equal: 4,
-  contains: 5,
-  prefix: 6,
-  suffix: 7,
-  regex: 8,
-  add: 9,
-  sub: 10,
-  mul: 11,
-  div: 12,
-  and: 13,
-  or: 14,
-  intersection: 15,
-  union: 16,
-  bitwiseAnd: 17,
-  bitwiseOr: 18,
-  bitwiseXor: 19,
-  notEqual: 20,
-  heterogeneousEqual: 21,
-  heterogeneousNotEqual: 22,
-  lazyAnd: 23,
-  lazyOr: 24,
-  all: 25,
-  any: 26,
-  get: 27,
-  ffi: 28,
-} as const;
-const CHECK_KIND = { if: undefined, all: 1, reject: 2 } as const;
+const UNARY = wireNumbers(UNARY_KINDS);
+const BINARY = wireNumbers(BINARY_KINDS);
+const CHECK_KIND = wireNumbers(CHECK_KINDS);
 const ALGORITHM = { ed25519: 0, secp256r1: 1 } as const;
 
 function invalid(message: string): never {
@@ -252,7 +226,8 @@ export function encodeBlock(
     checks_v2: checks.map((c) => ({
       queries: c.queries.map((q) => w.query(q, QUERY_HEAD)),
       // biscuit-rust writes no kind for `check if`; a v3.0 block must not carry one at all.
-      ...(CHECK_KIND[c.kind] !== undefined ? { kind: CHECK_KIND[c.kind] } : {}),
+      // `if` (0) is the default and a v3.0 block must not carry the field at all
+      ...(CHECK_KIND[c.kind] ? { kind: CHECK_KIND[c.kind] } : {}),
     })),
     scope: scopes.map((s) => w.scope(s)),
     ...(block.context !== undefined ? { context: utf8.encode(checkText(block.context, 'context')) } : {}),

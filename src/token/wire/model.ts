@@ -175,3 +175,46 @@ export const SCHEMA_VERSION = {
   /** v3.3: `reject if`, null, arrays, maps, closures, heterogeneous equality, `type()`, FFI. */
   V3_3: 6,
 } as const;
+
+/**
+ * Wire enum values, in `schema.proto` order (index = wire number). The single source for both
+ * directions: decode reads `LIST[n]`, encode writes `LIST.indexOf(name)` (via `wireNumbers`).
+ */
+export const UNARY_KINDS: readonly UnaryKind[] = ['negate', 'parens', 'length', 'typeOf', 'ffi'];
+export const BINARY_KINDS: readonly BinaryKind[] = [
+  'lessThan',
+  'greaterThan',
+  'lessOrEqual',
+  'greaterOrEqual',
+  'equal',
+  'contains',
+  'prefix',
+  'suffix',
+  'regex',
+  'add',
+  'sub',
+  'mul',
+  'div',
+  'and',
+  'or',
+  'intersection',
+  'union',
+  'bitwiseAnd',
+  'bitwiseOr',
+  'bitwiseXor',
+  'notEqual',
+  'heterogeneousEqual',
+  'heterogeneousNotEqual',
+  'lazyAnd',
+  'lazyOr',
+  'all',
+  'any',
+  'get',
+  'ffi',
+];
+export const CHECK_KINDS: readonly CheckKind[] = ['if', 'all', 'reject'];
+
+/** name → wire number for one of the lists above. */
+export function wireNumbers<K extends string>(kinds: readonly K[]): Readonly<Record<K, number>> {
+  return Object.fromEntries(kinds.map((k, i) => [k, i])) as Record<K, number>;
+}
