@@ -22,18 +22,20 @@ export interface VerifiedToken {
 
 /**
  * Parses `token` and checks every block signature against the root key named by its `root_key_id`.
+ * `decoded`, when given, must be `decodeToken(token)`.
  *
  * @throws BatonError BATON_ERR_TOKEN_MALFORMED | BATON_ERR_TOKEN_UNKNOWN_KEY | BATON_ERR_TOKEN_SIGNATURE
  * @example const v = verifyToken(tokenString, keyring); try { … } finally { v.biscuit.free(); }
  */
-export function verifyToken(token: string, keys: KeyResolver): VerifiedToken {
+export function verifyToken(token: string, keys: KeyResolver, decoded?: DecodedToken): VerifiedToken {
   if (typeof token !== 'string' || token.length === 0) {
     throw new BatonError('BATON_ERR_TOKEN_MALFORMED', 'token is missing');
   }
   if (token.length > MAX_TOKEN_BYTES) {
     throw new BatonError('BATON_ERR_TOKEN_MALFORMED', `token is larger than ${MAX_TOKEN_BYTES} bytes`);
   }
-  const decoded = decodeToken(token.trim()); // throws BATON_ERR_TOKEN_MALFORMED on garbage
+  // a caller that already decoded the token (to pick its key source) passes the result in
+  decoded ??= decodeToken(token.trim()); // throws BATON_ERR_TOKEN_MALFORMED on garbage
   const rootKeyId = decoded.rootKeyId;
   if (rootKeyId === undefined) {
     throw new BatonError('BATON_ERR_TOKEN_UNKNOWN_KEY', 'token names no root key id');

@@ -43,7 +43,8 @@ export function createBatonGate(deps: BatonGateDeps) {
       }
       let verified: VerifiedToken;
       try {
-        verified = verifyToken(req.password, await deps.keys(rootKeyIdOf(req.password)));
+        const decoded = decodeToken(req.password.trim());
+        verified = verifyToken(req.password, await deps.keys(decoded.rootKeyId), decoded);
       } catch (err) {
         const e = asBatonError(err);
         deps.log?.({ event: 'connect.refused', code: e.code, detail: e.detail });
@@ -244,14 +245,6 @@ class BatonSession implements GateSession {
       accesses: uniqueAccesses(accesses).slice(0, 256),
       ...(statements.length ? { fingerprint: statements.map((s) => s.fingerprint).join(',').slice(0, 256), normalized: statements.map((s) => s.normalized).join('; ').slice(0, 100_000) } : {}),
     };
-  }
-}
-
-function rootKeyIdOf(token: string): number | undefined {
-  try {
-    return decodeToken(token.trim()).rootKeyId;
-  } catch {
-    return undefined; // verifyToken reports the malformed token
   }
 }
 
