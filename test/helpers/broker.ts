@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config/load.ts';
-import type { ConfigInput } from '../../src/config/schema.ts';
+import type { Config, ConfigInput } from '../../src/config/schema.ts';
 import { startBroker, type BrokerHandle } from '../../src/broker/server.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
 
@@ -18,21 +18,18 @@ export interface TestBroker extends BrokerHandle {
 export const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const JWT_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
 
+/** A dev-mode, silent broker config on a free port, for tests. */
+export function testBrokerConfig(dataDir: string, databaseUrl: string, overrides: ConfigInput = {}): Config {
+  return loadConfig({
+    env: {},
+    overrides: { mode: 'dev', dataDir, logLevel: 'silent', databaseUrl, ...overrides, broker: { port: 0, ...overrides.broker } },
+  });
+}
+
 export async function startTestBroker(area: string, overrides: ConfigInput = {}): Promise<TestBroker> {
   const testDb = await createTestDatabase(area);
   const dataDir = mkdtempSync(join(tmpdir(), `baton-${area}-`));
-  const config = loadConfig({
-    env: {},
-    overrides: {
-      mode: 'dev',
-      dataDir,
-      logLevel: 'silent',
-      databaseUrl: testDb.url,
-      ...(process.env.REDIS_URL ? { redisUrl: process.env.REDIS_URL } : {}),
-      ...overrides,
-      broker: { port: 0, ...overrides.broker },
-    },
-  });
+  const config = testBrokerConfig(dataDir, testDb.url, { ...(process.env.REDIS_URL ? { redisUrl: process.env.REDIS_URL } : {}), ...overrides });
   const broker = await startBroker(config, { devIssuer: true });
   return {
     ...broker,

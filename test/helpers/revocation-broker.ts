@@ -9,13 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { startBroker } from '../../src/broker/server.ts';
-import { loadConfig } from '../../src/config/load.ts';
 import type { Keyring } from '../../src/keys/keyring.ts';
 import { RevocationSet } from '../../src/revocation/set.ts';
 import { httpRevocationSource } from '../../src/revocation/sources.ts';
 import type { Database } from '../../src/store/database.ts';
 import { openSharedState, type SharedState } from '../../src/store/shared-state.ts';
-import { TOKEN_EXCHANGE, JWT_TYPE } from './broker.ts';
+import { JWT_TYPE, TOKEN_EXCHANGE, testBrokerConfig } from './broker.ts';
 
 export const TEST_REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -48,16 +47,9 @@ export function randomPrefix(area: string): string {
 
 export async function startRevocationBroker(opts: RevocationBrokerOptions): Promise<RevocationBroker> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'baton-revocation-'));
-  const config = loadConfig({
-    env: {},
-    overrides: {
-      mode: 'dev',
-      dataDir,
-      logLevel: 'silent',
-      databaseUrl: opts.databaseUrl,
-      broker: { port: 0, rateLimit: { perSubject: 10_000, perClient: 10_000 } },
-      proxy: { revocationStalenessSeconds: (opts.stalenessMs ?? 5000) / 1000 },
-    },
+  const config = testBrokerConfig(dataDir, opts.databaseUrl, {
+    broker: { rateLimit: { perSubject: 10_000, perClient: 10_000 } },
+    proxy: { revocationStalenessSeconds: (opts.stalenessMs ?? 5000) / 1000 },
   });
   // the prefix isolates this file's channel on the shared Redis
   const state = openSharedState({ url: opts.redisUrl, prefix: opts.prefix });
