@@ -6,14 +6,13 @@
  *
  *   npx tsx bench/audit.ts            # BENCH_SECONDS=5 BENCH_CONCURRENCY=1,8,64 to change
  */
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { verifyAuditChain } from '../src/audit/verify.ts';
 import { createAuditWriter } from '../src/audit/writer.ts';
 import type { AuditEventInput } from '../src/audit/event.ts';
+import { createBenchDatabase } from './lib/database.ts';
 
-const BASE = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const LEVELS = (process.env.BENCH_CONCURRENCY ?? '1,8,64').split(',').map(Number);
 
@@ -47,28 +46,11 @@ const event: AuditEventInput = {
   normalized: 'SELECT id, total FROM public.orders WHERE created_at > $1 AND status = $2',
 };
 
-function withDatabase(base: string, name: string): string {
-  const url = new URL(base);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
-async function admin(sql: string): Promise<void> {
-  const c = new pg.Client({ connectionString: BASE });
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
-
 const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
 
 async function main(): Promise<void> {
-  const name = `baton_bench_audit_${randomBytes(4).toString('hex')}`;
-  await admin(`CREATE DATABASE ${name}`);
-  const pool = new pg.Pool({ connectionString: withDatabase(BASE, name), max: 4 });
+  const db = await createBenchDatabase('audit');
+  const pool = new pg.Pool({ connectionString: db.url, max: 4 });
   pool.on('error', () => {});
   try {
     for (const file of ['002_audit.sql', '004_audit_fast_append.sql']) {
@@ -135,7 +117,7 @@ async function main(): Promise<void> {
     console.log(`verifyAuditChain: ${verified.ok ? 'ok' : 'BROKEN'}, ${count} events in ${verifySeconds.toFixed(2)} s (${Math.round(count / verifySeconds)} events/s)`);
   } finally {
     await pool.end();
-    await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await db.drop();
   }
 }
 
