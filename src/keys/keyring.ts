@@ -6,6 +6,7 @@
  * tokens it signed) → `retired` (no longer published; its tokens stop verifying).
  * Stored as JSON in a file with mode 0600 inside a 0700 directory; private keys are never logged.
  */
+import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { z } from 'zod';
@@ -31,15 +32,22 @@ export interface PublishedKey {
   created_at: string;
 }
 
+/** Called after the published key set changed (rotate, retire, or a reload of the file). */
+export type KeyringListener = (published: readonly PublishedKey[]) => void;
+
 export class Keyring {
   readonly #path: string | undefined;
   #keys: StoredKey[];
+  readonly #listeners = new Set<KeyringListener>();
+  /** Tag of the published set (for ETag / change detection); recomputed after every change. */
+  #tag = '';
   /** mtime of the file as last read or written, to notice `baton keys rotate` by another process. */
   #mtimeMs = 0;
 
   private constructor(path: string | undefined, keys: StoredKey[]) {
     this.#path = path;
     this.#keys = keys;
+    this.#tag = publishedTag(this.published());
   }
 
   /** Opens the keyring file, creating it with a fresh active key when missing. */
@@ -70,7 +78,27 @@ export class Keyring {
     const from = this.#active().id;
     this.#keys = keys;
     this.#mtimeMs = mtimeMs;
+    this.#changed();
     return from === active[0]!.id ? undefined : { from, to: active[0]!.id };
+  }
+
+  /**
+   * Registers `listener` for changes of the published set (a retirement, a rotation, a reload that
+   * changed either); returns a function that removes it. Listeners must not throw.
+   */
+  onChange(listener: KeyringListener): () => void {
+    this.#listeners.add(listener);
+    return () => void this.#listeners.delete(listener);
+  }
+
+  /** A short hash of the published set: equal tags, equal sets (the key-set route's ETag). */
+  get tag(): string {
+    return this.#tag;
+  }
+
+  /** Whether `id` is published (active or verify): its tokens verify. No allocation (per statement). */
+  has(id: number): boolean {
+    return this.#keys.some((k) => k.id === id && k.status !== 'retired');
   }
 
   /** A keyring that lives only in memory (tests, benchmarks). */
@@ -95,6 +123,7 @@ export class Keyring {
     });
     pair.free();
     this.#save();
+    this.#changed();
     return id;
   }
 
@@ -105,6 +134,7 @@ export class Keyring {
     if (key.status === 'active') throw new TypeError('the active key cannot be retired; rotate first');
     key.status = 'retired';
     this.#save();
+    this.#changed();
   }
 
   /** The signing key: id and a fresh PrivateKey (biscuit-wasm consumes some objects; never share one). */
@@ -126,6 +156,21 @@ export class Keyring {
     return key ? PublicKey.fromString(key.publicKey) : undefined;
   }
 
+  /** Recomputes the tag; tells listeners when the published set really changed. */
+  #changed(): void {
+    const published = this.published();
+    const tag = publishedTag(published);
+    if (tag === this.#tag) return;
+    this.#tag = tag;
+    for (const listener of this.#listeners) {
+      try {
+        listener(published);
+      } catch {
+        // a listener's failure must not undo or hide the change itself
+      }
+    }
+  }
+
   #active(): StoredKey {
     const active = this.#keys.filter((k) => k.status === 'active');
     if (active.length !== 1) throw new Error(`keyring must have exactly one active key, found ${active.length}`);
@@ -141,6 +186,10 @@ export class Keyring {
     renameSync(tmp, this.#path);
     this.#mtimeMs = statSync(this.#path).mtimeMs;
   }
+}
+
+function publishedTag(published: readonly PublishedKey[]): string {
+  return createHash('sha256').update(JSON.stringify(published)).digest('base64url').slice(0, 22);
 }
 
 function readKeyFile(path: string): StoredKey[] {

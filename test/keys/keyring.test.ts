@@ -44,4 +44,28 @@ describe('keyring', () => {
     writeFileSync(path, JSON.stringify(doc));
     expect(() => Keyring.open(path)).toThrow(/exactly one active key/);
   });
+
+  it('reports changes of the published set (has, tag, onChange), including a retirement by another process', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'baton-keys-'));
+    const path = join(dir, 'keys.json');
+    const broker = Keyring.open(path);
+    const seen: number[][] = [];
+    broker.onChange((published) => seen.push(published.map((k) => k.id)));
+    const tag1 = broker.tag;
+    broker.rotate();
+    expect(broker.has(1) && broker.has(2)).toBe(true);
+    expect(broker.tag).not.toBe(tag1);
+    await new Promise((r) => setTimeout(r, 20)); // a distinct mtime
+    Keyring.open(path).retire(1); // `baton keys retire 1`
+    expect(broker.has(1)).toBe(true); // not yet reloaded
+    expect(broker.reloadIfChanged()).toBeUndefined(); // the active key did not change…
+    expect(broker.has(1)).toBe(false); // …but the retirement is in force
+    expect(seen).toEqual([[1, 2], [2]]);
+    const tag = broker.tag;
+    await new Promise((r) => setTimeout(r, 20));
+    writeFileSync(path, readFileSync(path)); // touched, same content: no change reported
+    broker.reloadIfChanged();
+    expect(broker.tag).toBe(tag);
+    expect(seen).toHaveLength(2);
+  });
 });

@@ -25,9 +25,21 @@ export function opsRoutes(app: FastifyInstance, deps: OpsDeps): void {
     reply.type(deps.metrics.registry.contentType);
     return deps.metrics.registry.metrics();
   });
-  app.get('/.well-known/baton-keys.json', async (_request, reply) => {
-    // short cache: rotations must reach proxies quickly, retirements too
-    reply.header('cache-control', 'public, max-age=60');
+  app.get('/.well-known/baton-keys.json', async (request, reply) => {
+    // Proxies poll this every few seconds (a retirement must reach them quickly): they revalidate
+    // with If-None-Match and get an empty 304 while nothing changed. Caches must revalidate too.
+    const etag = `"${deps.keyring.tag}"`;
+    reply.header('cache-control', 'no-cache').header('etag', etag);
+    if (ifNoneMatch(request.headers['if-none-match'], etag)) return reply.status(304).send();
     return { keys: deps.keyring.published() };
+  });
+}
+
+/** RFC 9110 §13.1.2: `*` or any listed (weakly compared) entity tag matches. */
+function ifNoneMatch(header: string | undefined, etag: string): boolean {
+  if (!header) return false;
+  return header.split(',').some((t) => {
+    const v = t.trim();
+    return v === '*' || v.replace(/^W\//, '') === etag;
   });
 }
