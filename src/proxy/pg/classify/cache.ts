@@ -2,7 +2,7 @@
  * A bounded, two-level LRU in front of the classifier: the proxy classifies every statement.
  *
  * 1. **Exact text**: keyed by everything the result depends on (upstream, search path, session
- *    user, SQL). Clients repeat the same texts (prepared statements, BEGIN/COMMIT).
+ *    user, the upstream-objects snapshot's version, the statement-timeout cap, SQL). Clients repeat the same texts (prepared statements, BEGIN/COMMIT).
  * 2. **Shape**: keyed by the context and the string's literal-free token sequence from PostgreSQL's
  *    own lexer (`shapeKey`), so `… WHERE aid = 48213` and `… WHERE aid = 7` share one entry. Only
  *    classifications that `analyseSql` marks `shareable` are stored here — plain queries and DML
@@ -99,7 +99,7 @@ export function createClassifierCache(options: ClassifierCacheOptions = {}): Cla
       if (typeof sql !== 'string' || sql.length > maxSqlLength) return classifySql(sql, ctx);
       checkInput(sql, ctx);
       // A JSON array is self-delimiting, so `context + anything` keys are unambiguous.
-      const context = JSON.stringify([ctx.upstream, ctx.searchPath, ctx.sessionUser ?? null]);
+      const context = JSON.stringify([ctx.upstream, ctx.searchPath, ctx.sessionUser ?? null, ctx.objects?.version ?? null, ctx.maxStatementTimeoutMs ?? null]);
       const hit = exact.get(context + sql);
       if (hit !== undefined) {
         stats.exactHits++;

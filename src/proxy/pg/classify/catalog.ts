@@ -26,8 +26,8 @@ const FREE_PG_CATALOG = new Set([
   'pg_description', 'pg_shdescription', 'pg_extension', 'pg_available_extensions',
   'pg_available_extension_versions', 'pg_publication', 'pg_publication_rel',
   'pg_publication_namespace', 'pg_publication_tables', 'pg_default_acl', 'pg_init_privs',
-  // databases, roles (no passwords), tablespaces, settings
-  'pg_database', 'pg_tablespace', 'pg_roles', 'pg_user', 'pg_auth_members', 'pg_settings',
+  // databases, roles (no passwords), tablespaces (pg_settings is NOT free: it shows server paths)
+  'pg_database', 'pg_tablespace', 'pg_roles', 'pg_user', 'pg_auth_members',
   // convenience views over the above
   'pg_tables', 'pg_views', 'pg_matviews', 'pg_indexes', 'pg_policies', 'pg_rules',
   // session-local or constant
@@ -47,7 +47,7 @@ const KNOWN_SENSITIVE_PG_CATALOG = new Set([
   'pg_stat_activity', 'pg_locks', 'pg_prepared_xacts', 'pg_replication_slots',
   'pg_replication_origin', 'pg_replication_origin_status', 'pg_stat_replication',
   'pg_backend_memory_contexts', 'pg_shmem_allocations', 'pg_seclabel', 'pg_seclabels',
-  'pg_shseclabel', 'pg_parameter_acl',
+  'pg_shseclabel', 'pg_parameter_acl', 'pg_settings',
 ]);
 
 /** True when `pg_catalog.<name>` is a catalog relation we know of (free or sensitive). */

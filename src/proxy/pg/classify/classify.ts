@@ -72,9 +72,10 @@ export function analyseSql(sql: string, ctx: ClassifyContext, scan: () => Token[
     const ranges = tokens === undefined ? undefined : tokenRanges(raw, tokens);
     let shareable = ranges !== undefined;
     let searchPath: readonly string[] = ctx.searchPath;
+    const limits = ctx.maxStatementTimeoutMs === undefined ? {} : { maxStatementTimeoutMs: ctx.maxStatementTimeoutMs };
     const statements: ClassifiedStatement[] = [];
     raw.forEach((st, i) => {
-      const walker = new Walker(new Resolver({ ...ctx, searchPath }));
+      const walker = new Walker(new Resolver({ ...ctx, searchPath }), limits);
       const r = classifyStatement(st.node, walker);
       const effect = r.sessionEffect;
       const own = ranges === undefined ? fallbackTokens(st.text()) : tokens!.slice(ranges[i]![0], ranges[i]![1]);

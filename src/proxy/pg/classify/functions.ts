@@ -3,7 +3,10 @@
  * `names.ts`); each candidate is judged here:
  *
  * - a built-in on the SAFE list (side-effect free, reads no table data, runs no SQL from a string)
+ *   or IMMUTABLE in every overload, or callable only with `internal` arguments (`pg-catalog-traits.ts`)
  *   needs nothing;
+ * - `current_setting(name)` needs nothing for a literal name on the short SAFE_SETTINGS list, else
+ *   `admin` (settings expose paths, addresses and configuration);
  * - a DANGEROUS name (files, other sessions, settings, large objects, dblink, SQL-from-a-string,
  *   advisory locks, replication, backups) needs `admin`, whatever schema it is in: extensions such
  *   as dblink live outside `pg_catalog`;
@@ -12,8 +15,10 @@
  *   wildcard grants: the long tail of built-ins is closed until reviewed;
  * - any other function needs `execute` on `<schema>.<fn>()`.
  *
- * Operators are not classified: creating one is `admin` (it would hide a function call).
+ * The same judgement applies wherever the server may call a function without call syntax:
+ * attribute notation (`(x).fn`, `alias.fn`), operators and casts (see `walk.ts`).
  */
+import { PG_CATALOG_IMMUTABLE, PG_CATALOG_INTERNAL_ONLY } from './pg-catalog-traits.ts';
 
 function words(text: string): ReadonlySet<string> {
   return new Set(text.split(/\s+/).filter(Boolean));
@@ -49,7 +54,7 @@ export const SAFE_FUNCTIONS = words(`
   now clock_timestamp statement_timestamp transaction_timestamp timeofday date_trunc date_part
   extract date_bin age make_date make_time make_timestamp make_timestamptz make_interval
   justify_days justify_hours justify_interval isfinite to_char to_date to_timestamp to_number
-  timezone overlaps date_add date_subtract pg_sleep pg_sleep_for pg_sleep_until
+  timezone overlaps date_add date_subtract money regclass
 
   json_build_object jsonb_build_object json_build_array jsonb_build_array to_json to_jsonb
   row_to_json array_to_json json_object jsonb_object json_array_length jsonb_array_length json_each
@@ -76,7 +81,7 @@ export const SAFE_FUNCTIONS = words(`
   xpath xpath_exists xml_is_well_formed xml_is_well_formed_document xml_is_well_formed_content
   xmlcomment xmltext xmlexists
 
-  version current_database current_schema current_schemas current_user session_user current_setting
+  version current_database current_schema current_schemas current_user session_user
   system_user inet_client_addr inet_client_port inet_server_addr inet_server_port pg_backend_pid
   pg_postmaster_start_time pg_conf_load_time pg_is_in_recovery pg_typeof pg_column_size
   pg_column_compression pg_size_pretty pg_size_bytes pg_relation_size pg_total_relation_size
@@ -112,7 +117,8 @@ const DANGEROUS_NAMES = words(`
   pg_create_restore_point pg_switch_wal pg_backup_start pg_backup_stop pg_start_backup
   pg_stop_backup pg_wal_replay_pause pg_wal_replay_resume pg_import_system_collations
   pg_log_backend_memory_contexts pg_sequence_last_value pg_export_snapshot pg_logdir_ls
-  ts_stat ts_rewrite loread lowrite
+  ts_stat ts_rewrite loread lowrite pg_sleep pg_sleep_for pg_sleep_until current_query
+  crosstab crosstab2 crosstab3 crosstab4 connectby xpath_table
 `);
 
 /**
@@ -134,11 +140,27 @@ const SEQUENCE_FUNCTIONS: ReadonlyMap<string, 'update' | 'read'> = new Map([
 /** `lastval()` only returns the session's own last `nextval` result: nothing to authorize. */
 const SESSION_LOCAL = words('lastval');
 
+/**
+ * Settings any session may read with `current_setting()` or `SHOW`: what clients and drivers ask
+ * for. Everything else (data_directory, config_file, listen_addresses, hba_file, ssl_*_file, …)
+ * describes the server, not the session, and needs `admin`. Lower-case (PostgreSQL folds names).
+ */
+export const SAFE_SETTINGS = words(`
+  application_name client_encoding server_encoding datestyle intervalstyle timezone
+  server_version server_version_num standard_conforming_strings integer_datetimes is_superuser
+  transaction_isolation transaction_read_only transaction_deferrable default_transaction_isolation
+  default_transaction_read_only default_transaction_deferrable statement_timeout lock_timeout
+  idle_in_transaction_session_timeout client_min_messages extra_float_digits bytea_output
+  max_identifier_length lc_messages lc_monetary lc_numeric lc_time search_path
+  default_text_search_config array_nulls in_hot_standby
+`);
+
 /** How one resolved candidate `<schema>.<name>` is judged. */
 export type FunctionVerdict =
   | { kind: 'free' }
   | { kind: 'admin' }
   | { kind: 'sequence'; operation: 'update' | 'read' }
+  | { kind: 'setting' }
   | { kind: 'execute' };
 
 /**
@@ -152,7 +174,8 @@ export function judgeFunction(schema: string, name: string): FunctionVerdict {
   if (schema !== 'pg_catalog') return { kind: 'execute' };
   const seq = SEQUENCE_FUNCTIONS.get(name);
   if (seq !== undefined) return { kind: 'sequence', operation: seq };
-  if (SAFE_FUNCTIONS.has(name) || SESSION_LOCAL.has(name)) return { kind: 'free' };
+  if (name === 'current_setting') return { kind: 'setting' };
+  if (SAFE_FUNCTIONS.has(name) || SESSION_LOCAL.has(name) || PG_CATALOG_IMMUTABLE.has(name) || PG_CATALOG_INTERNAL_ONLY.has(name)) return { kind: 'free' };
   return { kind: 'execute' };
 }
 

@@ -9,6 +9,7 @@
  */
 import type { ClassifyContext } from './types.ts';
 import { PG_CATALOG_FUNCTIONS } from './pg-catalog-functions.ts';
+import { NO_USER_OBJECTS, type UpstreamObjects } from './upstream-objects.ts';
 import { Unsupported } from './unsupported.ts';
 
 const PLAIN_IDENT = /^[a-z_][a-z0-9_$]*$/;
@@ -30,9 +31,12 @@ export class Resolver {
   private readonly path: readonly string[];
   /** Lookup order: `pg_catalog` first unless the path places it itself. */
   private readonly lookup: readonly string[];
+  /** The upstream's user-defined functions, operators and types. */
+  readonly objects: UpstreamObjects;
 
   constructor(ctx: ClassifyContext) {
     this.upstream = ctx.upstream;
+    this.objects = ctx.objects ?? NO_USER_OBJECTS;
     this.path = ctx.searchPath
       .map((s) => (s === '$user' && ctx.sessionUser !== undefined ? ctx.sessionUser : s))
       .filter((s) => s !== 'pg_temp' && !s.startsWith('pg_temp_') && s !== '');
@@ -84,9 +88,37 @@ export class Resolver {
    * later on the path; creating functions is `admin` for exactly that reason (see docs).
    */
   functionSchemas(name: string): string[] {
-    if (PG_CATALOG_FUNCTIONS.has(name)) return this.upToCatalog();
-    if (name.startsWith('pg_')) return [...this.lookup];
-    return this.nonEmpty(this.path.filter((s) => s !== 'pg_catalog'));
+    let schemas: string[];
+    if (PG_CATALOG_FUNCTIONS.has(name)) schemas = this.upToCatalog();
+    else if (name.startsWith('pg_')) return [...this.lookup];
+    else return this.nonEmpty(this.path.filter((s) => s !== 'pg_catalog'));
+    // A same-named user function later on the path can still win overload resolution (a better
+    // argument-type match): every path schema that has one is a candidate too.
+    for (const s of this.lookup) if (!schemas.includes(s) && this.hasUserFunction(s, name)) schemas.push(s);
+    return schemas;
+  }
+
+  /**
+   * True when `name` in field position (`alias.name`, `(expr).name`) may be a function call: a
+   * function of that name exists in `pg_catalog` or in any schema of the upstream.
+   */
+  mayBeFunction(name: string): boolean {
+    if (PG_CATALOG_FUNCTIONS.has(name)) return true;
+    for (const names of this.objects.functions.values()) if (names.has(name)) return true;
+    return false;
+  }
+
+  /** True when the upstream has a user-defined function `<schema>.<name>`. */
+  hasUserFunction(schema: string, name: string): boolean {
+    return this.objects.functions.get(schema)?.has(name) === true;
+  }
+
+  /**
+   * Schemas an operator (or type) name can resolve to: `[schema]` when qualified, else the lookup
+   * order (`pg_catalog` first unless the path places it).
+   */
+  lookupSchemas(schema: string | undefined): readonly string[] {
+    return schema === undefined ? this.lookup : [schema];
   }
 
   private upToCatalog(): string[] {

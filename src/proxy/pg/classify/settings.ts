@@ -7,7 +7,8 @@
  * feed row-level-security policies (custom `app.*` settings read with `current_setting`).
  */
 import type { SessionEffect } from './types.ts';
-import { list, type Obj, optStr, stringConst } from './ast.ts';
+import type { SessionLimits } from './walk.ts';
+import { list, type Obj, optObj, optStr, stringConst, unwrap } from './ast.ts';
 import { Unsupported } from './unsupported.ts';
 
 /** Settings any session may change: formatting, planner and resource knobs, timeouts. */
@@ -15,7 +16,7 @@ const ORDINARY = new Set([
   'application_name', 'client_min_messages', 'datestyle', 'intervalstyle', 'timezone',
   'extra_float_digits', 'bytea_output', 'xmlbinary', 'xmloption', 'lc_messages', 'lc_monetary',
   'lc_numeric', 'lc_time', 'default_text_search_config', 'array_nulls', 'quote_all_identifiers',
-  'statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout', 'idle_session_timeout',
+  'lock_timeout', 'idle_in_transaction_session_timeout', 'idle_session_timeout',
   'transaction_timeout', 'default_transaction_isolation', 'default_transaction_read_only',
   'default_transaction_deferrable', 'transaction_isolation', 'transaction_read_only',
   'transaction_deferrable', 'synchronous_commit', 'work_mem', 'maintenance_work_mem',
@@ -44,7 +45,7 @@ export interface SetVerdict {
  * Judge a `VariableSetStmt`. `search_path` is allowed and reported as a session effect; each
  * argument is one schema name (PostgreSQL quotes each SET argument as one identifier).
  */
-export function judgeSet(b: Obj): SetVerdict {
+export function judgeSet(b: Obj, limits: SessionLimits = {}): SetVerdict {
   const kind = optStr(b.kind);
   const name = optStr(b.name) ?? '';
   const local = b.is_local === true ? ({ local: true } as const) : {};
@@ -64,13 +65,41 @@ export function judgeSet(b: Obj): SetVerdict {
     }
     return { admin: true };
   }
+  if (name === 'statement_timeout' && kind === 'VAR_SET_VALUE') {
+    return { admin: !withinCap(list(b.args)[0], limits.maxStatementTimeoutMs) };
+  }
   if (name === 'client_encoding' && kind === 'VAR_SET_VALUE') {
     const value = stringConst(list(b.args)[0]) ?? '';
     return { admin: !/^(utf-?8|unicode)$/i.test(value) };
   }
   if (kind === 'VAR_SET_VALUE' || kind === 'VAR_SET_DEFAULT' || kind === 'VAR_RESET') {
-    return { admin: !ORDINARY.has(name) && !name.startsWith('enable_') };
+    // RESET/DEFAULT of statement_timeout returns to the value the proxy pinned at start-up.
+    return { admin: !ORDINARY.has(name) && name !== 'statement_timeout' && !name.startsWith('enable_') };
   }
   // VAR_SET_CURRENT (SET … FROM CURRENT) and future kinds
   return { admin: true };
+}
+
+/** PostgreSQL's time units for a `statement_timeout` given as a string (`'5s'`, `'250ms'`). */
+const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1000, min: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * True when a `SET statement_timeout` value is a literal within `(0, cap]` ms (0 means "no timeout").
+ * Without a cap any value is allowed. Anything not plainly a number with a unit is refused.
+ */
+function withinCap(arg: unknown, cap: number | undefined): boolean {
+  if (cap === undefined || cap <= 0) return true;
+  const ms = timeoutMs(arg);
+  return ms !== undefined && ms > 0 && ms <= cap;
+}
+
+function timeoutMs(arg: unknown): number | undefined {
+  const n = unwrap(arg);
+  if (n === undefined || n[0] !== 'A_Const') return undefined;
+  const ival = optObj(n[1].ival);
+  if (ival !== undefined) return typeof ival.ival === 'number' ? ival.ival : 0; // integer: milliseconds (0 is omitted)
+  const text = stringConst(arg);
+  const m = text === undefined ? null : /^\s*(\d+(?:\.\d+)?)\s*(ms|s|min|h|d)?\s*$/.exec(text);
+  if (!m) return undefined;
+  return Number(m[1]) * UNIT_MS[m[2] ?? 'ms']!;
 }

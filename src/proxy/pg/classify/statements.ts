@@ -7,6 +7,7 @@ import type { PgOperation, SessionEffect } from './types.ts';
 import { expectRel, rootCtx, type Walker } from './walk.ts';
 import { expectNode, list, nameList, type Obj, optObj, optStr, stringNode, unwrap } from './ast.ts';
 import { judgeSet } from './settings.ts';
+import { SAFE_SETTINGS } from './functions.ts';
 import { Unsupported } from './unsupported.ts';
 
 /** What a handler reports besides the accesses it recorded. */
@@ -187,7 +188,11 @@ const HANDLERS: Readonly<Record<string, Handler>> = {
   FetchStmt: none('fetch'),
   ClosePortalStmt: none('close'),
   ConstraintsSetStmt: none('transaction'),
-  VariableShowStmt: none('show'),
+  VariableShowStmt: (b, w) => {
+    // Only session settings clients need; `SHOW ALL` and server settings (paths, addresses) are admin.
+    if (!SAFE_SETTINGS.has((optStr(b.name) ?? '').toLowerCase())) w.admin();
+    return 'show';
+  },
 
   TransactionStmt: (b, w) => {
     const kind = optStr(b.kind) ?? '';
@@ -199,7 +204,7 @@ const HANDLERS: Readonly<Record<string, Handler>> = {
     return 'transaction';
   },
   VariableSetStmt: (b, w) => {
-    const v = judgeSet(b);
+    const v = judgeSet(b, w.limits);
     if (v.admin) w.admin();
     return v.effect === undefined ? { kind: 'set' } : { kind: 'set', sessionEffect: v.effect };
   },

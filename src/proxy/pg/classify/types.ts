@@ -1,3 +1,5 @@
+import type { UpstreamObjects } from './upstream-objects.ts';
+
 /**
  * Public types of the SQL classifier. The proxy authorizes every `Access` of every statement on its
  * own (DESIGN.md security rule 1); the classifier's only job is to list them completely.
@@ -73,4 +75,14 @@ export interface ClassifyContext {
   readonly searchPath: readonly string[];
   /** Expands a `$user` search-path entry; without it `$user` stays a (never granted) schema name. */
   readonly sessionUser?: string;
+  /**
+   * The upstream's user-defined functions, operators and types (see `upstream-objects.ts`). Without
+   * it the upstream is taken to have none: the proxy always passes its loaded snapshot.
+   */
+  readonly objects?: UpstreamObjects;
+  /**
+   * The largest `statement_timeout` (ms) a session may set; without it any value is allowed. With
+   * it, `SET statement_timeout` to 0 (none) or above the cap needs `admin`.
+   */
+  readonly maxStatementTimeoutMs?: number;
 }

@@ -12,9 +12,14 @@ import type { Access, PgOperation } from './types.ts';
 import type { Resolver } from './names.ts';
 import { parseQualifiedName } from './names.ts';
 import { isFreeCatalogRead, isKnownCatalogRelation } from './catalog.ts';
-import { judgeFunction } from './functions.ts';
+import { judgeFunction, SAFE_SETTINGS } from './functions.ts';
 import { expectNode, isObj, list, nameList, type Obj, optObj, optStr, someNode, stringConst, unwrap } from './ast.ts';
 import { Unsupported } from './unsupported.ts';
+
+/** Limits a session may not lift with SET. */
+export interface SessionLimits {
+  readonly maxStatementTimeoutMs?: number;
+}
 
 /** CTE names visible at a point of the tree (a chain of WITH levels). */
 interface Scope {
@@ -73,7 +78,11 @@ export class Walker {
   private readonly found = new Map<string, Access>();
   private literalRead = false;
 
-  constructor(readonly names: Resolver) {}
+  constructor(
+    readonly names: Resolver,
+    /** Session limits some statements are judged against (SET statement_timeout). */
+    readonly limits: SessionLimits = {},
+  ) {}
 
   /** Distinct accesses in the order first found. */
   get accesses(): Access[] {
@@ -129,6 +138,34 @@ export class Walker {
         return this.relation(body, ctx.relOp, ctx, 'lookup');
       case 'FuncCall':
         return this.funcCall(body, ctx);
+      case 'ColumnRef':
+        return this.columnRef(body, ctx);
+      case 'A_Indirection':
+        return this.indirection(body, ctx);
+      case 'A_Expr':
+        this.operator(body.kind, body.name);
+        return this.visitFields(body, ctx, ['name']);
+      case 'SubLink':
+        if (body.operName !== undefined) this.operator('AEXPR_OP', body.operName);
+        return this.visitFields(body, ctx, ['operName']);
+      case 'SortBy':
+        if (body.useOp !== undefined) this.operator('AEXPR_OP', body.useOp);
+        else this.implicitComparisons();
+        return this.visitFields(body, ctx, ['useOp']);
+      case 'TypeName':
+        return this.typeName(body, ctx);
+      case 'RangeTableSample':
+        // TABLESAMPLE method(args) calls the method's handler function.
+        this.call(nameList(body.method), [], false);
+        return this.visitFields(body, ctx, ['method']);
+      case 'CaseExpr':
+      case 'MinMaxExpr':
+        // CASE x WHEN y compares with `=`; GREATEST/LEAST with the type's ordering operators.
+        if (type === 'MinMaxExpr' || body.arg !== undefined) this.implicitComparisons();
+        return this.visitFields(body, ctx);
+      case 'JoinExpr':
+        if (body.isNatural === true || list(body.usingClause).length > 0) this.implicitComparisons();
+        return this.visitFields(body, ctx);
       case 'SelectStmt':
         return this.select(body, ctx);
       case 'InsertStmt':
@@ -163,6 +200,8 @@ export class Walker {
    */
   private visitInline(body: Obj, ctx: WalkCtx): void {
     if (typeof body.relname === 'string') return this.relation(body, ctx.relOp, ctx, 'lookup');
+    // An inlined TypeName (TypeCast.typeName, ColumnDef.typeName, …): naming a type may run its functions.
+    if (Array.isArray(body.names) && 'typemod' in body) return this.typeName(body, ctx);
     if ('funcname' in body || 'limitOption' in body || 'ctes' in body || 'rel' in body) {
       throw new Unsupported('unexpected inline node');
     }
@@ -218,6 +257,10 @@ export class Walker {
     for (const side of ['larg', 'rarg'] as const) {
       const arm = optObj(b[side]);
       if (arm !== undefined) this.select(arm, inner);
+    }
+    // DISTINCT, GROUP BY and UNION/INTERSECT/EXCEPT compare values with the types' operators.
+    if (b.distinctClause !== undefined || b.groupClause !== undefined || (b.op !== undefined && b.op !== 'SETOP_NONE')) {
+      this.implicitComparisons();
     }
     const skip = ['withClause', 'intoClause', 'larg', 'rarg'];
     if (list(b.lockingClause).length > 0) {
@@ -293,18 +336,115 @@ export class Walker {
    * (CALL) is never a built-in: it needs `execute` on every path schema it may resolve to.
    */
   funcCall(b: Obj, ctx: WalkCtx, procedure = false): void {
-    const parts = nameList(b.funcname);
+    this.call(nameList(b.funcname), list(b.args), procedure);
+    this.visitFields(b, ctx, ['funcname']);
+  }
+
+  /**
+   * Judge a call of `parts` (`[schema?, name]`) with `args` (used only by functions whose verdict
+   * depends on a literal argument). Every place where the server calls a function — call syntax,
+   * attribute notation, operators, casts, TABLESAMPLE — comes through here, so all are judged alike.
+   */
+  call(parts: readonly string[], args: readonly unknown[], procedure: boolean): void {
     const name = parts[parts.length - 1];
     if (name === undefined || parts.length > 2) throw new Unsupported('unsupported function name');
     const schemas =
       parts.length === 2 ? [parts[0]!] : procedure ? this.names.pathSchemas() : this.names.functionSchemas(name);
-    for (const schema of schemas) {
-      const verdict = procedure ? { kind: 'execute' as const } : judgeFunction(schema, name);
-      if (verdict.kind === 'admin') this.admin();
-      else if (verdict.kind === 'execute') this.add(this.names.func(schema, name), 'execute');
-      else if (verdict.kind === 'sequence') this.sequence(list(b.args)[0], verdict.operation);
+    for (const schema of schemas) this.judged(schema, name, args, procedure);
+  }
+
+  /** Record what calling `<schema>.<name>(args)` needs. */
+  private judged(schema: string, name: string, args: readonly unknown[], procedure = false): void {
+    const verdict = procedure ? { kind: 'execute' as const } : judgeFunction(schema, name);
+    if (verdict.kind === 'admin') this.admin();
+    else if (verdict.kind === 'execute') this.add(this.names.func(schema, name), 'execute');
+    else if (verdict.kind === 'sequence') this.sequence(args[0], verdict.operation);
+    else if (verdict.kind === 'setting') this.setting(args[0]);
+  }
+
+  /**
+   * `a.b`, `s.t.c`: PostgreSQL resolves a name in field position that is no column to a call
+   * `name(row)` (attribute notation). Every such name that is a function anywhere is judged as a call.
+   */
+  private columnRef(b: Obj, ctx: WalkCtx): void {
+    const fields = list(b.fields);
+    for (const f of fields.slice(1)) {
+      const n = unwrap(f);
+      if (n?.[0] === 'String') this.attribute(optStr(n[1].sval) ?? '', undefined);
+      else if (n?.[0] !== 'A_Star') throw new Unsupported('unexpected column reference');
     }
-    this.visitFields(b, ctx, ['funcname']);
+    this.visitFields(b, ctx, ['fields']);
+  }
+
+  /** `(expr).name[.name…]`: each name may be a call of the previous value (attribute notation). */
+  private indirection(b: Obj, ctx: WalkCtx): void {
+    let arg: unknown = b.arg;
+    for (const step of list(b.indirection)) {
+      const n = unwrap(step);
+      if (n?.[0] === 'String') this.attribute(optStr(n[1].sval) ?? '', arg);
+      arg = undefined; // the next step's argument is a computed value, never a literal
+    }
+    this.visitFields(b, ctx);
+  }
+
+  /** A name in field position: a call `name(arg)` if a function of that name exists. */
+  private attribute(name: string, arg: unknown): void {
+    if (name === '') throw new Unsupported('empty field name');
+    if (this.names.mayBeFunction(name)) this.call([name], [arg], false);
+  }
+
+  /**
+   * An operator (`a + b`, `x = ANY (…)`, `OPERATOR(s.op)`, `ORDER BY … USING op`): each candidate
+   * with a non-built-in implementing function is judged like a call of that function. BETWEEN is
+   * `>=` and `<=`.
+   */
+  private operator(kind: unknown, name: unknown): void {
+    const parts = nameList(name);
+    const op = parts[parts.length - 1];
+    if (op === undefined || parts.length > 2) throw new Unsupported('unsupported operator name');
+    const ops = typeof kind === 'string' && kind.includes('BETWEEN') ? ['>=', '<='] : [op];
+    const schema = parts.length === 2 ? parts[0] : undefined;
+    for (const s of this.names.lookupSchemas(schema)) {
+      for (const o of ops) for (const [fs, fn] of this.names.objects.operators.get(s)?.get(o) ?? []) this.judgedUser(fs, fn);
+    }
+  }
+
+  /**
+   * Sorting, grouping, DISTINCT, set operations, JOIN USING, CASE x WHEN and GREATEST/LEAST compare
+   * values with the types' own operators, named nowhere in the text: every user-defined comparison
+   * operator of the upstream is a candidate.
+   */
+  private implicitComparisons(): void {
+    for (const ops of this.names.objects.operators.values()) {
+      for (const o of COMPARISON_OPERATORS) for (const [fs, fn] of ops.get(o) ?? []) this.judgedUser(fs, fn);
+    }
+  }
+
+  /** A type named anywhere (cast, typed literal, column definition): the functions it may run. */
+  private typeName(b: Obj, ctx: WalkCtx): void {
+    const parts = nameList(b.names);
+    const name = parts[parts.length - 1];
+    if (name === undefined || parts.length > 2) throw new Unsupported('unsupported type name');
+    for (const s of this.names.lookupSchemas(parts.length === 2 ? parts[0] : undefined)) {
+      for (const [fs, fn] of this.names.objects.types.get(s)?.get(name) ?? []) this.judgedUser(fs, fn);
+    }
+    this.visitFields(b, ctx, ['names']);
+  }
+
+  /** A function the server calls implicitly (operator, cast): no literal argument to inspect. */
+  private judgedUser(schema: string, name: string): void {
+    const verdict = judgeFunction(schema, name);
+    if (verdict.kind === 'execute') this.add(this.names.func(schema, name), 'execute');
+    else if (verdict.kind !== 'free') this.admin();
+  }
+
+  /**
+   * `current_setting(name)`: a literal name on the safe list needs nothing; any other name, or a
+   * name computed at run time, needs `admin`.
+   */
+  private setting(arg: unknown): void {
+    const name = arg === undefined ? undefined : this.literalString(arg);
+    if (name === undefined || !SAFE_SETTINGS.has(name.toLowerCase())) this.admin();
   }
 
   /** nextval('s') and friends: the sequence is named by a string; anything else is admin. */
@@ -317,6 +457,9 @@ export class Walker {
     for (const s of schemas) this.add(this.names.relation(s, name), op);
   }
 }
+
+/** Operators a type's default ordering and equality use. */
+const COMPARISON_OPERATORS = ['=', '<>', '<', '<=', '>', '>='];
 
 const MERGE_OPS: Readonly<Record<string, PgOperation | 'none'>> = {
   CMD_INSERT: 'insert',
