@@ -50,20 +50,7 @@ export async function revoke(pool: pg.Pool, input: RevokeInput): Promise<Revocat
     // A transaction-scoped lock is released only after the commit is visible, so a reader that sees
     // seq N has already been able to see every seq < N: a `since` cursor can never skip a row.
     await client.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY]);
-    const entries: RevocationEntry[] = [];
-    for (const id of input.revocationIds) {
-      const res = await client.query<{ revocation_id: string; expires_at: Date }>(
-        `INSERT INTO revocations (revocation_id, token_id, expires_at, revoked_by, reason)
-         VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (revocation_id) DO UPDATE
-           SET expires_at = EXCLUDED.expires_at, seq = nextval('revocations_seq')
-           WHERE revocations.expires_at < EXCLUDED.expires_at
-         RETURNING revocation_id, expires_at`,
-        [id, input.tokenId ?? null, input.expiresAt, input.revokedBy, input.reason ?? null],
-      );
-      const row = res.rows[0] ?? (await client.query<{ revocation_id: string; expires_at: Date }>('SELECT revocation_id, expires_at FROM revocations WHERE revocation_id = $1', [id])).rows[0]!;
-      entries.push({ revocationId: row.revocation_id, expiresAt: row.expires_at });
-    }
+    const entries = await insertEntries(client, input);
     await client.query('COMMIT');
     return entries;
   } catch (err) {
@@ -72,6 +59,113 @@ export async function revoke(pool: pg.Pool, input: RevokeInput): Promise<Revocat
   } finally {
     client.release();
   }
+}
+
+/** Bounds on what one revocation may store (see `revokeBounded`). */
+export interface RevokeBounds {
+  /**
+   * Ids of the revoked token's ancestors (its chain without the revoked id). When one of them is
+   * already revoked until at least `expiresAt`, the token is already dead: nothing new is stored.
+   */
+  ancestorIds?: readonly string[];
+  /**
+   * Most outstanding (unexpired) rows one lineage — rows with the same `tokenId`, the authority token
+   * id every attenuated child carries — may hold. Revoking the lineage's root (the issued token
+   * itself, `isRoot`) is always accepted, and makes the lineage's other rows redundant (they are
+   * deleted). Absent: unbounded.
+   */
+  maxOutstandingPerLineage?: number;
+  /** The revoked id is the lineage's root (depth 0): never refused by the bound. */
+  isRoot?: boolean;
+  now?: Date;
+}
+
+export type RevokeOutcome =
+  | { kind: 'stored'; entries: RevocationEntry[] }
+  /** Already dead: this ancestor id is revoked (and outlives the token); nothing was stored. */
+  | { kind: 'covered'; by: string; entry: RevocationEntry }
+  /** The lineage holds `outstanding` rows already; the earliest of them expires in `retryAfterSeconds`. */
+  | { kind: 'lineage_full'; outstanding: number; retryAfterSeconds: number };
+
+/**
+ * `revoke` with the flood bounds of a public endpoint: nothing is stored for a token whose ancestor is
+ * already revoked, and a lineage holds at most `maxOutstandingPerLineage` unexpired rows (checked
+ * under the same lock as the insert, so concurrent calls cannot overshoot). Every row still expires
+ * with the token it revokes (`expiresAt`), so purge removes it.
+ *
+ * @example
+ * const r = await revokeBounded(pool, { revocationIds: [last], tokenId, expiresAt, revokedBy: 'possession' },
+ *   { ancestorIds: chain.slice(0, -1), maxOutstandingPerLineage: 100 });
+ */
+export async function revokeBounded(pool: pg.Pool, input: RevokeInput, bounds: RevokeBounds): Promise<RevokeOutcome> {
+  if (input.revocationIds.length === 0) throw new TypeError('revoke: no revocation ids');
+  const now = bounds.now ?? new Date();
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY]);
+    if (bounds.ancestorIds?.length) {
+      const covered = await client.query<{ revocation_id: string; expires_at: Date }>(
+        'SELECT revocation_id, expires_at FROM revocations WHERE revocation_id = ANY($1) AND expires_at >= $2 ORDER BY seq LIMIT 1',
+        [bounds.ancestorIds, input.expiresAt],
+      );
+      const row = covered.rows[0];
+      if (row) {
+        await client.query('COMMIT');
+        return { kind: 'covered', by: row.revocation_id, entry: { revocationId: row.revocation_id, expiresAt: row.expires_at } };
+      }
+    }
+    if (bounds.maxOutstandingPerLineage !== undefined && input.tokenId && !bounds.isRoot) {
+      // re-revoking an id already stored is not a new row
+      const res = await client.query<{ n: number; earliest: Date | null }>(
+        `SELECT count(*)::int AS n, min(expires_at) AS earliest FROM revocations
+          WHERE token_id = $1 AND expires_at > $2 AND NOT (revocation_id = ANY($3))`,
+        [input.tokenId, now, input.revocationIds],
+      );
+      const { n, earliest } = res.rows[0]!;
+      const fresh = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM revocations WHERE revocation_id = ANY($1)', [input.revocationIds]);
+      const adding = input.revocationIds.length - fresh.rows[0]!.n;
+      if (adding > 0 && n + adding > bounds.maxOutstandingPerLineage) {
+        await client.query('COMMIT');
+        const retryAfterSeconds = Math.max(1, Math.ceil(((earliest ?? now).getTime() - now.getTime()) / 1000));
+        return { kind: 'lineage_full', outstanding: n, retryAfterSeconds };
+      }
+    }
+    const entries = await insertEntries(client, input);
+    if (bounds.isRoot && input.tokenId) {
+      // the root's row kills every token of the lineage: the others are redundant (and never outlive it)
+      await client.query('DELETE FROM revocations WHERE token_id = $1 AND NOT (revocation_id = ANY($2)) AND expires_at <= $3', [
+        input.tokenId,
+        input.revocationIds,
+        entries.reduce((min, e) => (e.expiresAt < min ? e.expiresAt : min), entries[0]!.expiresAt),
+      ]);
+    }
+    await client.query('COMMIT');
+    return { kind: 'stored', entries };
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+async function insertEntries(client: pg.PoolClient, input: RevokeInput): Promise<RevocationEntry[]> {
+  const entries: RevocationEntry[] = [];
+  for (const id of input.revocationIds) {
+    const res = await client.query<{ revocation_id: string; expires_at: Date }>(
+      `INSERT INTO revocations (revocation_id, token_id, expires_at, revoked_by, reason)
+       VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (revocation_id) DO UPDATE
+         SET expires_at = EXCLUDED.expires_at, seq = nextval('revocations_seq')
+         WHERE revocations.expires_at < EXCLUDED.expires_at
+       RETURNING revocation_id, expires_at`,
+      [id, input.tokenId ?? null, input.expiresAt, input.revokedBy, input.reason ?? null],
+    );
+    const row = res.rows[0] ?? (await client.query<{ revocation_id: string; expires_at: Date }>('SELECT revocation_id, expires_at FROM revocations WHERE revocation_id = $1', [id])).rows[0]!;
+    entries.push({ revocationId: row.revocation_id, expiresAt: row.expires_at });
+  }
+  return entries;
 }
 
 /**
