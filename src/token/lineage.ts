@@ -1,12 +1,14 @@
 /**
  * Reading a token's delegation lineage and effective rights from its decoded blocks. This interprets
- * DESIGN.md's vocabulary; a check of any other shape (e.g. hand-written Datalog) is kept as text and
- * flagged `opaque`, so the caller knows the computed `effective` view may be wider than the truth
- * (the proxy's authorizer, which runs every check, always decides).
+ * DESIGN.md's vocabulary EXACTLY; anything of any other shape (hand-written Datalog: other check
+ * forms, rules, scopes, extra or repeated facts in an attenuation block) is kept as text and flagged
+ * `opaque`, so the caller knows the computed `effective` view may be wider than the truth (the proxy's
+ * authorizer, which runs every check, always decides; it also stops caching decisions for such
+ * tokens). Blocks that define reserved names never get here: `verifyToken` refuses them.
  */
-import type { Check, DecodedBlock, DecodedToken, Expression, Predicate, Term } from './wire/index.ts';
+import type { Check, DecodedBlock, DecodedToken, Op, Predicate, Query, Term } from './wire/index.ts';
 import { blockToDatalog } from './wire/index.ts';
-import { covers } from './vocabulary.ts';
+import { covers, LINEAGE_FACTS } from './vocabulary.ts';
 import type { Right } from './mint.ts';
 
 export interface LineageLink {
@@ -26,7 +28,7 @@ export interface LineageLink {
   expiresAt?: string;
   roles?: string[];
   revocationId: string;
-  /** Checks outside the vocabulary, as Datalog text. */
+  /** Facts, rules, scopes and checks outside the vocabulary, as Datalog text. */
   opaque?: string[];
 }
 
@@ -43,12 +45,18 @@ interface Constraints {
   resources?: string[];
   operations?: string[];
   expiresAt?: Date;
+  /** Everything in the block outside the vocabulary, as Datalog text. */
   opaque: string[];
 }
 
 const str = (t: Term | undefined): string | undefined => (t && 'string' in t ? t.string : undefined);
-const firstFact = (facts: readonly Predicate[], name: string): string | undefined =>
-  str(facts.find((f) => f.name === name && f.terms.length === 1)?.terms[0]);
+/** `name("…")`: one string term. */
+const stringFact = (f: Predicate, name: string): string | undefined => (f.name === name && f.terms.length === 1 ? str(f.terms[0]) : undefined);
+/** The value of the first fact named `name` (if it has the vocabulary's shape; later ones are opaque). */
+const firstFact = (facts: readonly Predicate[], name: string): string | undefined => {
+  const fact = facts.find((f) => f.name === name);
+  return fact && stringFact(fact, name);
+};
 
 /** The lineage: one link per block, in order. */
 export function readLineage(token: DecodedToken): LineageLink[] {
@@ -103,7 +111,7 @@ export function effectiveRights(token: DecodedToken): EffectiveRights {
     const c = constraintsOf(block);
     if (c.expiresAt && (!expiresAt || c.expiresAt < expiresAt)) expiresAt = c.expiresAt;
     if (c.opaque.length) approximate = true;
-    if (block === authority) continue;
+    // authority checks narrow too (the broker writes none of these, but the authorizer would run them)
     if (c.operations) rights = narrowOperations(rights, c.operations);
     if (c.resources) rights = narrowResources(rights, c.resources);
   }
@@ -136,9 +144,20 @@ function unique(rights: Right[]): Right[] {
   return [...new Map(rights.map((r) => [`${r.resource}\u0000${r.operation}`, r])).values()];
 }
 
-/** Interprets a block's checks against the vocabulary. */
+/**
+ * Interprets a block against the vocabulary. Only EXACT vocabulary forms are read; anything else
+ * (rules, block scopes, extra facts in an attenuation block, duplicates, any other check shape) is kept
+ * as text in `opaque`, which makes the lineage approximate: a reader that half-understood a check could
+ * report a looser restriction than the one enforced (e.g. an expiry later than the real one).
+ */
 function constraintsOf(block: DecodedBlock): Constraints {
   const out: Constraints = { opaque: [] };
+  const text = (part: Parameters<typeof blockToDatalog>[0]) => out.opaque.push(blockToDatalog(part).trim());
+  if (block.scopes.length) text({ scopes: block.scopes });
+  for (const rule of block.rules) text({ rules: [rule] });
+  if (block.index > 0) {
+    for (const fact of block.facts.filter((f, i) => !isLineageFact(block.facts, f, i))) text({ facts: [fact] });
+  }
   for (const check of block.checks) {
     const expiry = asExpiry(check);
     if (expiry) {
@@ -147,7 +166,7 @@ function constraintsOf(block: DecodedBlock): Constraints {
     }
     const resources = asMembership(check, 'resource');
     if (resources) {
-      out.resources = out.resources ? out.resources.filter((r) => resources.some((n) => covers(n, r))) : resources;
+      out.resources = out.resources ? intersectPatterns(out.resources, resources) : resources;
       continue;
     }
     const operations = asMembership(check, 'operation');
@@ -155,51 +174,71 @@ function constraintsOf(block: DecodedBlock): Constraints {
       out.operations = out.operations ? out.operations.filter((o) => operations.includes(o)) : operations;
       continue;
     }
-    out.opaque.push(blockToDatalog({ checks: [check] }).trim());
+    text({ checks: [check] });
   }
   return out;
 }
 
-const isVar = (op: Expression[number] | undefined, name: string) => !!op && 'value' in op && 'variable' in op.value && op.value.variable === name;
+/** The first `delegated_to("…")` or `purpose("…")` of an attenuation block; repeats are opaque. */
+function isLineageFact(facts: readonly Predicate[], fact: Predicate, index: number): boolean {
+  if (!LINEAGE_FACTS.some((name) => stringFact(fact, name) !== undefined)) return false;
+  return facts.findIndex((f) => f.name === fact.name) === index;
+}
 
-/** `check if time($t), $t <= <date>` */
+/** Resources matching both pattern sets, as patterns (each is exact or a trailing-`*` prefix). */
+function intersectPatterns(a: string[], b: string[]): string[] {
+  const out = a.flatMap((x) => b.flatMap((y) => (covers(x, y) ? [y] : covers(y, x) ? [x] : [])));
+  return [...new Set(out)];
+}
+
+const isVar = (op: Op | undefined, name: string) => !!op && 'value' in op && 'variable' in op.value && op.value.variable === name;
+
+/**
+ * The one query of `check if P($v), <expression>` (one body predicate with one variable term, one
+ * expression of exactly three ops, no scopes) as `{ variable, ops }`; anything else → undefined.
+ */
+function simpleQuery(q: Query, predicate: string): { variable: string; ops: readonly [Op, Op, Op] } | undefined {
+  const [pred] = q.body;
+  if (q.body.length !== 1 || q.scopes.length || q.expressions.length !== 1) return undefined;
+  if (pred?.name !== predicate || pred.terms.length !== 1) return undefined;
+  const v = pred.terms[0]!;
+  const e = q.expressions[0]!;
+  if (!('variable' in v) || e.length !== 3) return undefined;
+  return { variable: v.variable, ops: e as unknown as readonly [Op, Op, Op] };
+}
+
+/** `check if time($t), $t <= <date>` exactly. */
 function asExpiry(check: Check): Date | undefined {
   if (check.kind !== 'if' || check.queries.length !== 1) return undefined;
-  const q = check.queries[0]!;
-  const [pred] = q.body;
-  if (q.body.length !== 1 || pred?.name !== 'time' || q.expressions.length !== 1 || q.scopes.length) return undefined;
-  const v = pred.terms[0];
-  if (!v || !('variable' in v)) return undefined;
-  const [a, b, op] = q.expressions[0]!;
-  if (!isVar(a, v.variable) || !b || !('value' in b) || !('date' in b.value) || !op || !('binary' in op)) return undefined;
-  if (op.binary !== 'lessOrEqual' && op.binary !== 'lessThan') return undefined;
+  const q = simpleQuery(check.queries[0]!, 'time');
+  if (!q) return undefined;
+  const [a, b, op] = q.ops;
+  if (!isVar(a, q.variable) || !('value' in b) || !('date' in b.value) || !('binary' in op) || op.binary !== 'lessOrEqual') return undefined;
   return b.value.date;
 }
 
 /**
- * `check if P($x), [..].contains($x) or P($x), $x.starts_with("..") or …` → the allowed values,
- * prefixes rendered as `prefix*`. Anything else → undefined (opaque).
+ * `check if P($x), [..].contains($x) or P($x), $x.starts_with("..") or …` exactly → the allowed
+ * values, prefixes rendered as `prefix*`. Anything else → undefined (opaque).
  */
 function asMembership(check: Check, predicate: 'resource' | 'operation'): string[] | undefined {
   if (check.kind !== 'if' || check.queries.length === 0) return undefined;
   const values: string[] = [];
-  for (const q of check.queries) {
-    const [pred] = q.body;
-    if (q.body.length !== 1 || pred?.name !== predicate || pred.terms.length !== 1 || q.expressions.length !== 1 || q.scopes.length) return undefined;
-    const v = pred.terms[0]!;
-    if (!('variable' in v)) return undefined;
-    const [a, b, op] = q.expressions[0]!;
-    if (q.expressions[0]!.length !== 3 || !a || !b || !op || !('binary' in op)) return undefined;
-    if (op.binary === 'contains' && 'value' in a && 'set' in a.value && isVar(b, v.variable)) {
+  for (const query of check.queries) {
+    const q = simpleQuery(query, predicate);
+    if (!q) return undefined;
+    const [a, b, op] = q.ops;
+    if (!('binary' in op)) return undefined;
+    if (op.binary === 'contains' && 'value' in a && 'set' in a.value && isVar(b, q.variable)) {
       const items = a.value.set.map(str);
-      // a literal ending in `*` matches only itself, not a prefix: outside the vocabulary
-      if (items.some((i) => i === undefined || i.endsWith('*'))) return undefined;
+      // a literal `*` matches only itself, not a prefix: outside the vocabulary
+      if (items.some((i) => i === undefined || i.includes('*'))) return undefined;
       values.push(...(items as string[]));
-    } else if (op.binary === 'prefix' && isVar(a, v.variable) && 'value' in b && 'string' in b.value) {
+    } else if (op.binary === 'prefix' && isVar(a, q.variable) && 'value' in b && 'string' in b.value && !b.value.string.includes('*')) {
       values.push(`${b.value.string}*`);
     } else {
       return undefined;
     }
   }
-  return values;
+  return [...new Set(values)];
 }

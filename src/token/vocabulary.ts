@@ -108,3 +108,23 @@ export const AUTHORIZER_POLICY =
   'time({now}); resource({resource}); operation({operation});' +
   'allow if right($p, $o), {patterns}.contains($p), {ops}.contains($o);' +
   'deny if true;';
+
+/** Facts an attenuation block may state (DESIGN.md): lineage information, never rights. */
+export const LINEAGE_FACTS: readonly string[] = ['delegated_to', 'purpose'];
+
+/**
+ * Predicate names the broker's authority block or the authorizer gives meaning to, read from the
+ * Datalog above so a name added there is reserved here too; plus `query` (the head every check has
+ * on the wire) and `revocation_id` (which older Biscuit authorizers supplied). A non-authority block
+ * that defines one of these — as a fact or a rule head — could satisfy its own checks (a block's
+ * checks trust the authority block and the block itself), so lineage would claim a restriction the
+ * proxy does not enforce: `verifyToken` refuses such tokens.
+ */
+export const RESERVED_PREDICATES: readonly string[] = [
+  ...new Set(
+    [AUTHORITY_FACTS, AUTHORITY_RIGHT, AUTHORITY_ROLE, EXPIRY_CHECK, AUTHORIZER_POLICY]
+      .flatMap((code) => [...code.matchAll(/(?<![.\w])([a-z_][a-z0-9_]*)\(/g)].map((m) => m[1]!)),
+  ),
+  'query',
+  'revocation_id',
+];
