@@ -33,6 +33,9 @@ export const ERROR_REGISTRY = {
   BATON_ERR_TOKEN_UNKNOWN_KEY: { http: 401, oauth: 'invalid_token', sqlstate: '28P01' },
   BATON_ERR_TOKEN_EXPIRED: { http: 401, oauth: 'invalid_token', sqlstate: '28P01' },
   BATON_ERR_TOKEN_REVOKED: { http: 401, oauth: 'invalid_token', sqlstate: '28P01' },
+  // a non-authority block exceeds a structural bound (src/token/limits.ts), or defines a reserved name
+  BATON_ERR_TOKEN_TOO_COMPLEX: { http: 401, oauth: 'invalid_token', sqlstate: '28P01' },
+  BATON_ERR_TOKEN_RESERVED_NAME: { http: 401, oauth: 'invalid_token', sqlstate: '28P01' },
   BATON_ERR_TOKEN_SEALED: { http: 400, oauth: 'invalid_request', sqlstate: '42501' },
   BATON_ERR_ATTENUATION_WIDENS: { http: 400, oauth: 'invalid_request', sqlstate: '42501' },
   BATON_ERR_UNAUTHENTICATED: { http: 401, oauth: 'invalid_token', sqlstate: '28000' },

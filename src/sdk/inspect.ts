@@ -1,4 +1,6 @@
 /** Reading a token's lineage and effective rights, verified when keys are given. */
+import type { ErrorCode } from '../errors.ts';
+import { admissionError } from '../token/admission.ts';
 import { keySetResolver, KeySetDocument, type KeyResolver } from '../token/keys.ts';
 import { effectiveRights, readLineage, type EffectiveRights, type LineageLink } from '../token/lineage.ts';
 import { verifyToken } from '../token/verify.ts';
@@ -16,16 +18,24 @@ export interface Inspection {
   sealed: boolean;
   lineage: LineageLink[];
   effective: EffectiveRights;
+  /**
+   * Unverified inspection only: why every verifier would refuse this token (a block defining a
+   * reserved name, a block beyond the structural bounds). With keys, inspect throws that error
+   * instead. When set, `lineage` and `effective` describe a token nobody will accept.
+   */
+  refusal?: { code: ErrorCode; message: string };
 }
 
 /**
  * @example
  * const { lineage, effective } = inspect(token, { publicKeys: await (await fetch(`${broker}/.well-known/baton-keys.json`)).json() });
- * @throws BatonError BATON_ERR_TOKEN_MALFORMED, or (with keys) a signature / key error
+ * @throws BatonError BATON_ERR_TOKEN_MALFORMED, or (with keys) the refusal of `verifyToken`
+ *   (BATON_ERR_TOKEN_TOO_COMPLEX, BATON_ERR_TOKEN_RESERVED_NAME, a signature or key error)
  */
 export function inspect(token: string, opts: InspectOptions = {}): Inspection {
   let verified = false;
   let decoded;
+  let refusal: Inspection['refusal'];
   if (opts.publicKeys) {
     const resolver = 'publicKey' in opts.publicKeys ? opts.publicKeys : keySetResolver(KeySetDocument.parse(opts.publicKeys));
     const v = verifyToken(token, resolver);
@@ -34,6 +44,8 @@ export function inspect(token: string, opts: InspectOptions = {}): Inspection {
     verified = true;
   } else {
     decoded = decodeToken(token.trim());
+    const err = admissionError(decoded, token.trim().length);
+    if (err) refusal = { code: err.code, message: err.message };
   }
   return {
     verified,
@@ -41,5 +53,6 @@ export function inspect(token: string, opts: InspectOptions = {}): Inspection {
     sealed: decoded.sealed,
     lineage: readLineage(decoded),
     effective: effectiveRights(decoded),
+    ...(refusal ? { refusal } : {}),
   };
 }

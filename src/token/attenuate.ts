@@ -6,6 +6,7 @@
  */
 import { BatonError } from '../errors.ts';
 import { parseDuration } from '../policy/duration.ts';
+import { assertAdmissible } from './admission.ts';
 import { effectiveRights } from './lineage.ts';
 import { covers, isOperation, parseResource, printable } from './vocabulary.ts';
 import { appendBlock, decodeToken, sealToken, type BlockModel, type Check, type Predicate } from './wire/index.ts';
@@ -60,6 +61,8 @@ export function attenuate(token: string, opts: AttenuateOptions): string {
   if (parentExpiry && parentExpiry <= now) throw new BatonError('BATON_ERR_TOKEN_EXPIRED', 'the parent token has expired');
 
   const child = appendBlock(token.trim(), attenuationBlock({ delegateTo: opts.delegateTo, purpose: opts.purpose, resources, operations, expiresAt }));
+  // never hand out a token every verifier would refuse (too many links or prefixes, a bad parent)
+  assertAdmissible(decodeToken(child), child.length);
   return opts.seal ? sealToken(child) : child;
 }
 
