@@ -86,9 +86,25 @@ function refuseWidening(rights: { resource: string; operation: string }[], resou
   }
 }
 
+/**
+ * Control characters (C0, DEL, C1), format characters (bidi overrides and isolates, LRM/RLM, ALM,
+ * zero-width space/joiners, BOM, soft hyphen, …), line/paragraph separators and lone surrogates.
+ * Lineage names are shown to humans (inspect, audit, console): these let a name rewrite a terminal
+ * line or display as a different name than the one recorded (U+202E reverses what follows it).
+ */
+const UNSAFE_TEXT = /[\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}]/u;
+
 function validateText(field: string, value: unknown): void {
   if (typeof value !== 'string' || value.length === 0 || value.length > MAX_TEXT) {
     throw new TypeError(`${field} must be a non-empty string of at most ${MAX_TEXT} characters`);
+  }
+  const bad = UNSAFE_TEXT.exec(value);
+  if (bad) {
+    const cp = bad[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0');
+    throw new BatonError(
+      'BATON_ERR_INVALID_REQUEST',
+      `${field} contains a control, format or separator character (U+${cp} at position ${bad.index}); use printable text`,
+    );
   }
 }
 

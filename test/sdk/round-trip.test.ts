@@ -60,6 +60,11 @@ describe('CLI', () => {
     const widen = await baton(['attenuate', '--op', 'delete', '--to', 'x'], { BATON_TOKEN: child.stdout.trim() });
     expect(widen.code).toBe(1);
     expect(widen.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^baton: the parent token does not allow operation "delete"$/)]);
+    // a right-to-left override would make the recorded name display as another one
+    const bidi = await baton(['attenuate', '--to', 'helper\u202e7-txe', '--purpose', 'count'], { BATON_TOKEN: token });
+    expect(bidi.code).toBe(1);
+    expect(bidi.stderr.trim().split('\n')).toEqual(['baton: delegateTo contains a control, format or separator character (U+202E at position 6); use printable text']);
+    expect(bidi.stdout).toBe('');
     const garbage = await baton(['inspect'], { BATON_TOKEN: 'not-a-token' });
     expect(garbage.code).toBe(1);
     expect(garbage.stderr).toMatch(/^baton: malformed token/);

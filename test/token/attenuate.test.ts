@@ -106,8 +106,8 @@ describe('attenuate()', () => {
   it('keeps hostile names as data', () => {
     const hostile = [
       'x"); right("pg:appdb/public.customers", "read"); //',
-      'line1\nright("pg:appdb/public.customers", "read");',
-      'émoji 🦊 \\ " \u0000? {param}',
+      'line1; right("pg:appdb/public.customers", "read");',
+      'émoji 🦊 \\ " ? {param}',
       '$r", "read"); check if true; //',
     ];
     for (const name of hostile) {
@@ -118,6 +118,30 @@ describe('attenuate()', () => {
       expect(allowed(child, 'pg:appdb/public.orders', 'read', NOW)).toBe(true);
       expect(effectiveRights(decodeToken(child)).resources).toEqual(['pg:appdb/public.orders']);
     }
+  });
+
+  it('refuses control, bidi/format and separator characters in delegateTo and purpose, naming the code point', () => {
+    const unsafe = [
+      ...['\u0000', '\u0007', '\n', '\r', '\u001b', '\u007f', '\u0080', '\u009b'], // C0, DEL, C1
+      ...['\u200e', '\u200f', '\u061c', '\u202a', '\u202b', '\u202c', '\u202d', '\u202e', '\u2066', '\u2067', '\u2068', '\u2069'], // bidi
+      ...['\u200b', '\u200c', '\u200d', '\ufeff', '\u00ad', '\u2028', '\u2029', '\ud800'], // zero-width, BOM, soft hyphen, separators, lone surrogate
+    ];
+    for (const ch of unsafe) {
+      const cp = `U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+      for (const field of ['delegateTo', 'purpose'] as const) {
+        const opts = { delegateTo: 'helper', now: NOW, [field]: `helper${ch}-7` };
+        let err: unknown;
+        try {
+          attenuate(root, opts);
+        } catch (e) {
+          err = e;
+        }
+        expect(err, `${field} ${cp}`).toMatchObject({ code: 'BATON_ERR_INVALID_REQUEST', message: `${field} contains a control, format or separator character (${cp} at position 6); use printable text` });
+      }
+    }
+    // printable text of any script is fine
+    const ok = attenuate(root, { delegateTo: 'помощник-7 助手 🦊', purpose: 'résumé: « orders »', now: NOW });
+    expect(readLineage(decodeToken(ok))[1]).toMatchObject({ delegatedTo: 'помощник-7 助手 🦊', purpose: 'résumé: « orders »' });
   });
 
   it('honours a block written by hand in plain Datalog exactly like one from attenuate()', () => {
