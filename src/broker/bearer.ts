@@ -1,6 +1,6 @@
 /**
  * `Authorization: Bearer <Baton token>` on broker endpoints: verify the chain, refuse expired or
- * revoked tokens, and expose who is calling. Failures say one generic thing to the caller; the
+ * revoked tokens and tokens whose own checks fail now, and expose who is calling. Failures say one generic thing to the caller; the
  * detail goes to the log (STYLE.md 4).
  */
 import type { FastifyRequest } from 'fastify';
@@ -8,6 +8,7 @@ import { BatonError, asBatonError } from '../errors.ts';
 import type { RevocationView } from '../revocation/view.ts';
 import type { KeyResolver } from '../token/keys.ts';
 import { effectiveRights, readLineage, type EffectiveRights, type LineageLink } from '../token/lineage.ts';
+import { failedStandingCheck } from '../token/standing-checks.ts';
 import { verifyToken } from '../token/verify.ts';
 
 export interface Caller {
@@ -37,6 +38,10 @@ export function authenticateToken(token: string, deps: BearerDeps): Caller {
     const effective = effectiveRights(v.decoded);
     const now = (deps.now ?? (() => new Date()))();
     if (effective.expiresAt && now > new Date(effective.expiresAt)) throw new BatonError('BATON_ERR_TOKEN_EXPIRED', 'the token has expired');
+    // the lineage expiry covers the vocabulary's form only: the token's own checks decide (e.g. a
+    // hand-written time limit of another shape)
+    const failed = failedStandingCheck(v.biscuit, v.decoded, now);
+    if (failed) throw new BatonError('BATON_ERR_UNAUTHENTICATED', 'the token\'s own checks refuse it now', { detail: `link ${failed.block}: ${failed.rule}` });
     deps.revocations.assertCurrent();
     if (deps.revocations.firstRevoked(v.revocationIds)) throw new BatonError('BATON_ERR_TOKEN_REVOKED', 'the token has been revoked');
     const lineage = readLineage(v.decoded);

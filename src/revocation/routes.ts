@@ -18,6 +18,7 @@ import { BatonError, asBatonError } from '../errors.ts';
 import type { SharedState } from '../store/shared-state.ts';
 import type { KeyResolver } from '../token/keys.ts';
 import { effectiveRights, readLineage, type LineageLink } from '../token/lineage.ts';
+import { failedStandingCheck } from '../token/standing-checks.ts';
 import { MAX_TOKEN_BYTES, verifyToken } from '../token/verify.ts';
 import { encodeRevocationMessage, REVOCATION_CHANNEL, type RevocationSet } from './set.ts';
 import { issuedToken, latestIssuedExpiry, listSince, revoke, schedulePurge, type RevocationEntry } from './store.ts';
@@ -210,6 +211,8 @@ export function revocationRoutes(deps: RevocationRouteDeps): (app: FastifyInstan
       const effective = effectiveRights(v.decoded);
       const exp = effective.expiresAt ? new Date(effective.expiresAt) : undefined;
       if (!exp || now() > exp) return { active: false };
+      // the token's own checks too: a hand-written time limit lineage does not read as the expiry
+      if (failedStandingCheck(v.biscuit, v.decoded, now())) return { active: false };
       if (deps.revocations.firstRevoked(v.revocationIds)) return { active: false };
       const lineage = readLineage(v.decoded);
       const root = lineage[0]!;

@@ -9,6 +9,7 @@ import { revoke, listSince, purgeExpired } from '../../src/revocation/store.ts';
 import { attenuate } from '../../src/token/attenuate.ts';
 import { mintToken } from '../../src/token/mint.ts';
 import { verifyToken } from '../../src/token/verify.ts';
+import { appendBlock, binary, checkIf, date, pred, query, str, variable } from '../../src/token/wire/index.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { randomPrefix, startProxyLikeSet, startRevocationBroker, TEST_REDIS_URL, type RevocationBroker } from '../helpers/revocation-broker.ts';
 
@@ -226,6 +227,26 @@ describe.skipIf(NO_REDIS)('POST /v1/introspect (RFC 7662)', () => {
     for (const token of [expired, 'garbage', foreign]) {
       expect(await post('/v1/introspect', { token }, { bearer })).toEqual({ status: 200, body: { active: false } });
     }
+  });
+
+  it("answers {active:false} once the token's own hand-written time check has passed, and refuses it as Bearer", async () => {
+    const parent = await broker.token('pia', ['engineers']);
+    // `check if time($t), <limit> >= $t`: a shape lineage does not read as an expiry, so only the
+    // token's own checks know when it dies
+    const limited = (limit: Date) =>
+      appendBlock(parent, {
+        facts: [pred('delegated_to', str('helper-9'))],
+        checks: [checkIf(query([pred('time', variable('t'))], binary('greaterOrEqual', date(limit), variable('t'))))],
+      });
+    const dead = limited(new Date(Date.now() - 60_000));
+    const live = limited(new Date(Date.now() + 60_000));
+    expect(await post('/v1/introspect', { token: dead }, { bearer: parent })).toEqual({ status: 200, body: { active: false } });
+    expect(await post('/v1/introspect', { token: live }, { bearer: parent })).toMatchObject({ status: 200, body: { active: true, delegated_to: 'helper-9', effective: { approximate: true } } });
+    expect(await post('/v1/introspect', { token: parent }, { bearer: dead })).toMatchObject({ status: 401, body: { error: 'invalid_token' } });
+    expect((await post('/v1/introspect', { token: parent }, { bearer: live })).status).toBe(200);
+    // a block that states the authorizer's facts is refused at verification: inactive, never described
+    const forged = appendBlock(parent, { facts: [pred('delegated_to', str('x')), pred('resource', str('pg:appdb/public.orders'))] });
+    expect(await post('/v1/introspect', { token: forged }, { bearer: parent })).toEqual({ status: 200, body: { active: false } });
   });
 
   it('needs an active Baton token as Bearer (401 otherwise)', async () => {
