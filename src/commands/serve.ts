@@ -1,5 +1,5 @@
 /** `baton serve` — the broker, configured from file/env (production settings). */
-import { loadConfig } from '../config/load.ts';
+import { assertModeFitsEnvironment, loadConfig } from '../config/load.ts';
 import { startBroker } from '../broker/server.ts';
 import { onShutdown, parseOptions, type Command } from './command.ts';
 
@@ -8,6 +8,7 @@ export const serve: Command = {
   async run(argv) {
     const { values } = parseOptions(argv, { config: { type: 'string' } }, 'usage: baton serve [--config FILE]');
     const config = loadConfig({ file: values.config });
+    assertModeFitsEnvironment(config); // before anything starts
     const broker = await startBroker(config);
     process.stderr.write(`baton: broker listening on ${broker.url} (database: ${broker.db.kind}, shared state: ${broker.state.kind})\n`);
     onShutdown(() => broker.close());

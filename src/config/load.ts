@@ -41,6 +41,21 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; overr
   return deepFreeze(config);
 }
 
+/**
+ * Dev mode (embedded database, the dev OIDC issuer that mints tokens for anyone, insecure defaults)
+ * must not serve where the environment says production: a config file copied from a laptop would
+ * otherwise quietly run an open broker. Servers call this; one-shot tools (`baton migrate`) need not.
+ *
+ * @throws Error naming both settings and how to fix it
+ */
+export function assertModeFitsEnvironment(config: Pick<Config, 'mode'>, env: NodeJS.ProcessEnv = process.env): void {
+  if (config.mode === 'dev' && env.NODE_ENV === 'production') {
+    throw new Error(
+      'refusing to start: the configuration says mode: dev but NODE_ENV=production. Dev mode runs an embedded database and an OIDC issuer that mints tokens for anyone; set mode: production (and its required settings) or unset NODE_ENV',
+    );
+  }
+}
+
 /** Insecure defaults refuse to boot outside dev mode (STYLE.md 7). */
 function assertProductionReady(c: Config, role: Role): void {
   const problems: string[] = [];

@@ -1,8 +1,12 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/load.ts';
+import { assertModeFitsEnvironment, loadConfig } from '../../src/config/load.ts';
+
+const run = promisify(execFile);
 
 const file = (text: string) => {
   const path = join(mkdtempSync(join(tmpdir(), 'baton-config-')), 'baton.yaml');
@@ -50,4 +54,34 @@ describe('configuration', () => {
     });
     expect(ok.mode).toBe('production');
   });
+
+  it('refuses dev mode when NODE_ENV=production, saying which settings clash', () => {
+    const message = /mode: dev but NODE_ENV=production/;
+    expect(() => assertModeFitsEnvironment(loadConfig({ env: {}, overrides: { mode: 'dev' } }), { NODE_ENV: 'production' })).toThrow(message);
+    expect(() => assertModeFitsEnvironment({ mode: 'dev' }, { NODE_ENV: 'development' })).not.toThrow();
+    expect(() => assertModeFitsEnvironment({ mode: 'dev' }, {})).not.toThrow();
+    expect(() => assertModeFitsEnvironment({ mode: 'production' }, { NODE_ENV: 'production' })).not.toThrow();
+  });
 });
+
+describe('baton serve', () => {
+  it('refuses a dev-mode configuration under NODE_ENV=production before starting anything', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'baton-serve-'));
+    const config = file(`mode: dev\ndataDir: ${JSON.stringify(join(dataDir, 'data'))}\nbroker:\n  port: 0\n`);
+    const env: NodeJS.ProcessEnv = { ...process.env, NODE_ENV: 'production' };
+    for (const name of ['DATABASE_URL', 'REDIS_URL', 'BATON_CONFIG', 'BATON_DATA_DIR']) delete env[name];
+    // without the refusal the broker would start (and keep running until the timeout kills it)
+    const result = await run('node', ['bin/baton.mjs', 'serve', '--config', config], { env, timeout: 15_000 }).then(
+      (r) => ({ code: 0, stderr: r.stderr }),
+      (e: { code: number | null; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
+    );
+    try {
+      expect(result.code).toBe(1);
+      expect(result.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^baton: refusing to start: the configuration says mode: dev but NODE_ENV=production/)]);
+      expect(existsSync(join(dataDir, 'data'))).toBe(false); // nothing was created
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 20_000);
+});
+
