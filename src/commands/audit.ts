@@ -2,6 +2,7 @@
 import type { AuditRecord } from '../audit/event.ts';
 import { bearerToken, brokerUrl, callBroker } from './broker-client.ts';
 import { parseOptions, type Command } from './command.ts';
+import { terminalJson, terminalJsonText, terminalText as t } from './terminal-text.ts';
 
 const USAGE = `usage: baton audit <verify | tail [--follow] [--json] [--limit N] | tree TOKEN_ID | export> [--broker URL]
   Uses the broker's /v1/audit API with the admin Baton token in BATON_TOKEN.
@@ -28,22 +29,25 @@ export const audit: Command = {
         first_broken?: { table: string; seq: number; id: string; reason: string };
       };
       if (result.ok) {
-        process.stdout.write(`audit chain OK (${result.count} events)\n`);
+        process.stdout.write(`audit chain OK (${t(result.count)} events)\n`);
         return 0;
       }
       const b = result.first_broken!;
-      process.stdout.write(`audit chain BROKEN at ${b.table} seq ${b.seq} (id ${b.id}): ${b.reason}\n`);
+      process.stdout.write(`audit chain BROKEN at ${t(b.table)} seq ${t(b.seq)} (id ${t(b.id)}): ${t(b.reason)}\n`);
       return 1;
     }
     if (action === 'tail') return tail(base, headers, values.follow ?? false, values.json ?? false, Number(values.limit ?? 20));
     if (action === 'tree' && arg) {
       const tree = await (await callBroker(`${base}/v1/audit/tree/${encodeURIComponent(arg)}`, { headers })).json();
-      process.stdout.write(values.json ? `${JSON.stringify(tree, null, 2)}\n` : renderTree(tree as Tree));
+      process.stdout.write(values.json ? `${terminalJson(tree, 2)}\n` : renderTree(tree as Tree));
       return 0;
     }
     if (action === 'export') {
       const res = await callBroker(`${base}/v1/audit/export`, { headers });
-      for await (const chunk of res.body!) process.stdout.write(chunk);
+      // JSON lines as the broker sends them, with anything a terminal would act on escaped
+      const decoder = new TextDecoder();
+      for await (const chunk of res.body!) process.stdout.write(terminalJsonText(decoder.decode(chunk, { stream: true })));
+      process.stdout.write(terminalJsonText(decoder.decode()));
       return 0;
     }
     process.stderr.write(`${USAGE}\n`);
@@ -53,7 +57,7 @@ export const audit: Command = {
 
 async function tail(base: string, headers: Record<string, string>, follow: boolean, json: boolean, limit: number): Promise<number> {
   const page = (await (await callBroker(`${base}/v1/audit?limit=${limit}`, { headers })).json()) as { events: AuditRecord[] };
-  const print = (e: AuditRecord) => process.stdout.write(json ? `${JSON.stringify(e)}\n` : `${formatEvent(e)}\n`);
+  const print = (e: AuditRecord) => process.stdout.write(json ? `${terminalJson(e)}\n` : `${formatEvent(e)}\n`);
   const events = page.events.reverse();
   events.forEach(print);
   let lastSeq = events.at(-1)?.seq ?? 0;
@@ -68,9 +72,10 @@ async function tail(base: string, headers: Record<string, string>, follow: boole
 }
 
 function formatEvent(e: AuditRecord): string {
-  const chain = e.lineage.map((l) => (l.depth === 0 ? `${l.subject ?? '?'}/${l.agent ?? '?'}` : l.delegatedTo ?? '?')).join(' → ');
-  const what = e.operation ? `${e.operation} ${e.resource}` : e.action;
-  return `${e.time} ${e.decision.toUpperCase().padEnd(5)} ${what}  [${chain}]${e.reason && e.decision === 'deny' ? `  ${e.reason}` : ''}`;
+  // delegate names, purposes, resources and reasons are chosen by whoever minted the token: escaped
+  const chain = e.lineage.map((l) => (l.depth === 0 ? `${t(l.subject ?? '?')}/${t(l.agent ?? '?')}` : t(l.delegatedTo ?? '?'))).join(' → ');
+  const what = e.operation ? `${t(e.operation)} ${t(e.resource)}` : t(e.action);
+  return `${t(e.time)} ${t(String(e.decision).toUpperCase()).padEnd(5)} ${what}  [${chain}]${e.reason && e.decision === 'deny' ? `  ${t(e.reason)}` : ''}`;
 }
 
 interface Tree {
@@ -89,10 +94,10 @@ interface TreeNode {
 }
 
 function renderTree(tree: Tree): string {
-  const lines = [`token ${tree.tokenId}`];
+  const lines = [`token ${t(tree.tokenId)}`];
   const walk = (n: TreeNode) => {
-    const who = n.depth === 0 ? `${n.subject ?? '?'} via ${n.agent ?? '?'}` : `→ ${n.delegatedTo ?? '?'}${n.purpose ? ` "${n.purpose}"` : ''}`;
-    lines.push(`${'  '.repeat(n.depth + 1)}${who}  allowed ${n.allowed}, denied ${n.denied}`);
+    const who = n.depth === 0 ? `${t(n.subject ?? '?')} via ${t(n.agent ?? '?')}` : `→ ${t(n.delegatedTo ?? '?')}${n.purpose ? ` "${t(n.purpose)}"` : ''}`;
+    lines.push(`${'  '.repeat(n.depth + 1)}${who}  allowed ${t(n.allowed)}, denied ${t(n.denied)}`);
     n.children.forEach(walk);
   };
   tree.roots.forEach(walk);

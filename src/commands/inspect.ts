@@ -4,6 +4,7 @@ import { inspect as inspectToken, type Inspection } from '../sdk/inspect.ts';
 import { KeySetDocument } from '../token/keys.ts';
 import { readToken } from './attenuate.ts';
 import { parseOptions, type Command } from './command.ts';
+import { terminalJson, terminalText as t } from './terminal-text.ts';
 
 const USAGE = `usage: baton inspect [--json] [--keys FILE | --broker URL]
   Reads the token from BATON_TOKEN or stdin. With --keys/--broker the signatures are verified;
@@ -17,7 +18,7 @@ export const inspect: Command = {
     if (values.keys) publicKeys = KeySetDocument.parse(JSON.parse(readFileSync(values.keys, 'utf8')));
     else if (values.broker) publicKeys = KeySetDocument.parse(await (await fetch(`${values.broker}/.well-known/baton-keys.json`)).json());
     const result = inspectToken(await readToken(), { publicKeys });
-    process.stdout.write(values.json ? `${JSON.stringify(result, null, 2)}\n` : renderTree(result));
+    process.stdout.write(values.json ? `${terminalJson(result, 2)}\n` : renderTree(result));
     return 0;
   },
 };
@@ -26,15 +27,16 @@ function renderTree(r: Inspection): string {
   const lines = [r.verified ? 'token (signatures VERIFIED)' : 'token (UNVERIFIED: decoded without the root key)'];
   for (const link of r.lineage) {
     const indent = '  '.repeat(link.depth);
-    const who = link.depth === 0 ? `${link.subject ?? '?'} via agent ${link.agent ?? '?'}` : `→ ${link.delegatedTo ?? '?'}`;
-    lines.push(`${indent}${who}${link.purpose ? `  "${link.purpose}"` : ''}`);
-    if (link.resources) lines.push(`${indent}  resources: ${link.resources.join(', ')}`);
-    if (link.operations) lines.push(`${indent}  operations: ${link.operations.join(', ')}`);
-    if (link.expiresAt) lines.push(`${indent}  expires: ${link.expiresAt}`);
-    if (link.opaque) lines.push(`${indent}  other checks: ${link.opaque.join(' | ')}`);
-    lines.push(`${indent}  revocation id: ${link.revocationId.slice(0, 16)}…`);
+    // every value below comes from the token (anyone can mint blocks offline): escaped, never raw
+    const who = link.depth === 0 ? `${t(link.subject ?? '?')} via agent ${t(link.agent ?? '?')}` : `→ ${t(link.delegatedTo ?? '?')}`;
+    lines.push(`${indent}${who}${link.purpose ? `  "${t(link.purpose)}"` : ''}`);
+    if (link.resources) lines.push(`${indent}  resources: ${link.resources.map(t).join(', ')}`);
+    if (link.operations) lines.push(`${indent}  operations: ${link.operations.map(t).join(', ')}`);
+    if (link.expiresAt) lines.push(`${indent}  expires: ${t(link.expiresAt)}`);
+    if (link.opaque) lines.push(`${indent}  other checks: ${link.opaque.map(t).join(' | ')}`);
+    lines.push(`${indent}  revocation id: ${t(link.revocationId.slice(0, 16))}…`);
   }
   const e = r.effective;
-  lines.push(`effective: ${e.operations.join(', ') || '(nothing)'} on ${e.resources.join(', ') || '(nothing)'}${e.expiresAt ? ` until ${e.expiresAt}` : ''}${e.approximate ? ' (approximate: custom checks)' : ''}`);
+  lines.push(`effective: ${e.operations.map(t).join(', ') || '(nothing)'} on ${e.resources.map(t).join(', ') || '(nothing)'}${e.expiresAt ? ` until ${t(e.expiresAt)}` : ''}${e.approximate ? ' (approximate: custom checks)' : ''}`);
   return `${lines.join('\n')}\n`;
 }

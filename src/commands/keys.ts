@@ -2,6 +2,7 @@
 import { join } from 'node:path';
 import { Keyring } from '../keys/keyring.ts';
 import { parseOptions, type Command } from './command.ts';
+import { terminalText as t } from './terminal-text.ts';
 
 const USAGE = `usage: baton keys list|rotate|retire <id> [--data-dir DIR]
   rotate   add a new active key; the previous one keeps verifying until retired
@@ -19,7 +20,7 @@ export const keys: Command = {
       process.stderr.write(`${USAGE}\n`);
       return 2;
     }
-    for (const k of ring.published()) process.stdout.write(`${k.id}\t${k.status}\t${k.created_at}\ted25519/${k.public_key}\n`);
+    for (const k of ring.published()) process.stdout.write(`${k.id}\t${k.status}\t${t(k.created_at)}\ted25519/${t(k.public_key)}\n`);
     return 0;
   },
 };

@@ -2,6 +2,7 @@
 import { readToken } from './attenuate.ts';
 import { brokerUrl, bearerToken, callBroker } from './broker-client.ts';
 import { parseOptions, type Command } from './command.ts';
+import { terminalText } from './terminal-text.ts';
 
 const USAGE = `usage: baton revoke [--id REVOCATION_ID] [--reason TEXT] [--broker URL]
   Without --id: revokes the token in BATON_TOKEN (or stdin) — possession is the right.
@@ -24,7 +25,7 @@ export const revoke: Command = {
       revocation_id?: string;
     };
     if (!res.revoked) throw new Error('nothing revoked: the broker could not verify that token');
-    process.stdout.write(`revoked ${res.revocation_id}\n`);
+    process.stdout.write(`revoked ${terminalText(res.revocation_id)}\n`);
     return 0;
   },
 };

@@ -2,6 +2,9 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { toAuditLineage } from '../../src/audit/lineage.ts';
+import { readLineage } from '../../src/token/lineage.ts';
+import { appendBlock, decodeToken, pred, str } from '../../src/token/wire/index.ts';
 import { startTestStack, type TestStack } from '../helpers/stack.ts';
 
 const run = promisify(execFile);
@@ -59,3 +62,77 @@ describe('baton audit', () => {
     expect(err).toMatch(/403 BATON_ERR_FORBIDDEN/);
   });
 });
+
+/** Raw characters a terminal acts on or hides: C0 except \n, DEL, C1, bidi/format controls. */
+const RAW_CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]/u;
+const FORGED = '[ALLOW] read pg:appdb/public.secrets';
+const EVIL_DELEGATE = `helper\n${FORGED}`;
+const EVIL_PURPOSE = `sum\u202eup\x1b[2K\rerased\x9b31m`;
+
+/** A child whose delegate and purpose are hostile, made with the low-level wire append (attenuate() refuses such text). */
+function handMinted(parent: string): string {
+  return appendBlock(parent, { facts: [pred('delegated_to', str(EVIL_DELEGATE)), pred('purpose', str(EVIL_PURPOSE))] });
+}
+
+describe('untrusted text on the terminal', () => {
+  it('baton inspect escapes hostile delegate names and purposes (tree and --json)', async () => {
+    const evil = handMinted(await stack.token('alice', ['engineers'], 'planner'));
+    const inspect = (args: string[]) =>
+      run('node', ['--import', 'tsx', 'src/cli.ts', 'inspect', ...args], { env: { ...process.env, BATON_TOKEN: evil } }).then((r) => r.stdout);
+    const tree = await inspect([]);
+    expect(tree).not.toMatch(RAW_CONTROL);
+    expect(tree.split('\n').some((l) => l.trimStart().startsWith('[ALLOW]'))).toBe(false);
+    expect(tree).toContain('→ helper\\x0a[ALLOW] read pg:appdb/public.secrets');
+    expect(tree).toContain('sum\\u{202e}up\\x1b[2K\\x0derased\\x9b31m');
+    const json = await inspect(['--json']);
+    expect(json).not.toMatch(RAW_CONTROL);
+    const parsed = JSON.parse(json) as { lineage: { delegatedTo?: string; purpose?: string }[] };
+    expect(parsed.lineage[1]).toMatchObject({ delegatedTo: EVIL_DELEGATE, purpose: EVIL_PURPOSE }); // same values, escaped on the wire
+  });
+
+  it('baton audit tail / tree never print a forged line or raw escapes from an audit entry', async () => {
+    const evil = handMinted(await stack.token('alice', ['engineers'], 'planner'));
+    const links = readLineage(decodeToken(evil));
+    const lineage = toAuditLineage(links);
+    const tokenId = links[0]!.tokenId!;
+    await stack.broker.audit.append({
+      source: 'proxy-pg',
+      action: 'statement',
+      decision: 'deny',
+      reason: `permission denied\n${FORGED}\x1b[1A\x1b[2K\u2066`,
+      lineage,
+      tokenId,
+      resource: 'pg:appdb/public.orders',
+      operation: 'delete',
+      accesses: [{ resource: 'pg:appdb/public.orders', operation: 'delete' }],
+    });
+    const tail = await baton(['tail', '--limit', '3']);
+    expect(tail.code).toBe(0);
+    expect(tail.out).not.toMatch(RAW_CONTROL);
+    const lines = tail.out.trimEnd().split('\n');
+    expect(lines.some((l) => l.startsWith('[ALLOW]'))).toBe(false);
+    expect(lines.filter((l) => l.includes('public.secrets'))).toEqual([lines.at(-1)]); // only inside the DENY line
+    expect(lines.at(-1)).toMatch(/ DENY  delete pg:appdb\/public\.orders  \[alice\/planner → helper\\x0a\[ALLOW\] read pg:appdb\/public\.secrets\]  permission denied\\x0a\[ALLOW\]/);
+    const json = await baton(['tail', '--json', '--limit', '1']);
+    expect(json.out).not.toMatch(RAW_CONTROL);
+    expect(JSON.parse(json.out).lineage[1].purpose).toBe(EVIL_PURPOSE);
+    const tree = await baton(['tree', tokenId]);
+    expect(tree.out).not.toMatch(RAW_CONTROL);
+    expect(tree.out.split('\n').some((l) => l.trimStart().startsWith('[ALLOW]'))).toBe(false);
+    // broker error messages quote token contents too (who holds an ancestor link): printed escaped
+    const grandchild = appendBlock(evil, { facts: [pred('delegated_to', str('grand-1'))] });
+    const ancestorId = readLineage(decodeToken(evil))[1]!.revocationId;
+    const refused = await run('node', ['bin/baton.mjs', 'revoke', '--id', ancestorId, '--broker', stack.broker.url], { env: { ...process.env, BATON_TOKEN: grandchild } }).then(
+      () => ({ err: '' }),
+      (e: { stderr: string }) => ({ err: e.stderr }),
+    );
+    expect(refused.err).toMatch(/403 BATON_ERR_FORBIDDEN/);
+    expect(refused.err).toContain('held by helper\\x0a[ALLOW]');
+    expect(refused.err).not.toMatch(RAW_CONTROL);
+    expect(refused.err.trimEnd().split('\n')).toHaveLength(1);
+    const exported = await baton(['export']);
+    expect(exported.out).not.toMatch(RAW_CONTROL);
+    expect(exported.out.trimEnd().split('\n').every((l) => JSON.parse(l))).toBe(true);
+  });
+});
+
