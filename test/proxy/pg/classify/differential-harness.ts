@@ -539,13 +539,13 @@ async function connect(url: string): Promise<pg.Client> {
 }
 
 /** Executes every case once (rolled back) and classifies it. */
-async function execute(url: string, cases: readonly Case[], ctx: ClassifyContext, onProgress?: (i: number) => void): Promise<Ran[]> {
+async function execute(url: string, cases: readonly Case[], first: number, endMarker: string, ctx: ClassifyContext): Promise<Ran[]> {
   let client = await connect(url);
   const out: Ran[] = [];
   try {
     for (let i = 0; i < cases.length; i++) {
       const kase = cases[i]!;
-      const marker = `${PAD}${i}`;
+      const marker = `${PAD}${first + i}`;
       const ran: Ran = { case: kase, marker, classification: kase.pretend ?? classifySql(kase.sql, ctx), rolledBack: false, ran: false };
       out.push(ran);
       if (kase.classifyOnly || isTransactionControl(kase.sql)) continue;
@@ -564,9 +564,8 @@ async function execute(url: string, cases: readonly Case[], ctx: ClassifyContext
         await client.end().catch(() => {});
         client = await connect(url);
       }
-      onProgress?.(i);
     }
-    await client.query(`SET application_name = '${PAD}end'; SELECT 1`);
+    await client.query(`SET application_name = '${endMarker}'; SELECT 1`);
   } finally {
     await client.end().catch(() => {});
   }
@@ -1026,16 +1025,22 @@ export async function runDifferential(scratch: Scratch, opts: RunOptions): Promi
     await setup.end();
   }
   opts.log?.(`differential: ${cases.length} statements (setup ${((performance.now() - started) / 1000).toFixed(1)} s)`);
-  const offset = existsSync(scratch.logFile) ? statSync(scratch.logFile).size : 0;
-  const ran = await execute(url, cases, ctx, (i) => {
-    if (i > 0 && i % 2000 === 0) opts.log?.(`  … ${i} statements run`);
-  });
-  const text = await waitForMarker(scratch.logFile, offset, `${PAD}end`);
-  const segs = segment(text);
-  const report: Report = { statements: ran.length, executed: ran.filter((r) => r.ran).length, observed: 0, refused: 0, findings: [], indirect: {}, bySource: {}, seconds: 0 };
-  for (const r of ran) {
-    if (opts.only) opts.log?.(JSON.stringify({ ran: { ...r, classification: describeClassification(r.classification) }, seg: segs.get(r.marker) }, null, 1).slice(0, 20000));
-    compare(r, segs.get(r.marker), cat, report);
+  const report: Report = { statements: 0, executed: 0, observed: 0, refused: 0, findings: [], indirect: {}, bySource: {}, seconds: 0 };
+  // In batches: the server's log of one batch (parse trees of sqlsmith queries are large) is read,
+  // compared and dropped before the next.
+  const BATCH = 1000;
+  for (let first = 0; first < cases.length; first += BATCH) {
+    const offset = existsSync(scratch.logFile) ? statSync(scratch.logFile).size : 0;
+    const endMarker = `${PAD}end${first}`;
+    const ran = await execute(url, cases.slice(first, first + BATCH), first, endMarker, ctx);
+    const segs = segment(await waitForMarker(scratch.logFile, offset, endMarker));
+    report.statements += ran.length;
+    report.executed += ran.filter((r) => r.ran).length;
+    for (const r of ran) {
+      if (opts.only) opts.log?.(JSON.stringify({ ran: { ...r, classification: describeClassification(r.classification) }, seg: segs.get(r.marker) }, null, 1).slice(0, 20000));
+      compare(r, segs.get(r.marker), cat, report);
+    }
+    if (first > 0 && first % 2000 === 0) opts.log?.(`  … ${first} statements checked`);
   }
   report.seconds = (performance.now() - started) / 1000;
   return report;
