@@ -40,6 +40,9 @@ try {
   for (const [s, c] of Object.entries(r.bySource).sort()) console.log(`| ${s} | ${c.statements} | ${c.observed} | ${c.refused} | ${c.findings} |`);
   console.log('\nexplained by design (not findings):');
   for (const [what, n] of Object.entries(r.indirect).sort()) console.log(`  ${n}× ${what}`);
+  const canaries = r.findings.filter((f) => f.source === 'canary');
+  console.log(`\nself-check: ${canaries.length} finding(s) from ${new Set(canaries.map((f) => f.sql)).size} canary statement(s) with a pretend empty classification`);
+  r.findings = r.findings.filter((f) => f.source !== 'canary');
   const groups = groupFindings(r.findings);
   const byKind = new Map<string, number>();
   for (const f of r.findings) byKind.set(f.kind, (byKind.get(f.kind) ?? 0) + 1);
