@@ -99,6 +99,10 @@ export const SqlState = {
   FeatureNotSupported: '0A000',
   InvalidParameterValue: '22023',
   ProgramLimitExceeded: '54000',
+  TooManyConnections: '53300',
+  InsufficientResources: '53000',
+  ObjectNotInPrerequisiteState: '55000',
+  IdleSessionTimeout: '57P05',
   InternalError: 'XX000',
 } as const;
 
@@ -313,4 +317,31 @@ export function parseErrorFields(buf: Buffer, start: number, end: number): Error
 export function commandRows(tag: string): number | undefined {
   const m = /(?:^| )(\d+)$/.exec(tag);
   return m && /^(SELECT|INSERT|UPDATE|DELETE|MERGE|FETCH|MOVE|COPY)\b/.test(tag) ? Number(m[1]) : undefined;
+}
+
+/**
+ * Name and value of a ParameterStatus message whose whole message is `buf[start, end)`.
+ * @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-PARAMETERSTATUS
+ */
+export function parseParameterStatus(buf: Buffer, start: number, end: number): { name: string; value: string } {
+  const [name, afterName] = readCString(buf, start + 5, end);
+  const [value] = readCString(buf, afterName, end);
+  return { name, value };
+}
+
+/**
+ * Whether a reported setting value is the pinned one: case-insensitive, and for encodings the
+ * spelling variants Postgres accepts (`UTF8`, `utf-8`, `UNICODE`).
+ *
+ * @example
+ * sameSetting('client_encoding', 'UTF8', 'unicode') // true
+ */
+export function sameSetting(name: string, reported: string, pinned: string): boolean {
+  const norm = (v: string): string => {
+    const x = v.trim().toLowerCase();
+    if (name !== 'client_encoding' && name !== 'server_encoding') return x;
+    const e = x.replace(/[^a-z0-9]/g, '');
+    return e === 'unicode' ? 'utf8' : e;
+  };
+  return norm(reported) === norm(pinned);
 }

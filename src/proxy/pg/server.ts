@@ -1,7 +1,7 @@
 import { randomInt, timingSafeEqual } from 'node:crypto';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
-import type { AuthenticateResult, SessionGate } from './gate.ts';
+import type { AuthenticateResult, SessionGate, UpstreamTarget } from './gate.ts';
 import { silentLogger, type ProxyLogger } from './log.ts';
 import {
   AuthCode,
@@ -12,6 +12,8 @@ import {
   encodeError,
   encodeNegotiateProtocolVersion,
   encodeReadyForQuery,
+  parseParameterStatus,
+  sameSetting,
   sanitizeText,
 } from './protocol.ts';
 import { RelaySession } from './session.ts';
@@ -36,12 +38,28 @@ export interface PgProxyLimits {
   maxMessageBytes: number;
   /** Prepared statements tracked per session. */
   maxPreparedStatements: number;
-  /** From accept to the end of authentication (including the upstream's). */
-  authTimeoutMs: number;
+  /**
+   * From TCP accept to authenticated (including the upstream's start-up): a socket that sends a few
+   * bytes and stops (slowloris) is ended with FATAL 08P01 at this deadline.
+   */
+  startupTimeoutMs: number;
   /** Upstream connect + start-up. */
   upstreamTimeoutMs: number;
-  /** Concurrent client connections (authenticating or not); more are refused by the listener. */
+  /** Concurrent client connections (authenticating or not); more are dropped by the listener. */
   maxConnections: number;
+  /** Connections still in start-up; beyond it a new socket is refused at once (53300). */
+  maxStartingConnections: number;
+  /** Open connections (in start-up or in session) per client IP address (53300 beyond). */
+  maxConnectionsPerAddress: number;
+  /**
+   * Sessions per `GateSession.limitKey` (Baton: the lineage's authority token id, so every attenuated
+   * child of one exchange shares it); checked before the upstream is connected (53300 beyond).
+   */
+  maxSessionsPerToken: number;
+  /** A session with no traffic in either direction for this long ends with FATAL 57P05; 0 = never. */
+  idleSessionTimeoutMs: number;
+  /** Largest SQL text of a Query or Parse; larger ones are refused with 54000 (the session continues). */
+  maxStatementBytes: number;
 }
 
 /** The proxy's defaults (listener 127.0.0.1:6432, limits). */
@@ -54,9 +72,14 @@ export const PG_PROXY_DEFAULTS = Object.freeze({
     maxPasswordBytes: 64 * 1024,
     maxMessageBytes: 64 * 1024 * 1024,
     maxPreparedStatements: 10_000,
-    authTimeoutMs: 30_000,
+    startupTimeoutMs: 10_000,
     upstreamTimeoutMs: 10_000,
     maxConnections: 1_000,
+    maxStartingConnections: 64,
+    maxConnectionsPerAddress: 50,
+    maxSessionsPerToken: 20,
+    idleSessionTimeoutMs: 30 * 60_000,
+    maxStatementBytes: 1024 * 1024,
   } satisfies PgProxyLimits),
 });
 
@@ -108,6 +131,11 @@ export function createPgProxy(options: PgProxyOptions): PgProxy {
   const secureContext: SecureContext | undefined = options.tls ? createSecureContext(options.tls) : undefined;
   const sessions = new Map<number, Registered>();
   const pending = new Set<Socket>();
+  /** Open connections per client address (start-up and session). */
+  const perAddress = new Map<string, number>();
+  /** Sessions (reserved before the upstream is connected) per gate limit key. */
+  const perToken = new Map<string, number>();
+  const limits = config.limits;
   let server: Server | undefined;
 
   if (!isLoopback(config.host) && config.host !== 'localhost') {
@@ -135,13 +163,62 @@ export function createPgProxy(options: PgProxyOptions): PgProxy {
     if (timingSafeEqual(given, expected) && reg) reg.session.cancel();
   }
 
+  /** Admission at accept: refuses at once (53300) when a start-up or per-address cap is reached. */
+  function admit(socket: Socket): string | undefined {
+    socket.on('error', () => {}); // reported through the reader; never an uncaught 'error'
+    const address = clientAddress(socket.remoteAddress);
+    let refusal: string | undefined;
+    if (pending.size >= limits.maxStartingConnections) {
+      refusal = `too many connections in start-up (limit proxy.limits.maxStartingConnections = ${limits.maxStartingConnections})`;
+    } else if ((perAddress.get(address) ?? 0) >= limits.maxConnectionsPerAddress) {
+      refusal = `too many connections from this client address (limit proxy.limits.maxConnectionsPerAddress = ${limits.maxConnectionsPerAddress})`;
+    }
+    if (refusal) {
+      log.warn({ event: 'pg.connection.refused', reason: refusal, remote: socket.remoteAddress }, 'connection refused');
+      refuse(socket, encodeError('FATAL', SqlState.TooManyConnections, refusal));
+      return undefined;
+    }
+    perAddress.set(address, (perAddress.get(address) ?? 0) + 1);
+    socket.once('close', () => {
+      const n = (perAddress.get(address) ?? 1) - 1;
+      if (n > 0) perAddress.set(address, n);
+      else perAddress.delete(address);
+    });
+    return address;
+  }
+
+  /** Reserves a session slot for `key`; returns its release (idempotent) or undefined when full. */
+  function reserve(key: string | undefined): (() => void) | undefined {
+    if (key === undefined) return () => {};
+    const n = perToken.get(key) ?? 0;
+    if (n >= limits.maxSessionsPerToken) return undefined;
+    perToken.set(key, n + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (perToken.get(key) ?? 1) - 1;
+      if (left > 0) perToken.set(key, left);
+      else perToken.delete(key);
+    };
+  }
+
   async function serve(socket: Socket): Promise<void> {
+    if (admit(socket) === undefined) return;
     pending.add(socket);
     socket.setNoDelay(true);
-    socket.on('error', () => {}); // reported through the reader; never an uncaught 'error'
-    const timer = setTimeout(() => socket.destroy(), config.limits.authTimeoutMs);
     let reader = new SocketReader(socket);
     let client: Socket = socket;
+    let expired = false;
+    let release: (() => void) | undefined;
+    // The start-up deadline: from accept to authenticated, whatever the socket is waiting for.
+    const timer = setTimeout(() => {
+      expired = true;
+      log.info({ event: 'pg.startup.timeout', remote: socket.remoteAddress }, 'start-up deadline passed');
+      const message = `start-up not completed within ${limits.startupTimeoutMs} ms (limit proxy.limits.startupTimeoutMs)`;
+      refuse(client, encodeError('FATAL', SqlState.ProtocolViolation, message));
+      if (client !== socket) socket.destroy();
+    }, limits.startupTimeoutMs);
     try {
       const hello = await readHello(socket, reader, { secureContext, maxStartupBytes: config.limits.maxStartupBytes });
       client = hello.socket;
@@ -189,13 +266,24 @@ export function createPgProxy(options: PgProxyOptions): PgProxy {
         throw new ProtocolError(result.message, result.sqlstate, result.severity);
       }
       const gateSession = result.session;
-      if (client.destroyed) {
+      if (expired || client.destroyed) {
         gateSession.close?.();
         return;
       }
+      // Per-token cap, before an upstream connection is spent on the session.
+      release = reserve(gateSession.limitKey);
+      if (!release) {
+        gateSession.close?.();
+        log.warn({ event: 'pg.auth.token_cap', remote: socket.remoteAddress }, 'per-token session cap reached');
+        throw new ProtocolError(
+          `too many sessions for this token (limit proxy.limits.maxSessionsPerToken = ${limits.maxSessionsPerToken})`,
+          SqlState.TooManyConnections,
+        );
+      }
+      const expected = pinnedExpectations(gateSession.upstream);
       let upstream;
       try {
-        upstream = await connectUpstream(gateSession.upstream, { ...forwarded, ...gateSession.upstream.parameters }, config.limits.upstreamTimeoutMs);
+        upstream = await connectUpstream(gateSession.upstream, { ...forwarded, ...gateSession.upstream.parameters }, limits.upstreamTimeoutMs);
       } catch (err) {
         gateSession.close?.();
         if (err instanceof UpstreamError) {
@@ -204,18 +292,32 @@ export function createPgProxy(options: PgProxyOptions): PgProxy {
         }
         throw err;
       }
-      if (client.destroyed) {
+      if (expired || client.destroyed) {
         upstream.socket.destroy();
         gateSession.close?.();
         return;
+      }
+      // The upstream must report the settings the classifier relies on, as pinned.
+      const drift = startupDrift(upstream.parameterStatus, expected.atStartup);
+      if (drift) {
+        upstream.socket.destroy();
+        gateSession.close?.();
+        log.error({ event: 'pg.upstream.setting_drift', setting: drift.name, value: sanitizeText(drift.value, 64) }, 'upstream setting differs from the pinned value');
+        throw new ProtocolError(
+          `upstream session setting ${drift.name} is ${sanitizeText(drift.value, 64)}, the proxy requires ${drift.expected}; refusing the session`,
+          SqlState.ObjectNotInPrerequisiteState,
+        );
       }
       clearTimeout(timer);
       pending.delete(socket);
       const key = newKey();
       const secretKey = Buffer.alloc(4);
       secretKey.writeInt32BE(key.secretKey, 0);
-      const session = new RelaySession(client, upstream, gateSession, config.limits, log, () => {
+      const releaseSlot = release;
+      release = undefined; // owned by the session from here
+      const session = new RelaySession(client, upstream, gateSession, { ...limits, watchedSettings: expected.inSession }, log, () => {
         sessions.delete(key.processId);
+        releaseSlot();
       });
       sessions.set(key.processId, { session, secretKey });
       client.write(
@@ -230,7 +332,7 @@ export function createPgProxy(options: PgProxyOptions): PgProxy {
       log.info({ event: 'pg.session.start', remote: socket.remoteAddress, tls: hello.tls }, 'session started');
     } catch (err) {
       if (err instanceof ProtocolError) {
-        if (!client.destroyed) client.end(encodeError(err.severity, err.sqlstate, err.message));
+        if (!client.destroyed && !expired) client.end(encodeError(err.severity, err.sqlstate, err.message));
         setTimeout(() => client.destroy(), 1_000).unref();
         if (err.sqlstate === SqlState.ProtocolViolation) {
           log.warn({ event: 'pg.startup.protocol_error', reason: sanitizeText(err.message), remote: socket.remoteAddress }, 'start-up refused');
@@ -238,13 +340,14 @@ export function createPgProxy(options: PgProxyOptions): PgProxy {
       } else {
         if (!(err instanceof ConnectionClosedError)) {
           log.error({ event: 'pg.startup.error', err: String((err as Error)?.message ?? err) }, 'start-up failed');
-          if (!client.destroyed) client.end(encodeError('FATAL', SqlState.InternalError, 'internal error'));
+          if (!client.destroyed && !expired) client.end(encodeError('FATAL', SqlState.InternalError, 'internal error'));
         }
         setTimeout(() => client.destroy(), 1_000).unref();
       }
     } finally {
       clearTimeout(timer);
       pending.delete(socket);
+      release?.();
     }
   }
 
@@ -272,6 +375,7 @@ export function createPgProxy(options: PgProxyOptions): PgProxy {
       const srv = server;
       server = undefined;
       for (const socket of pending) socket.destroy();
+      pending.clear();
       for (const { session } of [...sessions.values()]) session.shutdown('57P01', 'terminating connection: proxy shutting down');
       if (srv) await new Promise<void>((resolve) => srv.close(() => resolve()));
     },
@@ -281,13 +385,67 @@ export function createPgProxy(options: PgProxyOptions): PgProxy {
   };
 }
 
+/** Refuses a connection: the error, then close (data the client sends meanwhile is discarded). */
+function refuse(socket: Socket, error: Buffer): void {
+  if (socket.destroyed) return;
+  socket.removeAllListeners('data');
+  socket.on('data', () => {});
+  socket.resume();
+  socket.end(error, () => socket.destroy());
+  setTimeout(() => socket.destroy(), 1_000).unref();
+}
+
+/** The address a per-address cap counts by (IPv4-mapped IPv6 as IPv4). */
+function clientAddress(address: string | undefined): string {
+  if (!address) return '?';
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
+
+/**
+ * Settings the SQL classifier relies on, with the values the upstream must report: checked in the
+ * start-up ParameterStatus messages, and watched for the whole session (a change ends it).
+ * standard_conforming_strings decides what a backslash in '…' means (hence where literals end);
+ * client_encoding how the server decodes the bytes the classifier read as UTF-8. search_path is
+ * checked at start-up when the server reports it (PostgreSQL 18 does, 15 does not) but not watched:
+ * the gate follows `SET search_path` itself and widens name resolution accordingly.
+ */
+const WATCHED_SETTINGS: Readonly<Record<string, string>> = Object.freeze({ standard_conforming_strings: 'on', client_encoding: 'UTF8' });
+
+function pinnedExpectations(target: UpstreamTarget): { atStartup: Map<string, string>; inSession: Map<string, string> } {
+  const pinned = target.parameters ?? {};
+  const inSession = new Map<string, string>();
+  for (const [name, value] of Object.entries(WATCHED_SETTINGS)) inSession.set(name, pinned[name] ?? value);
+  const atStartup = new Map(inSession);
+  if (pinned['search_path'] !== undefined) atStartup.set('search_path', pinned['search_path']);
+  return { atStartup, inSession };
+}
+
+/** The first watched setting whose reported value differs (a required one must be reported). */
+function startupDrift(messages: readonly Buffer[], expected: ReadonlyMap<string, string>): { name: string; value: string; expected: string } | undefined {
+  const reported = new Map<string, string>();
+  for (const m of messages) {
+    const { name, value } = parseParameterStatus(m, 0, m.length);
+    reported.set(name, value);
+  }
+  for (const [name, want] of expected) {
+    const got = reported.get(name);
+    if (got === undefined) {
+      if (name in WATCHED_SETTINGS) return { name, value: '(not reported)', expected: want };
+      continue;
+    }
+    if (!sameSetting(name, got, want)) return { name, value: got, expected: want };
+  }
+  return undefined;
+}
+
 function validate(o: PgProxyOptions): { host: string; port: number; allowInsecure: boolean; limits: PgProxyLimits } {
   if (!o || typeof o.gate?.authenticate !== 'function') throw new TypeError('options.gate.authenticate is required');
   const port = o.port ?? PG_PROXY_DEFAULTS.port;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new TypeError('options.port must be 0-65535');
   const limits = { ...PG_PROXY_DEFAULTS.limits, ...o.limits };
   for (const [k, v] of Object.entries(limits)) {
-    if (!Number.isInteger(v) || v <= 0) throw new TypeError(`options.limits.${k} must be a positive integer`);
+    const zeroOk = k === 'idleSessionTimeoutMs';
+    if (!Number.isInteger(v) || v < 0 || (v === 0 && !zeroOk)) throw new TypeError(`options.limits.${k} must be a ${zeroOk ? 'non-negative' : 'positive'} integer`);
   }
   if (limits.maxStartupBytes < 8) throw new TypeError('options.limits.maxStartupBytes is too small');
   return Object.freeze({

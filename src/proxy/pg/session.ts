@@ -14,7 +14,9 @@ import {
   encodeSync,
   encodeTerminate,
   parseErrorFields,
+  parseParameterStatus,
   readCString,
+  sameSetting,
   sanitizeText,
 } from './protocol.ts';
 import { sendCancel, type UpstreamConnection } from './upstream.ts';
@@ -83,6 +85,15 @@ export interface SessionLimits {
   maxMessageBytes: number;
   /** Most prepared statements tracked per session. */
   maxPreparedStatements: number;
+  /** Largest SQL text of a Query/Parse (bytes); larger → ERROR 54000, the session continues. */
+  maxStatementBytes?: number;
+  /** No traffic either way for this long (and nothing outstanding) → FATAL 57P05; 0/absent = never. */
+  idleSessionTimeoutMs?: number;
+  /**
+   * Settings whose upstream ParameterStatus must keep these values (the classifier's assumptions);
+   * a change ends the session with FATAL 55000 before anything else is relayed.
+   */
+  watchedSettings?: ReadonlyMap<string, string>;
 }
 
 /**
@@ -129,6 +140,10 @@ export class RelaySession {
 
   private seq = 0;
   private readonly throwawayPrefix: string;
+  private readonly maxStatementBytes: number;
+  /** Last time bytes moved either way (ms, Date.now()); read by the idle timer only. */
+  private lastActivity = Date.now();
+  private idleTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly client: Socket,
@@ -142,6 +157,7 @@ export class RelaySession {
     this.target = gate.upstream;
     this.framer = new MessageFramer(limits.maxMessageBytes);
     this.throwawayPrefix = `baton_deny_${process.hrtime.bigint().toString(36)}_`;
+    this.maxStatementBytes = limits.maxStatementBytes ?? Number.MAX_SAFE_INTEGER;
   }
 
   /** Attaches to both sockets and processes bytes already received. */
@@ -160,7 +176,25 @@ export class RelaySession {
     this.client.resume();
     if (this.up.rest.length) this.onUpstreamData(this.up.rest);
     if (clientRest.length) this.onClientData(clientRest);
+    const idle = this.limits.idleSessionTimeoutMs ?? 0;
+    if (idle > 0 && !this.closed) this.idleTimer = setTimeout(this.onIdleTimer, idle);
   }
+
+  /**
+   * Idle-session timeout: one timer per session, re-armed from the last activity when it fires (the
+   * hot path only stores a timestamp). A session waiting for the upstream or the gate is not idle.
+   */
+  private readonly onIdleTimer = (): void => {
+    if (this.closed) return;
+    const idle = this.limits.idleSessionTimeoutMs!;
+    const quietFor = Date.now() - this.lastActivity;
+    if (quietFor >= idle && !this.busy && this.qHead >= this.queue.length) {
+      this.log.info({ event: 'pg.session.idle_timeout', idleMs: quietFor }, 'idle session ended');
+      this.terminate(encodeError('FATAL', SqlState.IdleSessionTimeout, `terminating connection due to idle-session timeout (limit proxy.limits.idleSessionTimeoutMs = ${idle})`));
+      return;
+    }
+    this.idleTimer = setTimeout(this.onIdleTimer, Math.max(idle - quietFor, 1_000));
+  };
 
   /** Cancels the running upstream statement (the client's CancelRequest, mapped to the real key). */
   cancel(): void {
@@ -176,6 +210,7 @@ export class RelaySession {
 
   private readonly onClientData = (chunk: Buffer): void => {
     if (this.stopped) return;
+    this.lastActivity = Date.now();
     this.framer.push(chunk);
     if (!this.busy) this.pump();
   };
@@ -215,12 +250,24 @@ export class RelaySession {
     const body = start + 5;
     switch (type) {
       case Frontend.Query: {
+        // Size first: an oversized statement is refused without decoding or classifying it.
+        if (end - body - 1 > this.maxStatementBytes) {
+          if (buf[end - 1] !== 0) throw new ProtocolError('invalid Query message');
+          this.decided(this.tooLarge(end - body - 1), Kind.Query, '', buf, start, end);
+          return undefined;
+        }
         const [sql, next] = readCString(buf, body, end);
         if (next !== end) throw new ProtocolError('invalid Query message');
         return this.gated(sql, 'query', Kind.Query, '', buf, start, end);
       }
       case Frontend.Parse: {
         const [name, afterName] = readCString(buf, body, end);
+        const sqlEnd = buf.indexOf(0, afterName);
+        if (sqlEnd < 0 || sqlEnd >= end) throw new ProtocolError('invalid Parse message');
+        if (sqlEnd - afterName > this.maxStatementBytes) {
+          this.decided(this.tooLarge(sqlEnd - afterName), Kind.Parse, name, buf, start, end);
+          return undefined;
+        }
         const [sql] = readCString(buf, afterName, end);
         return this.gated(sql, 'parse', Kind.Parse, name, buf, start, end);
       }
@@ -315,6 +362,15 @@ export class RelaySession {
     }
     this.decided(result as CheckResult, kind, name, buf, start, end, sql);
     return undefined;
+  }
+
+  private tooLarge(bytes: number): CheckResult {
+    this.log.warn({ event: 'pg.statement.too_large', bytes }, 'statement over the size limit refused');
+    return {
+      allow: false,
+      sqlstate: SqlState.ProgramLimitExceeded,
+      message: `statement too large: ${bytes} bytes (limit proxy.limits.maxStatementBytes = ${this.maxStatementBytes})`,
+    };
   }
 
   private failClosed(err: unknown): CheckResult {
@@ -460,6 +516,7 @@ export class RelaySession {
 
   private readonly onUpstreamData = (chunk: Buffer): void => {
     if (this.closed) return;
+    this.lastActivity = Date.now();
     let buf = chunk;
     let i = 0;
     if (this.upSkip > 0) {
@@ -493,6 +550,7 @@ export class RelaySession {
         const inspect =
           type === Backend.ErrorResponse ||
           type === Backend.ReadyForQuery ||
+          type === Backend.ParameterStatus ||
           (type === Backend.CommandComplete && (this.wantsTag() || total === 20 || total === 17));
         if (!inspect) {
           this.onBackendHeader(type);
@@ -601,6 +659,7 @@ export class RelaySession {
    * buffer = drop it) or undefined to relay it unchanged.
    */
   private onBackendMessage(type: number, buf: Buffer, start: number, end: number): Buffer | undefined {
+    if (type === Backend.ParameterStatus) return this.onParameterStatus(buf, start, end);
     if (type === Backend.CommandComplete) {
       const [tag] = readCString(buf, start + 5, end);
       if (tag === 'DEALLOCATE ALL' || tag === 'DISCARD ALL') {
@@ -627,6 +686,26 @@ export class RelaySession {
       return undefined;
     }
     return this.onError(buf, start, end);
+  }
+
+  /**
+   * A setting the classifier relies on changed upstream (e.g. a function call the classifier did not
+   * recognise ran set_config): nothing more is relayed or forwarded; the session ends with FATAL.
+   */
+  private onParameterStatus(buf: Buffer, start: number, end: number): Buffer | undefined {
+    const watched = this.limits.watchedSettings;
+    if (!watched || watched.size === 0) return undefined;
+    const { name, value } = parseParameterStatus(buf, start, end);
+    const pinned = watched.get(name);
+    if (pinned === undefined || sameSetting(name, value, pinned)) return undefined;
+    this.log.error({ event: 'pg.upstream.setting_drift', setting: name, value: sanitizeText(value, 64) }, 'pinned upstream setting changed; ending the session');
+    this.stopped = true;
+    this.fatalPending = encodeError(
+      'FATAL',
+      SqlState.ObjectNotInPrerequisiteState,
+      `terminating connection: upstream setting ${name} changed to ${sanitizeText(value, 64)} (the proxy pins ${pinned})`,
+    );
+    return Buffer.alloc(0);
   }
 
   private onError(buf: Buffer, start: number, end: number): Buffer | undefined {
@@ -760,6 +839,7 @@ export class RelaySession {
     if (this.closed) return;
     this.closed = true;
     this.stopped = true;
+    if (this.idleTimer) clearTimeout(this.idleTimer);
     for (let e = this.shift(); e; e = this.shift()) this.finalize(e, 'unknown');
     if (!this.client.destroyed) {
       if (fatal) this.client.end(fatal);

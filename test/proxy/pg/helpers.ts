@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, type Socket } from 'node:net';
+import { Socket, connect } from 'node:net';
 import pg from 'pg';
 import { parse, serialize } from 'pg-protocol';
 import type { CheckResult, GateSession, SessionGate, StatementOutcome, UpstreamTarget } from '../../../src/proxy/pg/gate.ts';
@@ -61,14 +61,18 @@ export interface TestGateLog {
  * "revoked" → allow, but a statement containing `revoke_me` is a fatal denial; "async" → like
  * "good" with asynchronous decisions; anything else → 28P01.
  */
-export function testGate(database: string, overrides: Partial<UpstreamTarget> = {}): { gate: SessionGate; log: TestGateLog } {
+export function testGate(
+  database: string,
+  overrides: Partial<UpstreamTarget> = {},
+  opts: { limitKeys?: boolean; allowAll?: boolean } = {},
+): { gate: SessionGate; log: TestGateLog } {
   const log: TestGateLog = { checks: [], outcomes: [], authenticated: [], closed: 0 };
   const upstream: UpstreamTarget = { ...PG, database, ...overrides };
   const decide = (sql: string, token: string): CheckResult => {
     if (token === 'revoked' && sql.includes('revoke_me')) {
       return { allow: false, sqlstate: '28P01', message: 'token revoked', fatal: true };
     }
-    if (/DELETE/i.test(sql)) return { allow: false, sqlstate: '42501', message: 'denied by test gate' };
+    if (!opts.allowAll && /DELETE/i.test(sql)) return { allow: false, sqlstate: '42501', message: 'denied by test gate' };
     return { allow: true, ticket: sql };
   };
   const gate: SessionGate = {
@@ -80,6 +84,7 @@ export function testGate(database: string, overrides: Partial<UpstreamTarget> = 
       const token = req.password;
       const session: GateSession = {
         upstream,
+        ...(opts.limitKeys ? { limitKey: token } : {}),
         check(sql, phase) {
           log.checks.push({ sql, phase });
           const r = decide(sql, token);
@@ -108,6 +113,16 @@ export async function startProxy(options: PgProxyOptions): Promise<{ proxy: PgPr
 /** A node-postgres client through the proxy. */
 export function pgClient(port: number, password = 'good', extra: pg.ClientConfig = {}): pg.Client {
   return new pg.Client({ host: '127.0.0.1', port, user: 'agent', database: 'whatever', password, ...extra });
+}
+
+/** A socket factory for node-postgres that connects from `localAddress` (e.g. 127.0.0.2). */
+export function fromAddress(localAddress: string): () => Socket {
+  return () => {
+    const s = new Socket();
+    const plain = s.connect.bind(s) as (o: { port: number; host: string; localAddress: string }) => Socket;
+    (s as unknown as { connect: (port: number, host: string) => Socket }).connect = (port, host) => plain({ port, host, localAddress });
+    return s;
+  };
 }
 
 /** A throw-away self-signed certificate (openssl CLI), PEM. */
@@ -176,8 +191,8 @@ export class RawClient {
     socket.on('error', () => {});
   }
 
-  static async connect(port: number, password = 'good'): Promise<RawClient> {
-    const socket = connect({ host: '127.0.0.1', port });
+  static async connect(port: number, password = 'good', localAddress?: string): Promise<RawClient> {
+    const socket = connect({ host: '127.0.0.1', port, ...(localAddress ? { localAddress } : {}) });
     await new Promise<void>((res, rej) => socket.once('connect', res).once('error', rej));
     const c = new RawClient(socket);
     socket.write(serialize.startup({ user: 'agent', database: 'whatever' }));

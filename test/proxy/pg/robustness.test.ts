@@ -14,7 +14,7 @@ let port: number;
 beforeAll(async () => {
   db = await createDatabase();
   const { gate } = testGate(db);
-  ({ proxy, port } = await startProxy({ gate, limits: { maxMessageBytes: 1024 * 1024, authTimeoutMs: 1500 } }));
+  ({ proxy, port } = await startProxy({ gate, limits: { maxMessageBytes: 1024 * 1024, startupTimeoutMs: 1500 } }));
 });
 
 afterAll(async () => {
