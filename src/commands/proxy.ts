@@ -7,7 +7,7 @@ import { createAuditWriter } from '../audit/writer.ts';
 import { loadConfig } from '../config/load.ts';
 import { remoteKeySet, staticKeySet } from '../proxy/pg/keyset.ts';
 import { startPgProxy } from '../proxy/pg/start.ts';
-import { upstreamMap } from '../proxy/pg/upstreams.ts';
+import { assertLeastPrivilegedUpstreams, upstreamMap } from '../proxy/pg/upstreams.ts';
 import { RevocationSet } from '../revocation/set.ts';
 import { httpRevocationSource } from '../revocation/sources.ts';
 import { openDatabase } from '../store/database.ts';
@@ -28,6 +28,12 @@ export const proxy: Command = {
     if (!p.brokerUrl || (!p.keySetUrl && !p.keySetFile) || Object.keys(p.upstreams).length === 0) {
       throw new Error(`the proxy needs proxy.brokerUrl, proxy.keySetUrl (or keySetFile) and proxy.upstreams\n${USAGE}`);
     }
+    // The second lock (DESIGN rule 8): never front an upstream as a superuser unless told to.
+    const upstreams = upstreamMap(p.upstreams);
+    await assertLeastPrivilegedUpstreams(upstreams, {
+      allowSuperuserUpstream: p.allowSuperuserUpstream,
+      warn: (message) => process.stderr.write(`baton: warning: ${message}\n`),
+    });
     await warmUpAuthorizer();
     const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
     const state = openSharedState({ url: config.redisUrl });
@@ -38,7 +44,7 @@ export const proxy: Command = {
       keys: p.keySetFile ? staticKeySet(p.keySetFile) : remoteKeySet(p.keySetUrl!),
       revocations,
       audit,
-      upstreams: upstreamMap(p.upstreams),
+      upstreams,
       logger: pino({ level: config.logLevel }),
     });
     process.stderr.write(`baton: proxy listening on ${running.host}:${running.port} (audit: ${db.kind}, revocations: ${state.kind})\n`);

@@ -1,7 +1,7 @@
 /** Everything `baton dev` starts, in order, and the banner it prints. */
 import type { Config } from '../config/schema.ts';
 import { startBroker } from '../broker/server.ts';
-import { upstreamFromUrl } from '../proxy/pg/upstreams.ts';
+import { assertLeastPrivilegedUpstreams, upstreamFromUrl } from '../proxy/pg/upstreams.ts';
 import { startPgProxy } from '../proxy/pg/start.ts';
 import { devCertificate } from './certificate.ts';
 import { ensureDemoUpstream } from './demo-upstream.ts';
@@ -22,11 +22,22 @@ export async function startDev(config: Config): Promise<DevRunning> {
   adminUrl.pathname = '/postgres';
   const appdbUrl = await ensureDemoUpstream(adminUrl.toString(), demoDatabase(config));
   const tls = devCertificate(config.dataDir);
+  // appdbUrl logs in as the demo's least-privileged role; configured upstreams are checked the same way.
+  const upstreams = new Map([['appdb', upstreamFromUrl(appdbUrl)], ...Object.entries(config.proxy.upstreams).map(([n, u]) => [n, upstreamFromUrl(u.url)] as const)]);
+  try {
+    await assertLeastPrivilegedUpstreams(upstreams, {
+      allowSuperuserUpstream: config.proxy.allowSuperuserUpstream,
+      warn: (message) => broker.app.log.warn({ event: 'pg.upstream.privileged' }, message),
+    });
+  } catch (err) {
+    await broker.close();
+    throw err;
+  }
   const proxy = await startPgProxy(config.proxy, {
     keys: { resolver: async () => broker.keyring },
     revocations: broker.revocations,
     audit: broker.audit,
-    upstreams: new Map([['appdb', upstreamFromUrl(appdbUrl)], ...Object.entries(config.proxy.upstreams).map(([n, u]) => [n, upstreamFromUrl(u.url)] as const)]),
+    upstreams,
     ...(tls ? { tls } : {}),
     logger: broker.app.log,
   });
