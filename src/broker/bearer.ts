@@ -1,7 +1,7 @@
 /**
  * `Authorization: Bearer <Baton token>` on broker endpoints: verify the chain, refuse expired or
- * revoked tokens and tokens whose own checks fail now, and expose who is calling. Failures say one generic thing to the caller; the
- * detail goes to the log (STYLE.md 4).
+ * revoked tokens and tokens whose own checks fail now, and expose who is calling. Failures say one
+ * generic thing to the caller; the detail goes to the log (STYLE.md 4).
  */
 import type { FastifyRequest } from 'fastify';
 import { BatonError, asBatonError } from '../errors.ts';
