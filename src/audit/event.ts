@@ -60,19 +60,28 @@ export const auditOutcomeSchema = z.strictObject({
   tag: text(64).optional(),
 });
 
+/** A delegation chain as recorded: at most 64 links. */
+export const auditLineageSchema = z.array(lineageLinkSchema).max(64);
+
 /**
- * The hashed audit event, as stored and returned. `seq` is the chain position; `hash` is
- * SHA-256 over the canonical JSON (RFC 8785 style) of every other field, `prevHash` included.
+ * The hashed audit event, as stored and returned. `seq` orders the whole trail (assigned by the
+ * database); (`chainId`, `chainSeq`) is the entry's position in the chain of the writer that appended
+ * it, `prevHash` its predecessor's hash there and `hash` the link (hash.ts). `lineage` is shown in
+ * full; the hash covers it through `lineageHash`, the content address it is stored under. Entries of
+ * the legacy chain (before migration 005) have no `chainId`, `chainSeq` or `lineageHash`.
  */
 export const auditEventSchema = z.strictObject({
   seq: z.number().int().positive(),
+  chainId: z.number().int().positive().optional(),
+  chainSeq: z.number().int().positive().optional(),
   id: z.uuid(),
   time: isoTime,
   source: auditSourceSchema,
   action: z.string().regex(/^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)*$/).max(64),
   decision: z.enum(['allow', 'deny']),
   reason: text(1024).optional(),
-  lineage: z.array(lineageLinkSchema).max(64),
+  lineage: auditLineageSchema,
+  lineageHash: sha256Hex.optional(),
   tokenId: text(256).optional(),
   resource: text(1024).optional(),
   operation: text(64).optional(),
@@ -91,7 +100,7 @@ export const auditEventSchema = z.strictObject({
  * unless given (any ISO 8601 instant; normalised to UTC milliseconds before hashing).
  */
 export const auditEventInputSchema = auditEventSchema
-  .omit({ seq: true, id: true, time: true, prevHash: true, hash: true })
+  .omit({ seq: true, chainId: true, chainSeq: true, id: true, time: true, lineageHash: true, prevHash: true, hash: true })
   .extend({ time: z.iso.datetime({ offset: true }).optional() });
 
 /** What callers pass to `recordOutcome`. */
@@ -104,6 +113,8 @@ export const auditOutcomeInputSchema = auditOutcomeSchema.extend({
  */
 export const auditOutcomeRecordSchema = z.strictObject({
   seq: z.number().int().positive(),
+  chainId: z.number().int().positive().optional(),
+  chainSeq: z.number().int().positive().optional(),
   id: z.uuid(),
   eventId: z.uuid(),
   time: isoTime,

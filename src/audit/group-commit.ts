@@ -1,48 +1,42 @@
 /**
- * Group commit for one hash chain: entries submitted while a batch is being written queue up and go
- * together in the next batch, so throughput grows with concurrency while each promise still resolves
- * only after its row is committed and flushed to disk.
+ * Group commit onto chains this process owns. Entries submitted while a batch is being written
+ * queue up and go together in the next batch, which starts as soon as the previous one returns (no
+ * timer), so throughput grows with concurrency while each promise still resolves only after its row
+ * is committed (and, for events, flushed to disk).
  *
- * A batch is ONE round trip: a single autocommit call of `audit_append(chain, contents, …)`
- * (migrations/004_audit_fast_append.sql), which takes the chain's advisory lock, reads the head, allocates seqs, hashes each entry with
- * PostgreSQL's `sha256()` over the canonical JSON computed here, inserts the batch and commits with
- * synchronous_commit = on. When the call returns, the batch is durable. The chain order is decided
- * inside the database under the lock, so several writer processes keep one valid chain, and up to
- * {@link MAX_IN_FLIGHT} batches may be on the wire at once: the next one waits for the lock on the
- * server instead of waiting for a client round trip.
+ * No lock is shared with other processes: each writer registers chains of its own (`audit_chains`,
+ * migrations/005_audit_chains.sql) — one per lane — and decides their order here. A batch is ONE
+ * statement on the lane's own connection: the rows (with chain position, predecessor and hash
+ * computed here), any new lineages and, when due, a signed checkpoint of the new head, in one
+ * INSERT that commits with the session's `synchronous_commit` (on for events, off for outcomes).
+ * `(chain_id, chain_seq)` is unique, so even a statement of an abandoned batch that commits late can
+ * never fork a chain: one of the two fails, and the lane re-reads its head after any failure.
  *
- * Failure never leaves the committer broken: every batch takes a fresh pooled connection, a failed
- * connection is destroyed, and the next batch simply tries again. Memory is bounded: past
- * `maxQueue` entries or `maxQueueBytes`, `submit` rejects at once (backpressure).
+ * Failure never leaves the committer broken: a failed connection is destroyed, the lane re-reads its
+ * head on a fresh one, and the next batch simply tries again. Memory is bounded: past `maxQueue`
+ * entries or `maxQueueBytes`, `submit` rejects at once (backpressure).
  */
-import type pg from 'pg';
+import { hostname } from 'node:os';
+import pg from 'pg';
 import { BatonError, describe } from '../errors.ts';
-import { contentJson } from './hash.ts';
+import { type AnchorKey, type AuditCheckpoint, anchorKey, signCheckpoint } from './anchor.ts';
+import { GENESIS_HASH, chainLinkHash } from './hash.ts';
 
-/**
- * Batches of one chain on the wire at once. The second one's statement is already at the server,
- * queued on the chain lock, when the first commits; more would only split groups into smaller ones.
- */
-const MAX_IN_FLIGHT = 2;
+/** An entry completed with its global seq, chain position, predecessor and hash. */
+export type Sealed<I> = I & { seq: number; chainId: number; chainSeq: number; prevHash: string; hash: string };
 
-/** Named: parsed once per connection; then each batch is Bind/Execute/Sync, one round trip. */
-const APPEND = {
-  name: 'baton_audit_append',
-  text: 'SELECT first_prev, seqs, hashes FROM audit_append($1::integer, $2::text[], $3::integer)',
-};
-
-/** Of a batch's remaining budget, kept for insert, commit and flush after the lock wait (at most a quarter). */
-const LOCK_MARGIN_MS = 500;
-
-/** An entry completed with its chain position, predecessor and hash. */
-export type Sealed<I> = I & { seq: number; prevHash: string; hash: string };
-
-/** How one chain is stored. */
-export interface ChainSpec {
-  /** Table holding the chain (for messages). */
+/** How one kind of entry is stored. */
+export interface ChainCodec<I> {
+  kind: 'events' | 'outcomes';
   table: 'audit_events' | 'audit_outcomes';
-  /** Its chain number in `audit_append` (migration 004): 1 = events, 2 = outcomes. */
-  chain: 1 | 2;
+  /** Stored columns after (chain_id, chain_seq, prev_hash, hash), with their SQL types. */
+  columns: readonly (readonly [name: string, type: string])[];
+  /** The hashed content of an entry (canonical JSON, see hash.ts `chainedContentJson`). */
+  content(item: I): string;
+  /** The entry's values for `columns`, in order. */
+  row(item: I): unknown[];
+  /** A content-addressed lineage the entry references: stored with the batch unless known to be stored. */
+  lineage?(item: I): { hash: string; json: string };
 }
 
 export interface GroupCommitLimits {
@@ -50,12 +44,31 @@ export interface GroupCommitLimits {
   maxQueueBytes: number;
   maxBatch: number;
   timeoutMs: number;
+  /** Chains (each with its own connection) this committer writes in parallel. */
+  lanes: number;
+  /** Sign a checkpoint at least every this many entries of a chain… */
+  checkpointEvery: number;
+  /** …and at least this often while its head moves (and when the writer closes). */
+  checkpointMs: number;
+  /** Close a lane's connection after this long without a batch (it reconnects on demand). */
+  idleMs: number;
 }
 
-/** A snapshot of one chain's committer. */
+export interface ChainOptions {
+  /** Recorded with each chain (`audit_chains.description`). */
+  description: string;
+  /** Ed25519 private key for checkpoints; default: a fresh key per chain, held only in memory. */
+  anchorKey?: AnchorKey;
+  /** Called with every checkpoint once it is committed (publish it outside the database). */
+  onCheckpoint?: (cp: AuditCheckpoint) => void;
+}
+
+/** A snapshot of one committer (all its lanes). */
 export interface ChainHealth {
   /** The last batch committed (or none has been tried yet). */
   ok: boolean;
+  /** The chains this committer registered so far (optional only so test doubles need not invent them). */
+  chains?: number[];
   /** Entries queued or in flight. */
   pending: number;
   pendingBytes: number;
@@ -66,155 +79,320 @@ export interface ChainHealth {
   failed: number;
   /** Entries rejected at once because the queue was full. */
   shed: number;
+  /** Checkpoints committed. */
+  checkpoints?: number;
   lastCommitAt?: string;
   lastError?: { at: string; detail: string };
 }
 
-/** An entry with its hashed content already serialised (outside any lock, before it queues). */
+/** An entry with its hashed content serialised before it queues. */
 interface Pending<I> {
   item: I;
-  /** Canonical JSON of the entry without seq/prevHash/hash: what PostgreSQL hashes and stores. */
   content: string;
   resolve(entry: Sealed<I>): void;
   reject(err: BatonError): void;
+  chainSeq: number;
+  prevHash: string;
+  hash: string;
 }
 
-/** What the append function returns for a batch. */
-interface AppendResult {
-  first_prev: string;
-  seqs: string[];
-  hashes: string[];
+interface Head {
+  chainSeq: number;
+  hash: string;
+}
+
+/** Lineages known to be committed (by anyone): not sent again. Bounded; forgetting one only costs a resend. */
+const KNOWN_LINEAGES_MAX = 10_000;
+
+/**
+ * One chain of this process and its dedicated connection. Its head is known here; after any failure
+ * it is `stale` and re-read before the next batch.
+ */
+class Lane {
+  chainId?: number;
+  head: Head = { chainSeq: 0, hash: GENESIS_HASH };
+  stale = false;
+  busy = false;
+  conn?: pg.Client;
+  checkpointed = 0;
+  lastCheckpointAt = Date.now();
+  checkpointTimer?: NodeJS.Timeout;
+  idleTimer?: NodeJS.Timeout;
+  readonly key: AnchorKey;
+  constructor(key: AnchorKey) {
+    this.key = key;
+  }
 }
 
 /**
- * One chain's bounded, group-committing queue.
+ * One kind's bounded, group-committing queue over `lanes` chains of its own.
  *
  * @example
- * const chain = new GroupCommitter(pool, { table: 'audit_events', chain: 1 }, limits, log);
- * const sealed = await chain.submit(event); // committed and durable
+ * const events = new GroupCommitter(pool, eventCodec, limits, { description: 'broker' }, log);
+ * const sealed = await events.submit(event); // committed and durable
  */
 export class GroupCommitter<I extends object> {
   readonly #pool: pg.Pool;
-  readonly #spec: ChainSpec;
+  readonly #codec: ChainCodec<I>;
   readonly #limits: GroupCommitLimits;
+  readonly #chain: ChainOptions;
   readonly #onError: (err: BatonError) => void;
+  readonly #lanes: Lane[];
+  readonly #insert: { name: string; text: string };
+  readonly #known = new Set<string>();
   #queue: Pending<I>[] = [];
   #pending = 0;
   #pendingBytes = 0;
-  #inFlight = 0;
   #scheduled = false;
   #closed = false;
   #drained: (() => void)[] = [];
-  #health: Omit<ChainHealth, 'pending' | 'pendingBytes'> = { ok: true, committed: 0, batches: 0, failed: 0, shed: 0 };
+  #health: Omit<Required<ChainHealth>, 'pending' | 'pendingBytes' | 'chains' | 'lastCommitAt' | 'lastError'> & Pick<ChainHealth, 'lastCommitAt' | 'lastError'> = { ok: true, committed: 0, batches: 0, failed: 0, shed: 0, checkpoints: 0 };
 
-  constructor(pool: pg.Pool, spec: ChainSpec, limits: GroupCommitLimits, onError: (err: BatonError) => void) {
+  constructor(pool: pg.Pool, codec: ChainCodec<I>, limits: GroupCommitLimits, chain: ChainOptions, onError: (err: BatonError) => void) {
     this.#pool = pool;
-    this.#spec = spec;
+    this.#codec = codec;
     this.#limits = limits;
+    this.#chain = chain;
     this.#onError = onError;
+    this.#lanes = Array.from({ length: limits.lanes }, () => new Lane(chain.anchorKey ?? anchorKey()));
+    this.#insert = insertStatement(codec);
   }
 
-  /** Queues an entry; resolves with the sealed entry once committed and durable, rejects otherwise. */
+  /** Queues an entry; resolves with the sealed entry once committed (durable for events), rejects otherwise. */
   submit(item: I): Promise<Sealed<I>> {
     if (this.#closed) return Promise.reject(unavailable('the audit writer is closed'));
-    const content = contentJson(item as Record<string, unknown>);
+    const content = this.#codec.content(item);
     if (this.#pending >= this.#limits.maxQueue || this.#pendingBytes + content.length > this.#limits.maxQueueBytes) {
       this.#health.shed++;
       return Promise.reject(
         new BatonError('BATON_ERR_AUDIT_UNAVAILABLE', 'audit trail overloaded: request refused until it catches up', {
-          detail: `${this.#spec.table} queue full: ${this.#pending} entries, ${this.#pendingBytes} bytes pending`,
+          detail: `${this.#codec.table} queue full: ${this.#pending} entries, ${this.#pendingBytes} bytes pending`,
         }),
       );
     }
     this.#pending++;
     this.#pendingBytes += content.length;
     return new Promise<Sealed<I>>((resolve, reject) => {
-      this.#queue.push({ item, content, resolve, reject });
+      this.#queue.push({ item, content, resolve, reject, chainSeq: 0, prevHash: '', hash: '' });
       this.#schedule();
     });
   }
 
   health(): ChainHealth {
-    return { ...this.#health, pending: this.#pending, pendingBytes: this.#pendingBytes };
+    const chains = this.#lanes.flatMap((l) => (l.chainId === undefined ? [] : [l.chainId]));
+    return { ...this.#health, chains, pending: this.#pending, pendingBytes: this.#pendingBytes };
   }
 
-  /** Stops accepting entries and waits until every queued one has committed or been rejected. */
+  /** Stops accepting entries, waits until every queued one has committed or been rejected, anchors the heads and disconnects. */
   async close(): Promise<void> {
     this.#closed = true;
     if (this.#pending > 0) await new Promise<void>((resolve) => this.#drained.push(resolve));
+    await Promise.all(
+      this.#lanes.map(async (lane) => {
+        clearTimeout(lane.checkpointTimer);
+        while (lane.busy) await new Promise((r) => setTimeout(r, 5));
+        if (lane.chainId !== undefined && !lane.stale && lane.head.chainSeq > lane.checkpointed) {
+          lane.busy = true;
+          await this.#checkpointOnly(lane).finally(() => (lane.busy = false));
+        }
+        clearTimeout(lane.idleTimer);
+        disconnect(lane);
+      }),
+    );
   }
 
-  // A microtask lets every append issued in the same tick join the batch; while the wire is full
-  // (MAX_IN_FLIGHT batches), new entries accumulate for the next one.
+  // A microtask lets every append issued in the same tick join the batch; while every lane is busy,
+  // new entries accumulate for the next batch, which starts as soon as a lane returns.
   #schedule(): void {
-    if (this.#scheduled || this.#inFlight >= MAX_IN_FLIGHT) return;
+    if (this.#scheduled) return;
     this.#scheduled = true;
     queueMicrotask(() => {
       this.#scheduled = false;
-      while (this.#queue.length > 0 && this.#inFlight < MAX_IN_FLIGHT) {
-        this.#inFlight++;
-        void this.#commit(this.#queue.splice(0, this.#limits.maxBatch)).finally(() => {
-          this.#inFlight--;
+      for (const lane of this.#lanes) {
+        if (this.#queue.length === 0) return;
+        if (lane.busy) continue;
+        lane.busy = true;
+        clearTimeout(lane.idleTimer);
+        void this.#commit(lane, this.#queue.splice(0, this.#limits.maxBatch)).finally(() => {
+          lane.busy = false;
           if (this.#queue.length > 0) this.#schedule();
+          else this.#idle(lane);
         });
       }
     });
   }
 
-  /** Appends one batch in one call and settles every entry. Never rejects. */
-  async #commit(batch: Pending<I>[]): Promise<void> {
+  /** A lane with nothing to do: anchor its head within `checkpointMs`, disconnect after `idleMs`. */
+  #idle(lane: Lane): void {
+    if (lane.head.chainSeq > lane.checkpointed && lane.checkpointTimer === undefined && !this.#closed) {
+      const wait = Math.max(0, lane.lastCheckpointAt + this.#limits.checkpointMs - Date.now());
+      lane.checkpointTimer = setTimeout(() => {
+        lane.checkpointTimer = undefined;
+        if (lane.busy || this.#closed || lane.stale || lane.head.chainSeq <= lane.checkpointed) return;
+        lane.busy = true;
+        void this.#checkpointOnly(lane).finally(() => {
+          lane.busy = false;
+          if (this.#queue.length > 0) this.#schedule();
+          else this.#idle(lane);
+        });
+      }, wait);
+      lane.checkpointTimer.unref();
+    }
+    clearTimeout(lane.idleTimer);
+    lane.idleTimer = setTimeout(() => {
+      if (!lane.busy) disconnect(lane);
+    }, this.#limits.idleMs);
+    lane.idleTimer.unref();
+  }
+
+  /** The lane's connection, registering its chain on first use and re-reading its head when stale. */
+  async #ready(lane: Lane, deadline: number): Promise<pg.Client> {
+    let client = lane.conn;
+    if (!client) {
+      client = await openChainConnection(this.#pool, this.#codec.kind === 'events', this.#limits.timeoutMs, deadline);
+      lane.conn = client;
+      const dead = () => {
+        if (lane.conn === client) lane.conn = undefined;
+      };
+      client.on('error', dead);
+      client.on('end', dead);
+    }
+    if (lane.chainId === undefined) {
+      const { rows } = await query(client, deadline, {
+        text:
+          'INSERT INTO audit_chains (chain_id, kind, description, host, pid, anchor_key) ' +
+          "VALUES (nextval('audit_chain_id'), $1, $2, $3, $4, $5) RETURNING chain_id",
+        values: [this.#codec.kind, this.#chain.description, hostname(), process.pid, lane.key.publicKeyHex],
+      });
+      lane.chainId = Number(rows[0].chain_id);
+      lane.head = { chainSeq: 0, hash: GENESIS_HASH };
+      lane.stale = false;
+    } else if (lane.stale) {
+      const { rows } = await query(client, deadline, {
+        text: `SELECT chain_seq, hash FROM ${this.#codec.table} WHERE chain_id = $1 ORDER BY chain_seq DESC LIMIT 1`,
+        values: [lane.chainId],
+      });
+      lane.head = rows[0] ? { chainSeq: Number(rows[0].chain_seq), hash: String(rows[0].hash) } : { chainSeq: 0, hash: GENESIS_HASH };
+      lane.stale = false;
+    }
+    return client;
+  }
+
+  /** Appends one batch in one statement and settles every entry. Never rejects. */
+  async #commit(lane: Lane, batch: Pending<I>[]): Promise<void> {
     const deadline = Date.now() + this.#limits.timeoutMs;
-    const contents = batch.map((p) => p.content);
+    let base: Head | undefined;
     let unknown = false;
     for (let attempt = 0; ; attempt++) {
-      let client: pg.PoolClient | undefined;
+      let sent = false;
       try {
-        client = await connect(this.#pool, remaining(deadline));
-        client.on('error', ignore); // reported through the failing query instead
-        // The server gives up waiting for the chain lock (lock_timeout) well before the client-side
-        // deadline does: a client that stopped waiting cannot stop the statement, which would then
-        // commit, once the lock frees up, a batch whose appends were already refused. The client
-        // deadline bounds everything else (a black-holed server never answers).
-        const left = remaining(deadline);
-        const lockMs = Math.max(1, left - Math.min(LOCK_MARGIN_MS, Math.floor(left / 4)));
-        const { rows } = await query(client, deadline, { ...APPEND, values: [this.#spec.chain, contents, lockMs] });
-        release(client);
-        this.#settled(batch, rows[0] as AppendResult);
+        const client = await this.#ready(lane, deadline);
+        const chainId = lane.chainId!;
+        const last = batch.at(-1)!;
+        if (base && lane.head.chainSeq === last.chainSeq && lane.head.hash === last.hash) {
+          // The attempt that lost its connection did commit (a fresh session sees its head, so it is
+          // also flushed): fetch the seqs it got and settle it as committed.
+          const { rows } = await query(client, deadline, {
+            text: `SELECT chain_seq, seq FROM ${this.#codec.table} WHERE chain_id = $1 AND chain_seq BETWEEN $2 AND $3`,
+            values: [chainId, batch[0]!.chainSeq, last.chainSeq],
+          });
+          this.#settled(lane, batch, rows, undefined);
+          return;
+        }
+        if (!base || base.chainSeq !== lane.head.chainSeq || base.hash !== lane.head.hash) {
+          base = { ...lane.head };
+          position(batch, chainId, base);
+        }
+        const checkpoint = this.#due(lane, batch.length) ? signCheckpoint(lane.key, chainId, last.chainSeq, last.hash) : undefined;
+        const lineages = new Map<string, string>();
+        if (this.#codec.lineage) {
+          for (const p of batch) {
+            const l = this.#codec.lineage(p.item);
+            if (!this.#known.has(l.hash)) lineages.set(l.hash, l.json);
+          }
+        }
+        const values = insertValues(this.#codec, chainId, batch, lineages, checkpoint);
+        sent = true;
+        const { rows } = await query(client, deadline, { ...this.#insert, values });
+        lane.head = { chainSeq: last.chainSeq, hash: last.hash };
+        for (const hash of lineages.keys()) this.#remember(hash);
+        this.#settled(lane, batch, rows, checkpoint);
         return;
       } catch (err) {
-        if (client) release(client, err);
-        // A connection error once the call was sent leaves its outcome unknown. Retrying once, at
-        // once, on a fresh connection is still safe: ids are UNIQUE, so if the first attempt did
-        // commit, the retry fails (23505) instead of recording the batch twice. This hides a stale
-        // pooled connection (server restarted, backend terminated) from the caller.
+        disconnect(lane);
+        if (lane.chainId !== undefined) lane.stale = true;
+        // A connection error once the statement was sent leaves its outcome unknown: retry once, at
+        // once, on a fresh connection. The lane re-reads its head first: if the batch did commit, it
+        // is settled as committed; if not, the same rows go again (an abandoned statement that
+        // commits late collides on (chain_id, chain_seq) or id and fails — never a fork, never twice).
         const connectionLost = isConnectionError(err);
-        unknown ||= client !== undefined && connectionLost;
+        unknown ||= sent && connectionLost;
         if (connectionLost && attempt === 0 && Date.now() < deadline) {
-          // Whatever killed this connection (a restart, pg_terminate_backend) usually killed the idle
-          // pooled ones too: one turn of the event loop lets the pool see their errors and evict
-          // them, so the retry gets a live connection.
           await new Promise((resolve) => setImmediate(resolve));
           continue;
         }
-        const detail = `${this.#spec.table}: ${describe(err)}` + (unknown ? ' (connection lost after sending: the batch may be recorded)' : '');
+        const detail = `${this.#codec.table}: ${describe(err)}` + (unknown ? ' (connection lost after sending: the batch may be recorded)' : '');
         this.#fail(batch, detail, err);
         return;
       }
     }
   }
 
-  #settled(batch: Pending<I>[], result: AppendResult): void {
+  /** Writes a checkpoint of the lane's head on its own (idle timer, close). Never rejects. */
+  async #checkpointOnly(lane: Lane): Promise<void> {
+    const deadline = Date.now() + this.#limits.timeoutMs;
+    try {
+      const client = await this.#ready(lane, deadline);
+      if (lane.head.chainSeq <= lane.checkpointed) return;
+      const cp = signCheckpoint(lane.key, lane.chainId!, lane.head.chainSeq, lane.head.hash);
+      await query(client, deadline, {
+        name: 'baton_audit_checkpoint',
+        text: 'INSERT INTO audit_checkpoints (chain_id, chain_seq, hash, signed_at, signature) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING',
+        values: [cp.chainId, cp.chainSeq, cp.hash, cp.signedAt, cp.signature],
+      });
+      this.#anchored(lane, cp);
+    } catch (err) {
+      disconnect(lane);
+      if (lane.chainId !== undefined) lane.stale = true;
+      this.#onError(unavailable('audit checkpoint not recorded', `${this.#codec.table}: ${describe(err)}`, err));
+    }
+  }
+
+  #due(lane: Lane, entries: number): boolean {
+    return lane.head.chainSeq + entries - lane.checkpointed >= this.#limits.checkpointEvery || Date.now() - lane.lastCheckpointAt >= this.#limits.checkpointMs;
+  }
+
+  #anchored(lane: Lane, cp: AuditCheckpoint): void {
+    lane.checkpointed = cp.chainSeq;
+    lane.lastCheckpointAt = Date.now();
+    this.#health.checkpoints++;
+    try {
+      this.#chain.onCheckpoint?.(cp);
+    } catch (err) {
+      this.#onError(unavailable('audit checkpoint not published', describe(err), err));
+    }
+  }
+
+  #remember(hash: string): void {
+    if (this.#known.size >= KNOWN_LINEAGES_MAX) this.#known.clear();
+    this.#known.add(hash);
+  }
+
+  #settled(lane: Lane, batch: Pending<I>[], rows: { chain_seq: string; seq: string }[], checkpoint: AuditCheckpoint | undefined): void {
     this.#health.ok = true;
     this.#health.committed += batch.length;
     this.#health.batches++;
     this.#health.lastCommitAt = new Date().toISOString();
-    let prevHash = result.first_prev;
-    batch.forEach((p, i) => {
-      const hash = result.hashes[i]!;
-      const entry = { seq: Number(result.seqs[i]), ...p.item, prevHash, hash } as Sealed<I>;
-      prevHash = hash;
+    if (checkpoint) this.#anchored(lane, checkpoint);
+    const first = batch[0]!.chainSeq;
+    const seqs: number[] = [];
+    for (const r of rows) seqs[Number(r.chain_seq) - first] = Number(r.seq);
+    const chainId = lane.chainId!;
+    for (let i = 0; i < batch.length; i++) {
+      const p = batch[i]!;
+      const entry = { ...p.item, seq: seqs[i]!, chainId, chainSeq: p.chainSeq, prevHash: p.prevHash, hash: p.hash } as Sealed<I>;
       this.#settle(p, () => p.resolve(entry));
-    });
+    }
   }
 
   #fail(batch: Pending<I>[], detail: string, cause: unknown): void {
@@ -234,6 +412,70 @@ export class GroupCommitter<I extends object> {
   }
 }
 
+/** Gives each entry its chain position, predecessor and hash, continuing from `head`. */
+function position<I>(batch: Pending<I>[], chainId: number, head: Head): void {
+  let prev = head.hash;
+  let seq = head.chainSeq;
+  for (const p of batch) {
+    seq++;
+    p.chainSeq = seq;
+    p.prevHash = prev;
+    p.hash = chainLinkHash(prev, chainId, seq, p.content);
+    prev = p.hash;
+  }
+}
+
+/**
+ * The batch statement: new lineages (ON CONFLICT DO NOTHING: another writer may have stored the same
+ * one), the checkpoint if any, and the rows from one array per column — all in one autocommit
+ * statement, so one commit makes them durable together.
+ */
+function insertStatement<I>(codec: ChainCodec<I>): { name: string; text: string } {
+  const fixed = [
+    ['chain_seq', 'bigint'],
+    ['prev_hash', 'text'],
+    ['hash', 'text'],
+  ] as const;
+  const cols = [...fixed, ...codec.columns];
+  const arrays = cols.map(([, type], i) => `$${i + 8}::${type}[]`).join(', ');
+  const text =
+    'WITH lineages AS (INSERT INTO audit_lineages (hash, lineage) SELECT * FROM unnest($1::text[], $2::jsonb[]) ON CONFLICT (hash) DO NOTHING), ' +
+    'checkpoint AS (INSERT INTO audit_checkpoints (chain_id, chain_seq, hash, signed_at, signature) ' +
+    'SELECT $3::bigint, $4::bigint, $5::text, $6::text, $7::text WHERE $7::text IS NOT NULL) ' +
+    `INSERT INTO ${codec.table} (chain_id, ${cols.map(([name]) => name).join(', ')}) ` +
+    `SELECT $3::bigint, u.* FROM unnest(${arrays}) AS u RETURNING chain_seq, seq`;
+  return { name: `baton_audit_insert_${codec.kind}`, text };
+}
+
+function insertValues<I>(
+  codec: ChainCodec<I>,
+  chainId: number,
+  batch: Pending<I>[],
+  lineages: Map<string, string>,
+  cp: AuditCheckpoint | undefined,
+): unknown[] {
+  const width = 3 + codec.columns.length;
+  const arrays: unknown[][] = Array.from({ length: width }, () => new Array(batch.length));
+  for (let i = 0; i < batch.length; i++) {
+    const p = batch[i]!;
+    arrays[0]![i] = p.chainSeq;
+    arrays[1]![i] = p.prevHash;
+    arrays[2]![i] = p.hash;
+    const row = codec.row(p.item);
+    for (let c = 0; c < row.length; c++) arrays[c + 3]![i] = row[c];
+  }
+  return [
+    [...lineages.keys()],
+    [...lineages.values()],
+    chainId,
+    cp?.chainSeq ?? null,
+    cp?.hash ?? null,
+    cp?.signedAt ?? null,
+    cp?.signature ?? null,
+    ...arrays,
+  ];
+}
+
 function unavailable(message: string, detail?: string, cause?: unknown): BatonError {
   return new BatonError('BATON_ERR_AUDIT_UNAVAILABLE', message, { detail, cause });
 }
@@ -244,33 +486,51 @@ function remaining(deadline: number): number {
   return Math.max(1, Math.ceil(deadline - Date.now()));
 }
 
-/** Releases a client to the pool, or destroys it when it failed (never reuse a broken session). */
-function release(client: pg.PoolClient, err?: unknown): void {
-  client.removeListener('error', ignore);
-  client.release(err === undefined ? undefined : err instanceof Error ? err : new Error(describe(err)));
-  if (err !== undefined) client.on('error', ignore); // a destroyed socket may still emit
-}
-
-/** `pool.connect()` bounded in time even when the pool itself has no connection timeout. */
-async function connect(pool: pg.Pool, ms: number): Promise<pg.PoolClient> {
+/**
+ * A dedicated connection for one chain, with the settings every batch relies on: events commit with
+ * `synchronous_commit = on` (durable when the INSERT returns, whatever the server default), outcomes
+ * with `off` (they gate nothing); the server gives up waiting for locks and statements before the
+ * client-side budget ends, so a batch the client gave up on is not left waiting to commit.
+ */
+export async function openChainConnection(pool: pg.Pool, durable: boolean, timeoutMs: number, deadline: number): Promise<pg.Client> {
+  const client = new pg.Client({ ...pool.options });
+  client.on('error', ignore); // reported through the failing query instead
   let timer: NodeJS.Timeout | undefined;
-  const pending = pool.connect();
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no database connection within ${ms} ms`)), ms);
-  });
+  const ms = remaining(deadline);
   try {
-    return await Promise.race([pending, timeout]);
+    await Promise.race([
+      client.connect(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no database connection within ${ms} ms`)), ms);
+      }),
+    ]);
+    const serverMs = Math.max(1, timeoutMs - Math.min(500, Math.floor(timeoutMs / 4)));
+    await query(client, deadline, {
+      text: `SET synchronous_commit = ${durable ? 'on' : 'off'}; SET lock_timeout = ${serverMs}; SET statement_timeout = ${serverMs}`,
+    });
+    return client;
   } catch (err) {
-    // If the connection arrives after we gave up, hand it back rather than leak it.
-    pending.then((c) => c.release(), ignore);
+    destroy(client);
     throw err;
   } finally {
     clearTimeout(timer);
   }
 }
 
+function disconnect(lane: Lane): void {
+  const client = lane.conn;
+  lane.conn = undefined;
+  if (client) destroy(client);
+}
+
+/** Closes a connection without waiting for the server (it may be the thing that is broken). */
+function destroy(client: pg.Client): void {
+  client.end().catch(ignore);
+  (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+}
+
 /** A query with a client-side deadline too: a black-holed server never answers statement_timeout. */
-function query(client: pg.PoolClient, deadline: number, config: { name?: string; text: string; values?: unknown[] }): Promise<pg.QueryResult> {
+function query(client: pg.Client, deadline: number, config: { name?: string; text: string; values?: unknown[] }): Promise<pg.QueryResult> {
   return client.query({ ...config, query_timeout: remaining(deadline) } as pg.QueryConfig);
 }
 

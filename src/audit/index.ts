@@ -11,17 +11,29 @@ export {
   auditEventInputSchema,
   auditEventJsonSchema,
   auditEventSchema,
+  auditLineageSchema,
   auditOutcomeInputSchema,
   auditOutcomeRecordSchema,
   auditRecordSchema,
   lineageLinkSchema,
 } from './event.ts';
+export { type AnchorKey, type AuditCheckpoint, anchorKey, checkpointMessage, checkpointSignatureValid, signCheckpoint } from './anchor.ts';
 export { type AuditExportFilters, exportJsonLines } from './export.ts';
-export { GENESIS_HASH, canonicalJson, chainHash, contentJson, legacyChainHash, linkHash } from './hash.ts';
+export {
+  GENESIS_HASH,
+  canonicalJson,
+  chainHash,
+  chainLinkHash,
+  chainedContentJson,
+  contentJson,
+  legacyChainHash,
+  lineageHash,
+  linkHash,
+} from './hash.ts';
 export { type AuditFilters, type AuditPage, auditCursor, auditFiltersSchema, auditQueryStringSchema, queryAudit } from './query.ts';
 export { assertNoCredentials } from './redact.ts';
 export { type AuditTree, type AuditTreeNode, type Counts, auditTree } from './tree.ts';
-export { type AuditVerification, type BrokenLink, type VerifyOptions, verifyAuditChain } from './verify.ts';
+export { type AuditVerification, type BrokenLink, type ChainReport, type VerifyOptions, verifyAuditChain } from './verify.ts';
 export {
   AUDIT_WRITER_DEFAULTS,
   type AuditOutcomeReceipt,

@@ -1,13 +1,14 @@
 /**
  * Reading the trail: filtered, keyset-paginated queries (`GET /v1/audit`, `baton audit tail`).
- * Pages are ordered by seq (newest first by default); the cursor is opaque and stable under
- * concurrent appends because seq never changes.
+ * Pages are ordered by the global `seq` (newest first by default), across every writer's chain; the
+ * cursor is opaque and stable because seq never changes. Each record shows its lineage in full
+ * (joined from `audit_lineages`).
  */
 import type pg from 'pg';
 import { z } from 'zod';
 import { BatonError } from '../errors.ts';
 import type { AuditRecord } from './event.ts';
-import { EVENT_COLUMNS, OUTCOME_COLUMNS, rowToEvent, rowToOutcome } from './rows.ts';
+import { EVENT_COLUMNS, EVENT_FROM, OUTCOME_COLUMNS, rowToEvent, rowToOutcome } from './rows.ts';
 
 const name = z.string().min(1).max(1024).regex(/^[^\u0000]*$/);
 const instant = z.iso.datetime({ offset: true });
@@ -70,21 +71,24 @@ export async function queryAudit(pool: pg.Pool, filters: AuditFilters = {}): Pro
     params.push(value);
     where.push(sql(`$${params.length}`));
   };
-  if (f.subject !== undefined) add((p) => `subject = ${p}`, f.subject);
-  if (f.delegate !== undefined) add((p) => `delegates @> ARRAY[${p}::text]`, f.delegate);
-  if (f.tokenId !== undefined) add((p) => `token_id = ${p}`, f.tokenId);
-  if (f.resource !== undefined) add((p) => `resources @> ARRAY[${p}::text]`, f.resource);
-  if (f.decision !== undefined) add((p) => `decision = ${p}`, f.decision);
-  if (f.since !== undefined) add((p) => `time >= ${p}::timestamptz`, f.since);
-  if (f.until !== undefined) add((p) => `time < ${p}::timestamptz`, f.until);
+  // Subject and delegates live with the lineage (once per distinct lineage); legacy rows carry them inline.
+  const byLineage = (legacy: (p: string) => string, lineage: (p: string) => string) => (p: string) =>
+    `((e.chain_id IS NULL AND ${legacy(p)}) OR e.lineage_hash = ANY(ARRAY(SELECT hash FROM audit_lineages WHERE ${lineage(p)})))`;
+  if (f.subject !== undefined) add(byLineage((p) => `e.subject = ${p}`, (p) => `subject = ${p}`), f.subject);
+  if (f.delegate !== undefined) add(byLineage((p) => `e.delegates @> ARRAY[${p}::text]`, (p) => `delegates @> ARRAY[${p}::text]`), f.delegate);
+  if (f.tokenId !== undefined) add((p) => `e.token_id = ${p}`, f.tokenId);
+  if (f.resource !== undefined) add((p) => `e.resources @> ARRAY[${p}::text]`, f.resource);
+  if (f.decision !== undefined) add((p) => `e.decision = ${p}`, f.decision);
+  if (f.since !== undefined) add((p) => `e.time >= ${p}::timestamptz`, f.since);
+  if (f.until !== undefined) add((p) => `e.time < ${p}::timestamptz`, f.until);
   if (f.cursor !== undefined) {
     const after = decodeCursor(f.cursor, f.order);
-    add((p) => (f.order === 'desc' ? `seq < ${p}` : `seq > ${p}`), after);
+    add((p) => (f.order === 'desc' ? `e.seq < ${p}` : `e.seq > ${p}`), after);
   }
   params.push(f.limit + 1);
   const sql =
-    `SELECT ${EVENT_COLUMNS} FROM audit_events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ` +
-    `ORDER BY seq ${f.order === 'desc' ? 'DESC' : 'ASC'} LIMIT $${params.length}`;
+    `SELECT ${EVENT_COLUMNS} FROM ${EVENT_FROM} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ` +
+    `ORDER BY e.seq ${f.order === 'desc' ? 'DESC' : 'ASC'} LIMIT $${params.length}`;
   const { rows } = await pool.query(sql, params);
   const events: AuditRecord[] = rows.slice(0, f.limit).map(rowToEvent);
   await attachOutcomes(pool, events);

@@ -1,18 +1,22 @@
 /**
  * Row → entry mapping, shared by verification (recompute) and queries (read), so what a query
  * returns is exactly what verification hashed. NULL columns become absent fields. (Writing maps the
- * other way inside PostgreSQL: `audit_append_*` in migrations/004_audit_fast_append.sql derives the
- * columns from the very JSON it hashes.)
+ * other way: the codecs in writer.ts take each column from the very entry they hash.) An event's
+ * lineage is stored once in `audit_lineages` and joined back in (legacy rows carry it inline).
  */
 import type { AuditEvent, AuditOutcomeRecord } from './event.ts';
 
-/** Columns of `audit_events` that make up the hashed event, in SELECT order. */
+/** Events with their lineage joined in: `FROM ${EVENT_FROM}`, columns prefixed `e.` (event) and `l.` (lineage). */
+export const EVENT_FROM = 'audit_events AS e LEFT JOIN audit_lineages AS l ON l.hash = e.lineage_hash';
+
+/** Columns (of {@link EVENT_FROM}) that make up the event as shown, in SELECT order. */
 export const EVENT_COLUMNS =
-  'seq, id, time, source, action, decision, reason, lineage, token_id, resource, operation, accesses, ' +
-  'fingerprint, normalized, outcome, duration_ms, prev_hash, hash';
+  'e.seq, e.chain_id, e.chain_seq, e.id, e.time, e.source, e.action, e.decision, e.reason, ' +
+  'coalesce(e.lineage, l.lineage) AS lineage, e.lineage_hash, e.token_id, e.resource, e.operation, e.accesses, ' +
+  'e.fingerprint, e.normalized, e.outcome, e.duration_ms, e.prev_hash, e.hash';
 
 /** Columns of `audit_outcomes`. */
-export const OUTCOME_COLUMNS = 'seq, id, event_id, time, outcome, duration_ms, prev_hash, hash';
+export const OUTCOME_COLUMNS = 'seq, chain_id, chain_seq, id, event_id, time, outcome, duration_ms, prev_hash, hash';
 
 export type Row = Record<string, unknown>;
 
@@ -25,10 +29,12 @@ const num = (v: unknown): number | undefined => (v === null || v === undefined ?
 const str = (v: unknown): string | undefined => (v === null || v === undefined ? undefined : String(v));
 const iso = (v: unknown): string => (v instanceof Date ? v : new Date(String(v))).toISOString();
 
-/** An `audit_events` row (as node-postgres returns it) → the hashed event. */
+/** An `audit_events` row with its lineage (as node-postgres returns it) → the event. */
 export function rowToEvent(row: Row): AuditEvent {
   return present({
     seq: Number(row.seq),
+    chainId: num(row.chain_id),
+    chainSeq: num(row.chain_seq),
     id: String(row.id),
     time: iso(row.time),
     source: row.source as AuditEvent['source'],
@@ -36,6 +42,7 @@ export function rowToEvent(row: Row): AuditEvent {
     decision: row.decision as AuditEvent['decision'],
     reason: str(row.reason),
     lineage: row.lineage as AuditEvent['lineage'],
+    lineageHash: str(row.lineage_hash),
     tokenId: str(row.token_id),
     resource: str(row.resource),
     operation: str(row.operation),
@@ -53,6 +60,8 @@ export function rowToEvent(row: Row): AuditEvent {
 export function rowToOutcome(row: Row): AuditOutcomeRecord {
   return present({
     seq: Number(row.seq),
+    chainId: num(row.chain_id),
+    chainSeq: num(row.chain_seq),
     id: String(row.id),
     eventId: String(row.event_id),
     time: iso(row.time),

@@ -36,13 +36,17 @@ export interface AuditTree {
  */
 export async function auditTree(pool: pg.Pool, tokenId: string): Promise<AuditTree> {
   if (typeof tokenId !== 'string' || tokenId.length === 0) throw new TypeError('auditTree: tokenId must be a non-empty string');
-  // One row per distinct lineage: the tree is as large as the family, not the event count.
-  const { rows } = await pool.query<{ lineage: LineageLink[]; allowed: number; denied: number }>(
-    `SELECT lineage,
-            count(*) FILTER (WHERE decision = 'allow')::int AS allowed,
-            count(*) FILTER (WHERE decision = 'deny')::int AS denied
-       FROM audit_events WHERE token_id = $1
-      GROUP BY lineage ORDER BY min(seq)`,
+  // One row per distinct lineage: the tree is as large as the family, not the event count. Lineages
+  // are stored once (audit_lineages) and referenced by hash; legacy rows carry theirs inline.
+  const { rows } = await pool.query<{ lineage: LineageLink[] | null; allowed: number; denied: number }>(
+    `SELECT coalesce(g.lineage, l.lineage) AS lineage, g.allowed, g.denied
+       FROM (SELECT lineage_hash, lineage, min(seq) AS first,
+                    count(*) FILTER (WHERE decision = 'allow')::int AS allowed,
+                    count(*) FILTER (WHERE decision = 'deny')::int AS denied
+               FROM audit_events WHERE token_id = $1
+              GROUP BY lineage_hash, lineage) AS g
+       LEFT JOIN audit_lineages AS l ON l.hash = g.lineage_hash
+      ORDER BY g.first`,
     [tokenId],
   );
   const tree: AuditTree = { tokenId, roots: [], total: { allowed: 0, denied: 0 } };
@@ -51,7 +55,7 @@ export async function auditTree(pool: pg.Pool, tokenId: string): Promise<AuditTr
     tree.total.denied += denied;
     let siblings = tree.roots;
     let node: AuditTreeNode | undefined;
-    for (const link of lineage) {
+    for (const link of lineage ?? []) {
       node = siblings.find((n) => n.revocationId === link.revocationId);
       if (!node) {
         node = { ...link, allowed: 0, denied: 0, total: { allowed: 0, denied: 0 }, children: [] };

@@ -1,30 +1,38 @@
 /**
- * The audit writer: validates and guards events, then hands them to group committers — one for the
- * event chain (on the request's critical path) and one for the outcome chain (after execution), so
- * recording outcomes never delays the next statement's audit entry.
+ * The audit writer: validates and guards events, then hands them to group committers — one for
+ * events (on the request's critical path) and one for outcomes (after execution), so recording
+ * outcomes never delays the next statement's audit entry. Each committer appends to chains this
+ * process registered for itself (no lock shared with other processes), hashing here (hash.ts).
  *
  * Contract (security rule 6): `append` resolves only after the event is committed and flushed to
  * disk; the caller runs the statement only then. Every `append` either commits or rejects — nothing
  * is dropped silently. Semantics and outage behaviour: docs/audit.md.
  */
-import { randomUUID } from 'node:crypto';
+import { type KeyObject, randomUUID } from 'node:crypto';
+import { basename } from 'node:path';
 import type pg from 'pg';
 import { z } from 'zod';
 import { BatonError } from '../errors.ts';
+import { type AuditCheckpoint, anchorKey } from './anchor.ts';
 import {
   type AuditEvent,
   type AuditEventInput,
   type AuditOutcomeInput,
   type AuditOutcomeRecord,
   auditEventInputSchema,
+  auditLineageSchema,
   auditOutcomeInputSchema,
 } from './event.ts';
-import { type ChainHealth, GroupCommitter } from './group-commit.ts';
+import { type ChainCodec, type ChainHealth, GroupCommitter } from './group-commit.ts';
+import { canonicalJson, sha256Hex } from './hash.ts';
 import { assertNoCredentials } from './redact.ts';
 
 /** Proof that an event is durably in the trail; pass it to `recordOutcome`. */
 export interface AuditReceipt {
   seq: number;
+  /** The writer's chain and the entry's position in it (optional only so test doubles need not invent them). */
+  chainId?: number;
+  chainSeq?: number;
   id: string;
   time: string;
   hash: string;
@@ -33,6 +41,8 @@ export interface AuditReceipt {
 /** Proof that an outcome is committed to the trail (asynchronously flushed: outcomes gate nothing). */
 export interface AuditOutcomeReceipt {
   seq: number;
+  chainId?: number;
+  chainSeq?: number;
   id: string;
   eventId: string;
   hash: string;
@@ -70,6 +80,18 @@ export const auditWriterOptionsSchema = z.strictObject({
   maxBatch: z.number().int().min(1).max(10_000).optional(),
   /** Budget for one batch: connect, lock, insert, commit and flush. */
   timeoutMs: z.number().int().min(50).max(600_000).optional(),
+  /** Event chains (each with its own connection) written in parallel; outcomes use one. */
+  lanes: z.number().int().min(1).max(16).optional(),
+  /** Sign a checkpoint of a chain's head at least every this many entries… */
+  checkpointEvery: z.number().int().min(1).max(1_000_000).optional(),
+  /** …and within this many ms of its head moving (and on close). */
+  checkpointMs: z.number().int().min(10).max(3_600_000).optional(),
+  /** Recorded with each chain this writer registers (what wrote it); host and pid are added. */
+  description: z.string().min(1).max(256).optional(),
+  /** Ed25519 private key signing checkpoints; default: a fresh key per chain, only in this process's memory. */
+  anchorKey: z.custom<KeyObject>((v) => typeof v === 'object' && v !== null && (v as KeyObject).asymmetricKeyType === 'ed25519').optional(),
+  /** Called with every committed checkpoint: publish it outside the database (broker, Redis, log). */
+  onCheckpoint: z.custom<(cp: AuditCheckpoint) => void>((v) => typeof v === 'function').optional(),
   /** Called for each failed batch and each idle pool connection error (for logs/metrics). */
   onError: z.custom<(err: BatonError) => void>((v) => typeof v === 'function').optional(),
 });
@@ -81,14 +103,89 @@ export const AUDIT_WRITER_DEFAULTS = Object.freeze({
   maxQueueBytes: 64 * 1024 * 1024,
   maxBatch: 1000,
   timeoutMs: 5000,
+  lanes: 1,
+  checkpointEvery: 1000,
+  checkpointMs: 1000,
 });
 
-type PendingEvent = Omit<AuditEvent, 'seq' | 'prevHash' | 'hash'>;
-type PendingOutcome = Omit<AuditOutcomeRecord, 'seq' | 'prevHash' | 'hash'>;
+/** Closes a chain's idle connection after this long (it reconnects on demand). */
+const IDLE_MS = 10_000;
+
+/** An event's hashed content (its lineage replaced by `lineageHash`) and the lineage's canonical JSON. */
+interface PendingEvent {
+  entry: Omit<AuditEvent, 'seq' | 'chainId' | 'chainSeq' | 'prevHash' | 'hash' | 'lineage'> & { lineageHash: string };
+  lineageJson: string;
+}
+type PendingOutcome = Omit<AuditOutcomeRecord, 'seq' | 'chainId' | 'chainSeq' | 'prevHash' | 'hash'>;
+
+const nul = <T>(v: T | undefined): T | null => (v === undefined ? null : v);
+const json = (v: unknown): string | null => (v === undefined ? null : canonicalJson(v));
+const numeric = (v: number | undefined): string | null => (v === undefined ? null : String(v));
+
+/** audit_events: the columns are the hashed entry, field by field (rows.ts reads them back the same way). */
+const eventCodec: ChainCodec<PendingEvent> = {
+  kind: 'events',
+  table: 'audit_events',
+  columns: [
+    ['id', 'uuid'],
+    ['time', 'timestamptz'],
+    ['source', 'text'],
+    ['action', 'text'],
+    ['decision', 'text'],
+    ['reason', 'text'],
+    ['token_id', 'text'],
+    ['resource', 'text'],
+    ['operation', 'text'],
+    ['accesses', 'jsonb'],
+    ['fingerprint', 'text'],
+    ['normalized', 'text'],
+    ['outcome', 'jsonb'],
+    ['duration_ms', 'numeric'],
+    ['lineage_hash', 'text'],
+  ],
+  content: (p) => canonicalJson(p.entry),
+  row: ({ entry: e }) => [
+    e.id,
+    e.time,
+    e.source,
+    e.action,
+    e.decision,
+    nul(e.reason),
+    nul(e.tokenId),
+    nul(e.resource),
+    nul(e.operation),
+    json(e.accesses),
+    nul(e.fingerprint),
+    nul(e.normalized),
+    json(e.outcome),
+    numeric(e.durationMs),
+    e.lineageHash,
+  ],
+  lineage: (p) => ({ hash: p.entry.lineageHash, json: p.lineageJson }),
+};
+
+const outcomeCodec: ChainCodec<PendingOutcome> = {
+  kind: 'outcomes',
+  table: 'audit_outcomes',
+  columns: [
+    ['id', 'uuid'],
+    ['event_id', 'uuid'],
+    ['time', 'timestamptz'],
+    ['outcome', 'jsonb'],
+    ['duration_ms', 'numeric'],
+  ],
+  content: (o) => canonicalJson(o),
+  row: (o) => [o.id, o.eventId, o.time, canonicalJson(o.outcome), numeric(o.durationMs)],
+};
+
+/** Validated lineages by their JSON text: the same delegation chain is usually recorded many times. */
+const LINEAGE_CACHE_MAX = 10_000;
 
 /**
- * Creates the audit writer on `pool` (migrations `002_audit.sql` and `004_audit_fast_append.sql` applied). Several writers, in one
- * process or many, may share one database: the chain stays correct.
+ * Creates the audit writer on `pool` (migrations 002, 004 and 005 applied). Several writers, in one
+ * process or many, may share one database: each appends to chains of its own. The writer opens a
+ * dedicated connection per chain (from `pool.options`, one per lane plus one for outcomes), closed
+ * when idle and by `close()`.
  *
  * @example
  * const audit = createAuditWriter(pool, { onError: (e) => log.warn(e.detail) });
@@ -99,11 +196,17 @@ type PendingOutcome = Omit<AuditOutcomeRecord, 'seq' | 'prevHash' | 'hash'>;
 export function createAuditWriter(pool: pg.Pool, options: AuditWriterOptions = {}): AuditWriter {
   const parsed = auditWriterOptionsSchema.safeParse(options);
   if (!parsed.success) throw new TypeError(`createAuditWriter: invalid options: ${z.prettifyError(parsed.error)}`);
-  const { onError = () => {}, ...rest } = parsed.data;
-  const limits = { ...AUDIT_WRITER_DEFAULTS, ...rest };
+  const { onError = () => {}, onCheckpoint, anchorKey: key, description, ...rest } = parsed.data;
+  const limits = { ...AUDIT_WRITER_DEFAULTS, ...rest, idleMs: IDLE_MS };
+  const chain = {
+    description: description ?? `${basename(process.argv[1] ?? process.argv0)} audit writer`,
+    anchorKey: key ? anchorKey(key) : undefined,
+    onCheckpoint,
+  };
 
-  const events = new GroupCommitter<PendingEvent>(pool, { table: 'audit_events', chain: 1 }, limits, onError);
-  const outcomes = new GroupCommitter<PendingOutcome>(pool, { table: 'audit_outcomes', chain: 2 }, limits, onError);
+  const events = new GroupCommitter<PendingEvent>(pool, eventCodec, limits, chain, onError);
+  const outcomes = new GroupCommitter<PendingOutcome>(pool, outcomeCodec, { ...limits, lanes: 1 }, chain, onError);
+  const lineages = new Map<string, { hash: string; json: string }>();
 
   // An idle pooled connection that dies (backend terminated, server restart) makes the pool emit
   // 'error'; unhandled, that would crash the process. The next batch simply reconnects.
@@ -114,16 +217,18 @@ export function createAuditWriter(pool: pg.Pool, options: AuditWriterOptions = {
 
   return {
     async append(input) {
-      const event = validate(auditEventInputSchema, input, 'event');
-      const { time, ...fields } = event;
-      const pending: PendingEvent = {
+      const { lineage: rawLineage, ...others } = (input ?? {}) as AuditEventInput;
+      const lineage = recordedLineage(lineages, rawLineage);
+      const { time, ...fields } = validate(eventFieldsSchema, others, 'event');
+      const entry: PendingEvent['entry'] = {
         id: randomUUID(),
         // Normalised so the value survives timestamptz unchanged and the hash re-computes.
         time: (time === undefined ? new Date() : new Date(time)).toISOString(),
         ...fields,
+        lineageHash: lineage.hash,
       };
-      const sealed = await events.submit(pending);
-      return { seq: sealed.seq, id: sealed.id, time: sealed.time, hash: sealed.hash };
+      const sealed = await events.submit({ entry, lineageJson: lineage.json });
+      return { seq: sealed.seq, chainId: sealed.chainId, chainSeq: sealed.chainSeq, id: entry.id, time: entry.time, hash: sealed.hash };
     },
 
     async recordOutcome(receipt, input) {
@@ -132,7 +237,7 @@ export function createAuditWriter(pool: pg.Pool, options: AuditWriterOptions = {
       const { durationMs, ...outcome } = validate(auditOutcomeInputSchema, input, 'outcome');
       const pending: PendingOutcome = { id: randomUUID(), eventId: eventId.data, time: new Date().toISOString(), outcome, durationMs };
       const sealed = await outcomes.submit(pending);
-      return { seq: sealed.seq, id: sealed.id, eventId: sealed.eventId, hash: sealed.hash };
+      return { seq: sealed.seq, chainId: sealed.chainId, chainSeq: sealed.chainSeq, id: sealed.id, eventId: sealed.eventId, hash: sealed.hash };
     },
 
     health() {
@@ -146,6 +251,38 @@ export function createAuditWriter(pool: pg.Pool, options: AuditWriterOptions = {
       pool.removeListener('error', onPoolError);
     },
   };
+}
+
+/** The event without its lineage (validated on its own, see {@link recordedLineage}). */
+const eventFieldsSchema = auditEventInputSchema.omit({ lineage: true });
+
+/**
+ * The lineage as recorded: validated and guarded like the rest of the event, then stored once under
+ * its content address. The same chain is usually recorded many times (every statement of a
+ * session), so validated lineages are kept by their JSON text: equal text, equal value.
+ */
+function recordedLineage(cache: Map<string, { hash: string; json: string }>, lineage: unknown): { hash: string; json: string } {
+  let key: string | undefined;
+  try {
+    key = JSON.stringify(lineage);
+  } catch {
+    key = undefined; // cyclic or BigInt: the schema refuses it below
+  }
+  const known = key === undefined ? undefined : cache.get(key);
+  if (known) return known;
+  const result = auditLineageSchema.safeParse(lineage);
+  if (!result.success) {
+    const issues = result.error.issues.map((i) => `lineage.${i.path.join('.')}: ${i.code}`).join('; ');
+    throw new BatonError('BATON_ERR_AUDIT_REJECTED', 'audit event refused: invalid', { detail: issues });
+  }
+  assertNoCredentials({ lineage: result.data });
+  const text = canonicalJson(result.data);
+  const recorded = { hash: sha256Hex(text), json: text };
+  if (key !== undefined) {
+    if (cache.size >= LINEAGE_CACHE_MAX) cache.clear();
+    cache.set(key, recorded);
+  }
+  return recorded;
 }
 
 /**

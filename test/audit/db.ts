@@ -8,8 +8,8 @@ import pg from 'pg';
 
 export const BASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const migration = (file: string) => readFileSync(new URL(`../../migrations/${file}`, import.meta.url), 'utf8');
-/** The audit table definitions (002) and the fast-append functions (004). */
-export const MIGRATIONS = [migration('002_audit.sql'), migration('004_audit_fast_append.sql')];
+/** The audit table definitions (002), the fast-append functions (004) and per-writer chains (005). */
+export const MIGRATIONS = [migration('002_audit.sql'), migration('004_audit_fast_append.sql'), migration('005_audit_chains.sql')];
 
 export interface TestDatabase {
   name: string;

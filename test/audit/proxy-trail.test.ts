@@ -42,7 +42,12 @@ describe('audit entries written by the proxy', () => {
     const again = await queryAudit(stack.broker.testDb.pool, { delegate: 'grand-helper', order: 'asc' });
     expect(again.events[0]!.recordedOutcome?.outcome).toMatchObject({ rowCount: 1 });
     // no token and no literal value from a statement anywhere in the trail (the purpose is lineage data, excluded)
-    const all = JSON.stringify((await stack.broker.testDb.pool.query('SELECT * FROM audit_events')).rows);
+    // every table of the trail: event rows and the lineages they reference (stored once each)
+    const all = JSON.stringify([
+      (await stack.broker.testDb.pool.query('SELECT * FROM audit_events')).rows,
+      (await stack.broker.testDb.pool.query('SELECT * FROM audit_lineages')).rows,
+    ]);
+    expect(all).toContain('count 424242'); // the lineage (purpose) is in what was searched
     for (const secret of [root, helper, grand, '777001', '424243', 'secret@example.com']) expect(all).not.toContain(secret);
     expect(all.replaceAll('count 424242', '')).not.toContain('424242');
     expect(await verifyAuditChain(stack.broker.testDb.pool)).toMatchObject({ ok: true });

@@ -1,15 +1,14 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditEventSchema } from '../../src/audit/event.ts';
-import { chainHash } from '../../src/audit/hash.ts';
+import { chainHash, lineageHash } from '../../src/audit/hash.ts';
 import { queryAudit } from '../../src/audit/query.ts';
+import { openChainConnection } from '../../src/audit/group-commit.ts';
 import { verifyAuditChain } from '../../src/audit/verify.ts';
 import { type AuditWriter, createAuditWriter } from '../../src/audit/writer.ts';
 import { BASE_URL, type TestDatabase, createTestDatabase } from './db.ts';
 import { statementEvent } from './fixtures.ts';
 import { startForwarder } from './forwarder.ts';
-
-const LOCK_CLASS = 0x61756469; // the writer's advisory-lock namespace; key 1 = event chain
 
 let db: TestDatabase;
 beforeAll(async () => {
@@ -28,14 +27,18 @@ async function rejection(p: Promise<unknown>): Promise<{ code?: string; message:
   throw new Error('expected a rejection');
 }
 
-/** Holds the event chain's advisory lock from another session: a store that does not answer. */
-async function holdChainLock(): Promise<{ release(): Promise<void> }> {
+/**
+ * Locks audit_events against inserts from another session: a store that does not answer. (No lock is
+ * shared between writers any more, so the table lock stands in for a stuck server.)
+ */
+async function holdTableLock(): Promise<{ release(): Promise<void> }> {
   const client = new pg.Client({ connectionString: db.url });
   await client.connect();
-  await client.query('SELECT pg_advisory_lock($1, 1)', [LOCK_CLASS]);
+  await client.query('BEGIN');
+  await client.query('LOCK TABLE audit_events IN EXCLUSIVE MODE');
   return {
     async release() {
-      await client.query('SELECT pg_advisory_unlock($1, 1)', [LOCK_CLASS]);
+      await client.query('COMMIT');
       await client.end();
     },
   };
@@ -56,19 +59,32 @@ describe('createAuditWriter', () => {
       expect(receipt.time).toBe('2026-03-01T08:00:00.123Z');
 
       const other = db.newPool();
-      const { rows } = await other.query('SELECT id, hash, lineage FROM audit_events WHERE id = $1', [receipt.id]);
-      expect(rows).toEqual([{ id: receipt.id, hash: receipt.hash, lineage: input.lineage }]);
+      const { rows } = await other.query(
+        'SELECT e.id, e.hash, e.chain_id, e.chain_seq, l.lineage FROM audit_events AS e JOIN audit_lineages AS l ON l.hash = e.lineage_hash WHERE e.id = $1',
+        [receipt.id],
+      );
+      expect(rows).toEqual([{ id: receipt.id, hash: receipt.hash, chain_id: String(receipt.chainId), chain_seq: String(receipt.chainSeq), lineage: input.lineage }]);
 
       const { events } = await queryAudit(db.pool, { tokenId: input.tokenId!, limit: 1 });
       const { time: _t, ...rest } = input;
-      expect(events[0]).toEqual({ ...rest, seq: receipt.seq, id: receipt.id, time: receipt.time, prevHash: expect.any(String), hash: receipt.hash });
+      expect(events[0]).toEqual({
+        ...rest,
+        seq: receipt.seq,
+        chainId: receipt.chainId,
+        chainSeq: receipt.chainSeq,
+        id: receipt.id,
+        time: receipt.time,
+        lineageHash: lineageHash(input.lineage),
+        prevHash: expect.any(String),
+        hash: receipt.hash,
+      });
       expect(auditEventSchema.safeParse(events[0]).success).toBe(true);
     } finally {
       await writer.close();
     }
   });
 
-  it('PostgreSQL chains what JS verifies: the stored hash is chainHash of the event read back (non-ASCII too)', async () => {
+  it('what is stored is what was hashed: the hash is chainHash of the event read back (non-ASCII too)', async () => {
     const writer = createAuditWriter(db.pool);
     try {
       const lineage = statementEvent().lineage;
@@ -77,12 +93,33 @@ describe('createAuditWriter', () => {
       const { events } = await queryAudit(db.pool, { tokenId: 'tok_utf8' });
       expect(events[0]!.reason).toBe(input.reason);
       expect(chainHash(events[0]!)).toBe(receipt.hash);
+      expect(lineageHash(events[0]!.lineage)).toBe(events[0]!.lineageHash);
     } finally {
       await writer.close();
     }
   });
 
-  it('the append commits with synchronous_commit = on whatever the session default; refuses snapshots older than its lock and fields it would not store', async () => {
+  it('chain connections commit events with synchronous_commit = on and outcomes with off, whatever the database default', async () => {
+    const admin = db.newPool();
+    await admin.query(`ALTER DATABASE ${db.name} SET synchronous_commit = off`);
+    const pool = db.newPool();
+    try {
+      expect((await pool.query('SHOW synchronous_commit')).rows[0].synchronous_commit).toBe('off');
+      for (const [durable, expected] of [[true, 'on'], [false, 'off']] as const) {
+        const c = await openChainConnection(pool, durable, 5000, Date.now() + 5000);
+        try {
+          expect((await c.query('SHOW synchronous_commit')).rows[0].synchronous_commit).toBe(expected);
+          expect((await c.query('SHOW lock_timeout')).rows[0].lock_timeout).toBe('4500ms');
+        } finally {
+          await c.end();
+        }
+      }
+    } finally {
+      await admin.query(`ALTER DATABASE ${db.name} RESET synchronous_commit`);
+    }
+  });
+
+  it('legacy audit_append (kept for old writers during an upgrade): commits with synchronous_commit = on, refuses snapshots older than its lock and fields it would not store', async () => {
     const c = await db.pool.connect();
     const content = (extra = '') => `{"action":"x","decision":"allow","id":"${crypto.randomUUID()}","lineage":[],"source":"broker","time":"2026-01-01T00:00:00.000Z"${extra}}`;
     try {
@@ -134,15 +171,26 @@ describe('createAuditWriter', () => {
     }
   });
 
-  it('keeps one valid chain with two writers on separate pools (two processes) appending at once', async () => {
-    const a = createAuditWriter(db.newPool());
-    const b = createAuditWriter(db.newPool());
+  it('two writers on separate pools (two processes) appending at once each extend a chain of their own', async () => {
+    const a = createAuditWriter(db.newPool(), { description: 'writer a' });
+    const b = createAuditWriter(db.newPool(), { description: 'writer b', lanes: 2 });
     try {
       const all = await Promise.all(
         Array.from({ length: 300 }, (_, i) => (i % 2 ? a : b).append(statementEvent({ fingerprint: `w${i}` }))),
       );
       expect(new Set(all.map((r) => r.seq)).size).toBe(300);
-      expect(await verifyAuditChain(db.pool)).toMatchObject({ ok: true });
+      const chains = new Map<number, number[]>();
+      for (const r of all) chains.set(r.chainId!, [...(chains.get(r.chainId!) ?? []), r.chainSeq!]);
+      const aChains = a.health().events.chains!;
+      const bChains = b.health().events.chains!;
+      expect(aChains).toHaveLength(1);
+      expect(bChains.length).toBeGreaterThanOrEqual(1);
+      expect(new Set([...aChains, ...bChains]).size).toBe(aChains.length + bChains.length);
+      for (const [, seqs] of chains) expect(seqs.sort((x, y) => x - y)).toEqual(seqs.map((_, i) => i + 1));
+      const result = await verifyAuditChain(db.pool);
+      expect(result).toMatchObject({ ok: true });
+      const { rows } = await db.pool.query('SELECT chain_id, kind, description, host, pid FROM audit_chains WHERE chain_id = ANY($1::bigint[])', [aChains]);
+      expect(rows[0]).toMatchObject({ kind: 'events', description: 'writer a', host: expect.any(String), pid: process.pid });
     } finally {
       await Promise.all([a.close(), b.close()]);
     }
@@ -192,7 +240,7 @@ describe('createAuditWriter', () => {
 
   it('queue full: rejects at once with BATON_ERR_AUDIT_UNAVAILABLE, the queued ones still commit', async () => {
     const writer = createAuditWriter(db.pool, { maxQueue: 20, timeoutMs: 10_000 });
-    const lock = await holdChainLock();
+    const lock = await holdTableLock();
     let queued: Promise<unknown>[] = [];
     try {
       queued = Array.from({ length: 20 }, () => writer.append(statementEvent({ tokenId: 'tok_queue' })));
@@ -237,7 +285,7 @@ describe('createAuditWriter', () => {
 
   it('backend terminated mid-batch: rejects within its time budget, never hangs, then recovers', async () => {
     const writer = createAuditWriter(db.pool, { timeoutMs: 1500 });
-    const lock = await holdChainLock();
+    const lock = await holdTableLock();
     try {
       const pending = writer.append(statementEvent({ tokenId: 'tok_killed' }));
       await new Promise((r) => setTimeout(r, 200));

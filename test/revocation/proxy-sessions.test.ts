@@ -44,7 +44,9 @@ describe('revoking a parent', () => {
     expect((await siblingSession.query('SELECT count(*)::int AS n FROM orders')).rows[0].n).toBe(300);
     expect((await (await stack.connect(sibling)).query('SELECT 1 AS x')).rows[0].x).toBe(1);
     // the revocation itself is in the audit trail, with the revoked token's lineage
-    const { rows } = await stack.broker.testDb.pool.query("SELECT reason, lineage FROM audit_events WHERE action = 'token.revoke'");
+    const { rows } = await stack.broker.testDb.pool.query(
+      "SELECT e.reason, l.lineage FROM audit_events AS e JOIN audit_lineages AS l ON l.hash = e.lineage_hash WHERE e.action = 'token.revoke'",
+    );
     expect(rows).toHaveLength(1);
     expect(rows[0].reason).toMatch(/by possession/);
     expect(rows[0].lineage[0]).toMatchObject({ subject: 'alice', agent: 'planner' });

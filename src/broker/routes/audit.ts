@@ -30,8 +30,17 @@ export function auditRoutes(deps: AuditRouteDeps) {
 
     app.get('/v1/audit/verify', async (request) => {
       requireAdmin(request, deps.bearer);
+      // Every chain (one per writer process and lane, plus the legacy one): `chains` lists each with
+      // its count, anchoring and first broken entry; `first_broken` is the lowest-seq one of those.
       const result = await verifyAuditChain(deps.pool);
-      return result.ok ? { ok: true, count: result.count, outcomes: result.outcomes } : { ok: false, first_broken: result.firstBroken };
+      return {
+        ok: result.ok,
+        count: result.count,
+        outcomes: result.outcomes,
+        chains: result.chains,
+        strays: result.strays,
+        ...(result.firstBroken ? { first_broken: result.firstBroken } : {}),
+      };
     });
 
     app.get<{ Params: { tokenId: string } }>('/v1/audit/tree/:tokenId', async (request) => {
