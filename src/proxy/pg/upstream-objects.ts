@@ -13,49 +13,80 @@ import { upstreamObjects, type UpstreamObjectRows, type UpstreamObjects } from '
 import type { UpstreamTarget } from './gate.ts';
 
 /**
- * A function the server may call on its own is trusted (left out of the snapshot) only when it is
- * built in, or IMMUTABLE and installed by an extension (citext, hstore, PostGIS operators): an
- * extension is installed by an administrator, and immutability is its author's promise that it
- * reads and changes nothing. Anything else a user created is judged like an explicit call.
+ * Which functions the snapshot leaves out because the server may run them without a right:
+ * IMMUTABLE built-ins, and IMMUTABLE functions installed by an extension (citext, hstore, PostGIS
+ * operators): an extension is installed by an administrator, and immutability is its author's
+ * promise that it reads and changes nothing. Every other function is listed, and the classifier
+ * judges it like an explicit call (a stable built-in on the safe list is still free there).
  */
-const FUNCTIONS_SQL = `
-  SELECT n.nspname AS schema, p.proname AS name
-  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-  WHERE n.nspname <> 'pg_catalog'`;
-
 const UNTRUSTED = `
   WITH untrusted AS (
-    SELECT p.oid, n.nspname AS fn_schema, p.proname AS fn_name
+    SELECT p.oid, n.nspname AS fn_schema, p.proname AS fn_name, n.nspname = 'pg_catalog' AS builtin
     FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-    WHERE n.nspname <> 'pg_catalog'
-      AND NOT (p.provolatile = 'i' AND EXISTS (
+    WHERE NOT (p.provolatile = 'i' AND (n.nspname = 'pg_catalog' OR EXISTS (
         SELECT 1 FROM pg_depend d
-        WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'))
-  )`;
-
-const OPERATORS_SQL = `${UNTRUSTED}
-  SELECT n.nspname AS schema, o.oprname AS name, u.fn_schema AS "fnSchema", u.fn_name AS "fnName"
-  FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace JOIN untrusted u ON u.oid = o.oprcode`;
-
-/**
- * Functions naming a type may run: its I/O, typmod and subscript functions, cast functions INTO it,
- * and functions its domain CHECK constraints call.
- */
-const TYPES_SQL = `${UNTRUSTED}, type_functions AS (
+        WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')))
+  ),
+  /*
+   * Functions naming a type may run: the I/O, typmod and subscript functions of a user-defined type
+   * (the generic built-in ones that enums, ranges, composites and domains use are trusted), cast
+   * functions into it unless the cast is built in, and the functions its domain CHECKs call.
+   */
+  type_functions AS (
     SELECT t.oid AS type_oid, f.fn
     FROM pg_type t, LATERAL unnest(ARRAY[t.typinput::oid, t.typoutput::oid, t.typreceive::oid,
       t.typsend::oid, t.typmodin::oid, t.typmodout::oid, t.typsubscript::oid]) AS f(fn)
+    WHERE f.fn <> 0 AND (SELECT pronamespace FROM pg_proc WHERE oid = f.fn) <> 'pg_catalog'::regnamespace
     UNION ALL
-    SELECT c.casttarget, c.castfunc FROM pg_cast c WHERE c.castfunc <> 0
+    SELECT c.casttarget, c.castfunc FROM pg_cast c
+    WHERE c.castfunc <> 0 AND NOT (c.oid < 16384)
     UNION ALL
     SELECT con.contypid, d.refobjid FROM pg_constraint con
       JOIN pg_depend d ON d.classid = 'pg_constraint'::regclass AND d.objid = con.oid
         AND d.refclassid = 'pg_proc'::regclass
     WHERE con.contypid <> 0
-  )
+  )`;
+
+const FUNCTIONS_SQL = `
+  SELECT n.nspname AS schema, p.proname AS name
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+  WHERE n.nspname <> 'pg_catalog'`;
+
+/** Operators: any user-created one, and built-in ones whose function is not built in. */
+const OPERATORS_SQL = `${UNTRUSTED}
+  SELECT n.nspname AS schema, o.oprname AS name, u.fn_schema AS "fnSchema", u.fn_name AS "fnName"
+  FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace JOIN untrusted u ON u.oid = o.oprcode
+  WHERE NOT (o.oid < 16384 AND u.builtin)`;
+
+const TYPES_SQL = `${UNTRUSTED}
   SELECT n.nspname AS schema, t.typname AS name, u.fn_schema AS "fnSchema", u.fn_name AS "fnName"
   FROM type_functions tf JOIN pg_type t ON t.oid = tf.type_oid
     JOIN pg_namespace n ON n.oid = t.typnamespace JOIN untrusted u ON u.oid = tf.fn`;
+
+/**
+ * Functions touching a user relation may run. Reading: the functions of its columns' user-defined
+ * types (output). Writing: also assignment casts and input into those types, column defaults, CHECK
+ * constraints and triggers.
+ */
+const RELATIONS_SQL = `${UNTRUSTED}, relation_functions AS (
+    SELECT a.attrelid AS rel, tf.fn, false AS write_only
+    FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+      JOIN type_functions tf ON tf.type_oid IN (t.oid, t.typbasetype, t.typelem)
+    WHERE a.attnum > 0 AND NOT a.attisdropped AND t.typnamespace <> 'pg_catalog'::regnamespace
+    UNION ALL
+    SELECT ad.adrelid, d.refobjid, true FROM pg_attrdef ad
+      JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid AND d.refclassid = 'pg_proc'::regclass
+    UNION ALL
+    SELECT con.conrelid, d.refobjid, true FROM pg_constraint con
+      JOIN pg_depend d ON d.classid = 'pg_constraint'::regclass AND d.objid = con.oid AND d.refclassid = 'pg_proc'::regclass
+    WHERE con.conrelid <> 0
+    UNION ALL
+    SELECT tg.tgrelid, tg.tgfoid, true FROM pg_trigger tg WHERE NOT tg.tgisinternal
+  )
+  SELECT DISTINCT n.nspname AS schema, c.relname AS name, u.fn_schema AS "fnSchema", u.fn_name AS "fnName", rf.write_only AS "writeOnly"
+  FROM relation_functions rf JOIN pg_class c ON c.oid = rf.rel JOIN pg_namespace n ON n.oid = c.relnamespace
+    JOIN untrusted u ON u.oid = rf.fn
+  WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')`;
 
 /** Read the snapshot from one upstream with the proxy's credentials. */
 export async function loadUpstreamObjects(target: UpstreamTarget): Promise<UpstreamObjects> {
@@ -72,12 +103,13 @@ export async function loadUpstreamObjects(target: UpstreamTarget): Promise<Upstr
   client.on('error', () => {});
   await client.connect();
   try {
-    const [functions, operators, types] = [
+    const [functions, operators, types, relations] = [
       (await client.query(FUNCTIONS_SQL)).rows,
       (await client.query(OPERATORS_SQL)).rows,
       (await client.query(TYPES_SQL)).rows,
-    ] as [UpstreamObjectRows['functions'], UpstreamObjectRows['operators'], UpstreamObjectRows['types']];
-    const rows: UpstreamObjectRows = { functions: sorted(functions), operators: sorted(operators), types: sorted(types) };
+      (await client.query(RELATIONS_SQL)).rows,
+    ] as [UpstreamObjectRows['functions'], UpstreamObjectRows['operators'], UpstreamObjectRows['types'], UpstreamObjectRows['relations']];
+    const rows: UpstreamObjectRows = { functions: sorted(functions), operators: sorted(operators), types: sorted(types), relations: sorted(relations) };
     return upstreamObjects(rows, createHash('sha256').update(JSON.stringify(rows)).digest('hex').slice(0, 16));
   } finally {
     await client.end().catch(() => {});

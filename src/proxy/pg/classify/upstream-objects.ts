@@ -28,6 +28,17 @@ export interface UpstreamObjects {
    * output functions, cast functions, domain checks): `schema` → type name → functions.
    */
   readonly types: ReadonlyMap<string, ReadonlyMap<string, readonly QualifiedName[]>>;
+  /**
+   * Relations whose use may run non-trusted functions: `schema` → relation → functions run when it
+   * is read (output of user-defined column types) and when it is written (also input and assignment
+   * casts of those types, column defaults, CHECK constraints, triggers).
+   */
+  readonly relations: ReadonlyMap<string, ReadonlyMap<string, RelationFunctions>>;
+}
+
+export interface RelationFunctions {
+  readonly read: readonly QualifiedName[];
+  readonly write: readonly QualifiedName[];
 }
 
 /**
@@ -39,6 +50,7 @@ export const NO_USER_OBJECTS: UpstreamObjects = Object.freeze({
   functions: new Map(),
   operators: new Map(),
   types: new Map(),
+  relations: new Map(),
 });
 
 /** Rows as the loader reads them from the upstream's catalog. */
@@ -46,6 +58,7 @@ export interface UpstreamObjectRows {
   functions: readonly { schema: string; name: string }[];
   operators: readonly { schema: string; name: string; fnSchema: string; fnName: string }[];
   types: readonly { schema: string; name: string; fnSchema: string; fnName: string }[];
+  relations: readonly { schema: string; name: string; fnSchema: string; fnName: string; writeOnly: boolean }[];
 }
 
 /** Build a frozen snapshot from catalog rows; `version` hashes the content (same rows → same version). */
@@ -57,7 +70,20 @@ export function upstreamObjects(rows: UpstreamObjectRows, version: string): Upst
     functions,
     operators: nested(rows.operators),
     types: nested(rows.types),
+    relations: relationFunctions(rows.relations),
   });
+}
+
+function relationFunctions(rows: UpstreamObjectRows['relations']): Map<string, Map<string, RelationFunctions>> {
+  const writes = nested(rows);
+  const reads = nested(rows.filter((r) => !r.writeOnly));
+  const out = new Map<string, Map<string, RelationFunctions>>();
+  for (const [schema, rels] of writes) {
+    const m = new Map<string, RelationFunctions>();
+    for (const [name, write] of rels) m.set(name, { read: reads.get(schema)?.get(name) ?? [], write });
+    out.set(schema, m);
+  }
+  return out;
 }
 
 function nested(rows: readonly { schema: string; name: string; fnSchema: string; fnName: string }[]) {

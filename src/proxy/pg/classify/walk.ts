@@ -226,7 +226,19 @@ export class Walker {
       const resource = this.names.relation(s, name);
       if (!(op === 'read' && isFreeCatalogRead(s, name))) this.add(resource, op);
       if (ctx.lockRows === true && mode === 'lookup') this.add(resource, 'update');
+      this.relationFunctions(s, name, op);
     }
+  }
+
+  /**
+   * Functions the server runs when `<schema>.<name>` is used this way: output functions of its
+   * user-defined column types on read; also their input and assignment casts, defaults, CHECKs and
+   * triggers on write (see `upstream-objects.ts`).
+   */
+  private relationFunctions(schema: string, name: string, op: PgOperation): void {
+    const fns = this.names.objects.relations.get(schema)?.get(name);
+    if (fns === undefined) return;
+    for (const [fs, fn] of op === 'read' ? fns.read : fns.write) this.judgedUser(fs, fn);
   }
 
   /** Apply a WITH clause: walk each CTE body with the names it may see; return the inner context. */
@@ -277,12 +289,11 @@ export class Walker {
     const target = expectRel(b.relation);
     this.relation(target, 'insert', inner, 'target');
     const oc = optObj(b.onConflictClause);
-    if (oc?.action === 'ONCONFLICT_UPDATE') {
-      this.relation(target, 'update', inner, 'target');
-      // DO UPDATE … WHERE / SET x = t.x read the existing row; `excluded.*` is the proposed row.
-      if (oc.whereClause !== undefined || readsColumns(oc.targetList, 'excluded')) {
-        this.relation(target, 'read', inner, 'target');
-      }
+    if (oc?.action === 'ONCONFLICT_UPDATE') this.relation(target, 'update', inner, 'target');
+    // ON CONFLICT reads existing rows: PostgreSQL requires SELECT on the conflict target's columns,
+    // and whether a row was inserted reveals which keys exist (an insert-only token's key oracle).
+    if (oc !== undefined && (oc.action === 'ONCONFLICT_UPDATE' || oc.infer !== undefined)) {
+      this.relation(target, 'read', inner, 'target');
     }
     if (hasReturning(b)) this.relation(target, 'read', inner, 'target');
     this.visitFields(b, inner, ['withClause', 'relation']);

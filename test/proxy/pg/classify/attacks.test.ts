@@ -71,7 +71,9 @@ describe('the corpus', () => {
       'MERGE INTO orders o USING customers c ON o.customer_id = c.id WHEN MATCHED THEN UPDATE SET total = 0 WHEN NOT MATCHED THEN INSERT (customer_id) VALUES (c.id)',
       [r('public.orders'), op('update', 'public.orders'), op('insert', 'public.orders'), r('public.customers')],
     ],
-    ['INSERT INTO orders (id, total) VALUES (1, 2) ON CONFLICT (id) DO UPDATE SET total = EXCLUDED.total', [op('insert', 'public.orders'), op('update', 'public.orders')]],
+    // the arbiter read is a key oracle: an insert-only token learns which ids exist
+    ['INSERT INTO orders (id, total) VALUES (1, 2) ON CONFLICT (id) DO UPDATE SET total = EXCLUDED.total', [op('insert', 'public.orders'), op('update', 'public.orders'), r('public.orders')]],
+    ['INSERT INTO orders (id) VALUES (1) ON CONFLICT (id) DO NOTHING', [op('insert', 'public.orders'), r('public.orders')]],
     ['SELECT * FROM orders WHERE id = (SELECT max(id) FROM (SELECT id FROM secret) s)', [r('public.orders'), r('public.secret')]],
     ['SELECT (SELECT string_agg(password, \',\') FROM users) AS x', [r('public.users')]],
     ['SELECT * FROM orders, LATERAL (SELECT * FROM secret WHERE secret.id = orders.id) s', [r('public.orders'), r('public.secret')]],

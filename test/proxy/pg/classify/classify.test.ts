@@ -66,7 +66,7 @@ describe('data modification', () => {
     ['INSERT INTO orders SELECT * FROM staging', [op('insert', 'public.orders'), r('public.staging')]],
     ['INSERT INTO orders VALUES (1) RETURNING *', [op('insert', 'public.orders'), r('public.orders')]],
     ['INSERT INTO orders VALUES (1) ON CONFLICT DO NOTHING', [op('insert', 'public.orders')]],
-    ['INSERT INTO orders VALUES (1) ON CONFLICT (id) DO UPDATE SET total = excluded.total', [op('insert', 'public.orders'), op('update', 'public.orders')]],
+    ['INSERT INTO orders VALUES (1) ON CONFLICT (id) DO UPDATE SET total = excluded.total', [op('insert', 'public.orders'), op('update', 'public.orders'), r('public.orders')]],
     ['INSERT INTO orders AS o VALUES (1) ON CONFLICT (id) DO UPDATE SET total = o.total + 1', [op('insert', 'public.orders'), op('update', 'public.orders'), r('public.orders')]],
     ['INSERT INTO orders VALUES (1) ON CONFLICT (id) DO UPDATE SET total = 1 WHERE orders.x > 0', [op('insert', 'public.orders'), op('update', 'public.orders'), r('public.orders')]],
     ['UPDATE orders SET status = 1', [op('update', 'public.orders')]],
