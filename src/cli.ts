@@ -3,6 +3,7 @@
  * Errors: non-zero exit and one clear line on stderr.
  */
 import { COMMANDS } from './commands/index.ts';
+import { terminalLines } from './commands/terminal-text.ts';
 
 const USAGE = `usage: baton <command> [options]
 
@@ -21,7 +22,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const command = COMMANDS[name];
   if (!command) {
-    process.stderr.write(`baton: unknown command "${name}"\n${USAGE}\n`);
+    process.stderr.write(`baton: unknown command "${terminalLines(name)}"\n${USAGE}\n`);
     return 2;
   }
   return command.run(rest);
@@ -32,7 +33,7 @@ main(process.argv.slice(2)).then(
     if (code !== undefined && code !== -1) process.exitCode = code;
   },
   (err: unknown) => {
-    process.stderr.write(`baton: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`baton: ${terminalLines(err instanceof Error ? err.message : String(err))}\n`);
     process.exitCode = 1;
   },
 );

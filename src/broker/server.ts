@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/schema.ts';
+import { followKeyring } from '../keys/follow.ts';
 import { Keyring } from '../keys/keyring.ts';
 import { createDevIssuer } from '../oidc/dev-issuer.ts';
 import { createOidcVerifier } from '../oidc/verify.ts';
@@ -99,7 +100,7 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
       },
       plugins: [
         auditRoutes({ pool: db.pool, bearer }),
-        revocationRoutes({ pool: db.pool, keys: keyring, state, revocations, audit: (e) => audit.append(e) }),
+        revocationRoutes({ pool: db.pool, keys: keyring, state, revocations, audit: (e) => audit.append(e), limits: config.broker.revocationLimits }),
         ...(devIssuer ? [async (a: FastifyInstance) => void (await a.register(devIssuer.plugin, { prefix: '/dev/oidc' }))] : []),
       ],
     },
@@ -107,21 +108,18 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
   );
   await app.listen({ host: config.broker.host, port });
 
-  // `baton keys rotate|retire` edits the key file from another process: follow it, and audit rotations
-  const keyWatch = setInterval(() => {
-    try {
-      const rotated = keyring.reloadIfChanged();
-      if (rotated) {
-        app.log.info(rotated, 'root key rotated');
-        audit
-          .append({ source: 'broker', action: 'key.rotate', decision: 'allow', reason: `active root key ${rotated.from} -> ${rotated.to}`, lineage: [] })
-          .catch((err: Error) => app.log.error({ err: err.message }, 'key rotation not audited'));
-      }
-    } catch (err) {
-      app.log.error({ err: (err as Error).message }, 'key file unreadable; keeping the keys in memory');
-    }
-  }, 2000);
-  keyWatch.unref();
+  // `baton keys rotate|retire` edits the key file from another process: follow it, audit rotations,
+  // and announce every change of the published set so proxies refetch it at once
+  const stopFollowingKeys = followKeyring(keyring, {
+    state,
+    onRotated: (rotated) => {
+      app.log.info(rotated, 'root key rotated');
+      audit
+        .append({ source: 'broker', action: 'key.rotate', decision: 'allow', reason: `active root key ${rotated.from} -> ${rotated.to}`, lineage: [] })
+        .catch((err: Error) => app.log.error({ err: err.message }, 'key rotation not audited'));
+    },
+    log: (e) => app.log.error(e, String(e.event)),
+  });
 
   return {
     app,
@@ -132,7 +130,7 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
     audit,
     revocations,
     async close() {
-      clearInterval(keyWatch);
+      stopFollowingKeys();
       await app.close();
       await revocations.stop();
       await audit.close();

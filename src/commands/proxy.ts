@@ -5,7 +5,7 @@
 import { pino } from 'pino';
 import { createAuditWriter } from '../audit/writer.ts';
 import { loadConfig } from '../config/load.ts';
-import { remoteKeySet, staticKeySet } from '../proxy/pg/keyset.ts';
+import { RemoteKeySet, staticKeySet } from '../proxy/pg/keyset.ts';
 import { startPgProxy } from '../proxy/pg/start.ts';
 import { assertLeastPrivilegedUpstreams, upstreamMap } from '../proxy/pg/upstreams.ts';
 import { RevocationSet } from '../revocation/set.ts';
@@ -40,17 +40,30 @@ export const proxy: Command = {
     const revocations = new RevocationSet({ source: httpRevocationSource(p.brokerUrl), state, stalenessMs: p.revocationStalenessSeconds * 1000 });
     await revocations.start();
     const audit = createAuditWriter(db.pool);
+    const logger = pino({ level: config.logLevel });
+    // key retirements end sessions: poll often (ETag), refetch on the broker's announcement, and fail
+    // closed past the same staleness bound as revocations
+    const remoteKeys = p.keySetFile
+      ? undefined
+      : new RemoteKeySet(p.keySetUrl!, {
+          state,
+          refreshMs: (p.keySetRefreshSeconds ?? 2) * 1000,
+          stalenessMs: p.revocationStalenessSeconds * 1000,
+          log: (e) => logger.warn(e, String(e.event)),
+        });
+    await remoteKeys?.start();
     const running = await startPgProxy(p, {
-      keys: p.keySetFile ? staticKeySet(p.keySetFile) : remoteKeySet(p.keySetUrl!),
+      keys: remoteKeys ?? staticKeySet(p.keySetFile!),
       revocations,
       audit,
       upstreams,
-      logger: pino({ level: config.logLevel }),
+      logger,
     });
     process.stderr.write(`baton: proxy listening on ${running.host}:${running.port} (audit: ${db.kind}, revocations: ${state.kind})\n`);
     onShutdown(async () => {
       await running.close();
       await revocations.stop();
+      await remoteKeys?.stop();
       await audit.close();
       await state.close();
       await db.close();

@@ -30,6 +30,14 @@ export const ConfigSchema = z.strictObject({
       rateLimit: z
         .strictObject({ perSubject: z.number().int().min(1).default(120), perClient: z.number().int().min(1).default(1200) })
         .prefault({}),
+      /** POST /v1/revoke flood limits (src/revocation/limits.ts): calls per minute, rows per lineage. */
+      revocationLimits: z
+        .strictObject({
+          perAddress: z.number().int().min(1).default(120),
+          perLineage: z.number().int().min(1).default(30),
+          maxOutstandingPerLineage: z.number().int().min(1).default(100),
+        })
+        .prefault({}),
     })
     .prefault({}),
   oidc: z.strictObject({ issuers: OidcIssuersSchema.default([]) }).prefault({}),
@@ -44,10 +52,44 @@ export const ConfigSchema = z.strictObject({
       /** Where the proxy gets the broker's public keys: a URL (cached, refreshed) or a file. */
       keySetUrl: z.string().url().optional(),
       keySetFile: z.string().optional(),
-      /** Fail closed when revocation state is older than this. */
+      /** Fail closed when revocation state is older than this (also bounds the key set's age). */
       revocationStalenessSeconds: z.number().min(1).max(300).default(5),
+      /** A standalone proxy polls the broker's key set this often (retirements end sessions). Default 2. */
+      keySetRefreshSeconds: z.number().min(0.2).max(60).optional(),
       /** Where the proxy resyncs revocations: the broker's base URL. */
       brokerUrl: z.string().url().optional(),
+      /** Pinned upstream `statement_timeout` (ms) for every proxied session; 0 = none. */
+      statementTimeoutMs: z.number().int().min(0).default(30_000),
+      /**
+       * Start even if an upstream login is a superuser or holds other dangerous privileges (rule 8:
+       * the upstream's own privileges are the second lock). Off by default; `baton proxy` refuses.
+       */
+      allowSuperuserUpstream: z.boolean().default(false),
+      /** Per-client fairness and resource limits (each refusal is a Postgres error naming its limit). */
+      limits: z
+        .strictObject({
+          /** Sessions per token lineage (the authority token id: attenuated children share it). */
+          maxSessionsPerToken: z.number().int().min(1).default(20),
+          /** Connections (in start-up or authenticated) per client IP address. */
+          maxConnectionsPerAddress: z.number().int().min(1).default(50),
+          /** Connections still in start-up (not yet authenticated); more are refused at once. */
+          maxStartingConnections: z.number().int().min(1).default(64),
+          /** Client connections in total. */
+          maxConnections: z.number().int().min(1).default(1_000),
+          /** From TCP accept to authenticated (covers slowloris sockets), ms. */
+          startupTimeoutMs: z.number().int().min(100).default(10_000),
+          /** A session with no traffic either way for this long is ended (57P05), ms; 0 = never. */
+          idleSessionTimeoutMs: z.number().int().min(0).default(30 * 60_000),
+          /** Largest SQL text in a Query or Parse message, bytes; larger → 54000, session continues. */
+          maxStatementBytes: z.number().int().min(1024).default(1024 * 1024),
+          /** Statements at least this long (chars) are classified in a worker thread. */
+          offThreadClassifyChars: z.number().int().min(1).default(16 * 1024),
+          /** Worker threads for large statements. */
+          classifyWorkers: z.number().int().min(1).max(16).default(2),
+          /** Time budget for classifying one large statement, ms; past it → denied. */
+          classifyTimeoutMs: z.number().int().min(10).default(5_000),
+        })
+        .prefault({}),
     })
     .prefault({}),
 });

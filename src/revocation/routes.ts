@@ -21,7 +21,8 @@ import { effectiveRights, readLineage, type LineageLink } from '../token/lineage
 import { failedStandingCheck } from '../token/standing-checks.ts';
 import { MAX_TOKEN_BYTES, verifyToken } from '../token/verify.ts';
 import { encodeRevocationMessage, REVOCATION_CHANNEL, type RevocationSet } from './set.ts';
-import { issuedToken, latestIssuedExpiry, listSince, revoke, schedulePurge, type RevocationEntry } from './store.ts';
+import { DEFAULT_REVOCATION_LIMITS, hitRevocationLimits, retryAfterOf, revocationRateLimited, type RevocationLimits } from './limits.ts';
+import { issuedToken, latestIssuedExpiry, listSince, revokeBounded, schedulePurge, type RevocationEntry, type RevokeBounds, type RevokeInput } from './store.ts';
 
 export interface RevocationRouteDeps {
   pool: pg.Pool;
@@ -34,6 +35,8 @@ export interface RevocationRouteDeps {
   channel?: string;
   /** Records each revocation in the audit trail (best effort: an audit outage never blocks a revocation). */
   audit?: (event: AuditEventInput) => Promise<unknown>;
+  /** Flood limits of POST /v1/revoke (src/revocation/limits.ts); defaults DEFAULT_REVOCATION_LIMITS. */
+  limits?: Partial<RevocationLimits>;
   /** Purge expired entries every this many ms (0 disables). Default 60 000. */
   purgeEveryMs?: number;
   now?: () => Date;
@@ -69,10 +72,23 @@ export function revocationRoutes(deps: RevocationRouteDeps): (app: FastifyInstan
   const now = deps.now ?? (() => new Date());
   const channel = deps.channel ?? REVOCATION_CHANNEL;
   const bearer = { keys: deps.keys, revocations: deps.revocations, now };
+  const limits: RevocationLimits = { ...DEFAULT_REVOCATION_LIMITS, ...deps.limits };
 
-  /** Durable first (PostgreSQL), then fast (local set + channel). A failed publish loses nothing. */
-  async function persistAndPublish(request: FastifyRequest, input: Parameters<typeof revoke>[1], lineage: LineageLink[]): Promise<RevocationEntry[]> {
-    const entries = await revoke(deps.pool, input);
+  /**
+   * Durable first (PostgreSQL), then fast (local set + channel). A failed publish loses nothing.
+   * Bounded: a token whose ancestor is already revoked stores nothing (it is dead already), and a
+   * lineage holds at most `limits.maxOutstandingPerLineage` rows (429 past it).
+   */
+  async function persistAndPublish(request: FastifyRequest, input: RevokeInput, lineage: LineageLink[], bounds: RevokeBounds = {}): Promise<RevocationEntry[]> {
+    const outcome = await revokeBounded(deps.pool, input, bounds);
+    if (outcome.kind === 'covered') {
+      request.log.info({ coveredBy: outcome.by, tokenId: input.tokenId }, 'revoke: an ancestor is already revoked; nothing stored');
+      return [outcome.entry];
+    }
+    if (outcome.kind === 'lineage_full') {
+      throw revocationRateLimited(`outstanding for this token's lineage (${outcome.outstanding}); revoke the token it was derived from instead, or wait`, outcome.retryAfterSeconds);
+    }
+    const entries = outcome.entries;
     deps.revocations.apply(entries);
     await deps.state.publish(channel, encodeRevocationMessage(entries)).catch((err: Error) => {
       // Proxies resync from the database on reconnect, and fail closed past their staleness bound
@@ -97,13 +113,21 @@ export function revocationRoutes(deps: RevocationRouteDeps): (app: FastifyInstan
 
   return async (app) => {
     app.post('/v1/revoke', async (request, reply) => {
-      const body = parse(RevokeRequest, request.body);
-      if (!!body.token === !!body.revocation_id) {
-        throw new BatonError('BATON_ERR_INVALID_REQUEST', 'send exactly one of token or revocation_id');
+      try {
+        // per address first: before any signature is checked (cheap refusal of a flood)
+        await hitRevocationLimits(deps.state, { address: request.ip }, limits, (e) => request.log.warn(e, 'revocation limiter unavailable'));
+        const body = parse(RevokeRequest, request.body);
+        if (!!body.token === !!body.revocation_id) {
+          throw new BatonError('BATON_ERR_INVALID_REQUEST', 'send exactly one of token or revocation_id');
+        }
+        reply.header('cache-control', 'no-store');
+        if (body.token) return await revokeByPossession(request, body.token, body.reason);
+        return await revokeById(request, body.revocation_id!, body.reason);
+      } catch (err) {
+        const retryAfter = retryAfterOf(err);
+        if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter));
+        throw err;
       }
-      reply.header('cache-control', 'no-store');
-      if (body.token) return revokeByPossession(request, body.token, body.reason);
-      return revokeById(request, body.revocation_id!, body.reason);
     });
 
     app.get('/v1/revocations', async (request, reply) => {
@@ -144,8 +168,9 @@ export function revocationRoutes(deps: RevocationRouteDeps): (app: FastifyInstan
       return { revoked: false };
     }
     let lastId: string, tokenId: string | undefined, expiresAt: Date | undefined, lineage: LineageLink[];
+    const chain = v.revocationIds;
     try {
-      lastId = v.revocationIds.at(-1)!;
+      lastId = chain.at(-1)!;
       lineage = readLineage(v.decoded);
       tokenId = lineage[0]?.tokenId;
       const exp = effectiveRights(v.decoded).expiresAt; // an expired token may still be revoked
@@ -153,18 +178,35 @@ export function revocationRoutes(deps: RevocationRouteDeps): (app: FastifyInstan
     } finally {
       v.biscuit.free();
     }
+    // the lineage's root (the issued token itself) is never refused per lineage: its holder must be
+    // able to kill the whole lineage however much a descendant flooded it (and it stores one row)
+    if (chain.length > 1) await hitRevocationLimits(deps.state, { lineage: tokenId ?? chain[0] }, limits, (e) => request.log.warn(e, 'revocation limiter unavailable'));
     // Every token expires; one without a readable expiry is bounded by the latest issued token.
     expiresAt ??= await latestIssuedExpiry(deps.pool, now());
-    await persistAndPublish(request, { revocationIds: [lastId], tokenId, expiresAt, revokedBy: 'possession', reason }, lineage);
-    return { revoked: true, revocation_id: lastId };
+    const [entry] = await persistAndPublish(request, { revocationIds: [lastId], tokenId, expiresAt, revokedBy: 'possession', reason }, lineage, {
+      ancestorIds: chain.slice(0, -1),
+      maxOutstandingPerLineage: limits.maxOutstandingPerLineage,
+      isRoot: chain.length === 1,
+    });
+    // the id in the list that kills this token: its own, or an ancestor's already there
+    return { revoked: true, revocation_id: entry?.revocationId ?? lastId };
   }
 
   async function revokeById(request: FastifyRequest, id: string, reason?: string) {
     const caller = authenticateRequest(request, bearer);
     if (!REVOCATION_ID.test(id)) throw new BatonError('BATON_ERR_INVALID_REQUEST', 'revocation_id must be a hex Biscuit revocation id');
     const { expiresAt, tokenId } = await authorizeRevocation(caller, id);
-    await persistAndPublish(request, { revocationIds: [id], tokenId, expiresAt, revokedBy: caller.tokenId ?? 'unknown', reason }, caller.lineage);
-    return { revoked: true, revocation_id: id };
+    // an admin revoking any id is bounded per address only; anyone else revokes their own chain
+    const own = !caller.isAdmin || caller.revocationIds.includes(id);
+    if (own && caller.revocationIds.length > 1) await hitRevocationLimits(deps.state, { lineage: caller.tokenId ?? caller.revocationIds[0] }, limits, (e) => request.log.warn(e, 'revocation limiter unavailable'));
+    const at = caller.revocationIds.indexOf(id);
+    const [entry] = await persistAndPublish(
+      request,
+      { revocationIds: [id], tokenId, expiresAt, revokedBy: caller.tokenId ?? 'unknown', reason },
+      caller.lineage,
+      own ? { ancestorIds: caller.revocationIds.slice(0, Math.max(at, 0)), maxOutstandingPerLineage: limits.maxOutstandingPerLineage, isRoot: at === 0 } : { isRoot: tokenId !== undefined }, // an admin's id has a tokenId only when it is an issued token's root
+    );
+    return { revoked: true, revocation_id: entry?.revocationId ?? id };
   }
 
   /**

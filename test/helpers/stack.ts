@@ -4,8 +4,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { ensureDemoUpstream } from '../../src/dev/demo-upstream.ts';
-import { startPgProxy, type RunningPgProxy } from '../../src/proxy/pg/start.ts';
+import { dropDemoUpstream, ensureDemoUpstream } from '../../src/dev/demo-upstream.ts';
+import { startPgProxy, type PgProxyConfig, type RunningPgProxy } from '../../src/proxy/pg/start.ts';
 import { RevocationSet } from '../../src/revocation/set.ts';
 import { httpRevocationSource } from '../../src/revocation/sources.ts';
 import { upstreamFromUrl } from '../../src/proxy/pg/upstreams.ts';
@@ -19,6 +19,7 @@ export interface TestStack {
   proxy: RunningPgProxy;
   /** The proxy's own revocation set: fed like a separate process's (channel + HTTP resync). */
   proxyRevocations: RevocationSet;
+  /** The demo upstream as the proxy reaches it (its least-privileged role). */
   appdbUrl: string;
   /** A Baton token for a dev-issuer identity. */
   token(sub: string, groups: string[], clientId?: string): Promise<string>;
@@ -30,7 +31,7 @@ export interface TestStack {
   stop(): Promise<void>;
 }
 
-export async function startTestStack(area: string): Promise<TestStack> {
+export async function startTestStack(area: string, proxyConfig: Partial<PgProxyConfig> = {}): Promise<TestStack> {
   const broker = await startTestBroker(area);
   const admin = new URL(TEST_DATABASE_URL);
   admin.pathname = '/postgres';
@@ -39,10 +40,13 @@ export async function startTestStack(area: string): Promise<TestStack> {
   const proxyRevocations = new RevocationSet({ source: httpRevocationSource(broker.url), state: broker.state });
   await proxyRevocations.start();
   const proxy = await startPgProxy(
-    { host: '127.0.0.1', port: 0, upstreams: {}, allowInsecure: false, revocationStalenessSeconds: 5 },
+    // Test files hold many sessions of one token open at once: the per-token cap is raised here.
+    { host: '127.0.0.1', port: 0, upstreams: {}, allowInsecure: false, revocationStalenessSeconds: 5, ...proxyConfig, limits: { maxSessionsPerToken: 1000, ...proxyConfig.limits } },
     { keys: { resolver: async () => broker.keyring }, revocations: proxyRevocations, audit: broker.audit, upstreams: new Map([['appdb', upstreamFromUrl(appdbUrl)]]) },
   );
-  const direct = new pg.Pool({ connectionString: appdbUrl, max: 2 });
+  const directUrl = new URL(admin);
+  directUrl.pathname = `/${appdbName}`;
+  const direct = new pg.Pool({ connectionString: directUrl.toString(), max: 2 });
   const clients = new Set<pg.Client>();
   return {
     broker,
@@ -67,10 +71,7 @@ export async function startTestStack(area: string): Promise<TestStack> {
       await proxyRevocations.stop();
       await direct.end();
       await broker.stop();
-      const a = new pg.Client({ connectionString: admin.toString() });
-      await a.connect();
-      await a.query(`DROP DATABASE IF EXISTS ${appdbName} WITH (FORCE)`);
-      await a.end();
+      await dropDemoUpstream(admin.toString(), appdbName);
     },
   };
 }

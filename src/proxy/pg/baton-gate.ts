@@ -14,7 +14,10 @@ import type { KeyResolver } from '../../token/keys.ts';
 import { effectiveRights, readLineage, type LineageLink } from '../../token/lineage.ts';
 import { verifyToken, type VerifiedToken } from '../../token/verify.ts';
 import { decodeToken } from '../../token/wire/index.ts';
+import { isPublished } from './keyset.ts';
 import type { Classification, ClassifyContext } from './classify/types.ts';
+import type { UpstreamObjects } from './classify/upstream-objects.ts';
+import { covers } from '../../token/vocabulary.ts';
 import type { AuthenticateRequest, AuthenticateResult, CheckPhase, CheckResult, GateSession, StatementOutcome, UpstreamTarget } from './gate.ts';
 
 export interface BatonGateDeps {
@@ -23,9 +26,18 @@ export interface BatonGateDeps {
   revocations: RevocationView;
   audit: AuditWriter;
   /** Classifies SQL (cached by the caller's implementation). */
-  classify: (sql: string, ctx: ClassifyContext) => Classification;
+  classify: (sql: string, ctx: ClassifyContext) => Classification | Promise<Classification>;
   /** Upstream by the database name the client asked for. */
   upstreams: ReadonlyMap<string, UpstreamTarget>;
+  /**
+   * Each upstream's user-defined functions, operators and types (the classifier needs them to see
+   * calls without call syntax). Rejects when unknown: the statement is refused.
+   */
+  objects: (database: string) => UpstreamObjects | Promise<UpstreamObjects>;
+  /** A statement that may create or drop functions, operators, types or casts was allowed or ran. */
+  objectsMayHaveChanged?: (database: string) => void;
+  /** The pinned upstream statement_timeout (ms) a session may not lift with SET; absent = no cap. */
+  maxStatementTimeoutMs?: number;
   now?: () => Date;
   log?: (event: Record<string, unknown>) => void;
 }
@@ -48,7 +60,9 @@ export function createBatonGate(deps: BatonGateDeps) {
       } catch (err) {
         const e = asBatonError(err);
         deps.log?.({ event: 'connect.refused', code: e.code, detail: e.detail });
-        return { ok: false, sqlstate: SQLSTATE.invalidPassword, message: `baton: ${e.message}` };
+        // a key set we cannot confirm current is "try again later", not "bad password"
+        const sqlstate = e.code === 'BATON_ERR_REVOCATION_STALE' ? SQLSTATE.cannotConnectNow : SQLSTATE.invalidPassword;
+        return { ok: false, sqlstate, message: `baton: ${e.message}` };
       }
       const lineage = readLineage(verified.decoded);
       const effective = effectiveRights(verified.decoded);
@@ -57,6 +71,13 @@ export function createBatonGate(deps: BatonGateDeps) {
       if (refusal) {
         verified.biscuit.free();
         return { ok: false, sqlstate: refusal.fatalState, message: refusal.message, ...(refusal.revoked ? { severity: 'ERROR' as const } : {}) };
+      }
+      // A session needs some right on this upstream: a token that grants nothing here may not even
+      // run statements that touch no table (version(), catalog reads, settings).
+      if (!grantsSomethingOn(verified, effective.rights, req.database, now())) {
+        verified.biscuit.free();
+        deps.log?.({ event: 'connect.refused', code: 'BATON_ERR_FORBIDDEN', detail: `no right on upstream ${req.database}` });
+        return { ok: false, sqlstate: SQLSTATE.insufficientPrivilege, message: `baton: the token grants nothing on upstream ${req.database}` };
       }
       // Decisions are cached per (resource, operation) until expiry/revocation, which are checked on
       // every statement. A token with checks outside the vocabulary (hand-written Datalog, e.g. a
@@ -86,10 +107,34 @@ export function createBatonGate(deps: BatonGateDeps) {
 interface Ticket {
   receiptId: string;
   startedAt: number;
+  /** The statement may have changed the upstream's functions, operators, types or casts. */
+  changesObjects: boolean;
+}
+
+/** Operations after which the upstream-objects snapshot must be reloaded before the next statement. */
+const OBJECT_CHANGING = new Set(['ddl', 'admin']);
+
+/**
+ * True when some effective right of the token names this upstream AND the token's own checks allow
+ * it. With an exact lineage the effective rights are the truth; with an approximate one each
+ * candidate is confirmed by the authorizer (a hand-written check may deny everything).
+ */
+function grantsSomethingOn(token: VerifiedToken, rights: readonly { resource: string; operation: string }[], database: string, now: Date): boolean {
+  const prefix = `pg:${database}/`;
+  const here = rights.filter((r) => r.resource.startsWith(prefix) || covers(r.resource, `${prefix}x`));
+  return here.slice(0, 32).some((r) => {
+    try {
+      return authorize(token.biscuit, r.resource.startsWith(prefix) ? r.resource : `${prefix}*`, r.operation === '*' ? 'read' : r.operation, now).allow;
+    } catch {
+      return false;
+    }
+  });
 }
 
 class BatonSession implements GateSession {
   readonly upstream: UpstreamTarget;
+  /** The per-token session cap counts by the authority token id: every attenuated child shares it. */
+  readonly limitKey: string | undefined;
   readonly #deps: BatonGateDeps;
   readonly #database: string;
   readonly #token: VerifiedToken;
@@ -106,6 +151,7 @@ class BatonSession implements GateSession {
     this.#deps = deps;
     this.#database = database;
     this.upstream = upstream;
+    this.limitKey = lineage[0]?.tokenId ?? token.revocationIds[0];
     this.#token = token;
     this.#lineage = lineage;
     this.#auditLineage = toAuditLineage(lineage);
@@ -128,8 +174,34 @@ class BatonSession implements GateSession {
     if (this.#deps.revocations.firstRevoked(this.#token.revocationIds)) {
       return this.#deny(phase, 'the token (or one of its ancestors) has been revoked', undefined, { sqlstate: SQLSTATE.invalidPassword, fatal: true });
     }
+    // a retired root key withdraws every token it signed, like a revocation (memory only: the key
+    // source keeps its set fresh in the background and throws when it cannot confirm it is current)
+    let keys;
+    try {
+      keys = await this.#deps.keys();
+    } catch (err) {
+      return { allow: false, sqlstate: SQLSTATE.cannotConnectNow, message: `baton: ${asBatonError(err).message}` };
+    }
+    if (!isPublished(keys, this.#token.rootKeyId)) {
+      return this.#deny(phase, `the token's root key (${this.#token.rootKeyId}) has been retired`, undefined, { sqlstate: SQLSTATE.invalidPassword, fatal: true });
+    }
     // 2. what does the SQL touch?
-    const classification = this.#deps.classify(sql, { upstream: this.#database, searchPath: this.#searchPath });
+    let objects: UpstreamObjects;
+    try {
+      objects = await this.#deps.objects(this.#database);
+    } catch (err) {
+      return { allow: false, sqlstate: SQLSTATE.cannotConnectNow, message: `baton: ${asBatonError(err).message}` };
+    }
+    const ctx: ClassifyContext = {
+      upstream: this.#database,
+      searchPath: this.#searchPath,
+      objects,
+      ...(this.#deps.maxStatementTimeoutMs ? { maxStatementTimeoutMs: this.#deps.maxStatementTimeoutMs } : {}),
+    };
+    // large statements are classified in a worker thread (a promise); small ones synchronously
+    let classified = this.#deps.classify(sql, ctx);
+    if (classified instanceof Promise) classified = await classified;
+    const classification = classified;
     if (!classification.ok) return this.#deny(phase, `statement refused: ${classification.reason}`, undefined);
     // 3. every (resource, operation) on its own
     const accesses = classification.statements.flatMap((s) => s.accesses);
@@ -150,8 +222,10 @@ class BatonSession implements GateSession {
     if (phase === 'parse') return { allow: true }; // nothing runs at Parse; Execute is audited
     // 4. durable audit entry BEFORE the statement runs (fail closed)
     try {
+      const changesObjects = accesses.some((a) => OBJECT_CHANGING.has(a.operation));
+      if (changesObjects) this.#deps.objectsMayHaveChanged?.(this.#database);
       const receipt = await this.#deps.audit.append(this.#event('allow', undefined, classification, accesses));
-      return { allow: true, ticket: { receiptId: receipt.id, startedAt: started } satisfies Ticket };
+      return { allow: true, ticket: { receiptId: receipt.id, startedAt: started, changesObjects } satisfies Ticket };
     } catch (err) {
       const e = asBatonError(err);
       this.#deps.log?.({ event: 'audit.unavailable', code: e.code, detail: e.detail });
@@ -161,6 +235,8 @@ class BatonSession implements GateSession {
 
   outcome(ticket: unknown, outcome: StatementOutcome): void {
     const t = ticket as Ticket;
+    // again once it ran: a reload started between the allow and the commit may have missed it
+    if (t.changesObjects) this.#deps.objectsMayHaveChanged?.(this.#database);
     this.#deps.audit
       .recordOutcome(
         { id: t.receiptId },

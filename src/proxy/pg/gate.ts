@@ -101,6 +101,11 @@ export interface GateSession {
   /** Where to connect; the proxy's own credentials. */
   upstream: UpstreamTarget;
   /**
+   * Sessions sharing this key count against one per-token cap (`limits.maxSessionsPerToken`),
+   * e.g. the token lineage's authority token id. Absent: no per-token cap.
+   */
+  readonly limitKey?: string;
+  /**
    * Called for every simple Query (the whole string, which may hold several statements), every Parse
    * (its SQL) and every Execute (the SQL of the portal's statement). Calls are serial per session, in
    * message order. May return synchronously (the fast path for cached decisions). A throw or a

@@ -2,10 +2,11 @@
  * `baton proxy` as its own process: keys fetched from the broker's key set, revocations by channel
  * fan-out + HTTP resync, audit into the broker's database, production config validated.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDemoUpstream } from '../../../src/dev/demo-upstream.ts';
@@ -94,5 +95,36 @@ describe('baton proxy (own process)', () => {
     const token = await exchange({ broker: broker.url, subjectToken: await broker.devToken('bob', ['analysts']) });
     const c = await connect(token);
     expect((await c.query('SELECT 1 AS x')).rows[0].x).toBe(1);
+  });
+
+  it('ends a live session within seconds when its root key is retired (baton keys retire), and refuses new connections', async () => {
+    const token = await exchange({ broker: broker.url, subjectToken: await broker.devToken('carol', ['engineers']) });
+    const child = attenuate(token, { resources: ['pg:appdb/public.orders'], operations: ['read'], delegateTo: 'helper-8' });
+    const c = await connect(child);
+    expect((await c.query('SELECT count(*)::int AS n FROM orders')).rows[0].n).toBe(300);
+    const signedBy = broker.keyring.signingKey().id;
+    broker.keyring.rotate();
+    const fresh = await exchange({ broker: broker.url, subjectToken: await broker.devToken('dave', ['engineers']) });
+    const t0 = Date.now();
+    await promisify(execFile)('node', ['bin/baton.mjs', 'keys', 'retire', String(signedBy), '--data-dir', broker.dataDir]);
+    const written = Date.now(); // the key file says "retired" from here on
+    let refused: { code?: string; message?: string } | undefined;
+    while (!refused && Date.now() - t0 < 10_000) {
+      refused = await c.query('SELECT 1').then(() => undefined, (e: { code?: string; message?: string }) => e);
+      if (!refused) await new Promise((r) => setTimeout(r, 50));
+    }
+    const took = Date.now() - t0;
+    expect(refused?.code).toBe('28P01');
+    expect(refused?.message).toMatch(/root key \(\d+\) has been retired/);
+    // the broker follows the key file (≤ 1 s) and announces on Redis (the proxy refetches at once);
+    // without Redis the proxy's 2 s poll decides. `took` also counts the CLI's own start-up.
+    const sinceWritten = Date.now() - written;
+    if (process.env.BATON_TEST_TIMINGS) process.stderr.write(`retirement → refused statement: ${took} ms (${sinceWritten} ms after the key file changed)\n`);
+    expect(sinceWritten).toBeLessThan(process.env.REDIS_URL ? 2500 : 4000);
+    expect(await c.query('SELECT 1').then(() => 'ran', () => 'ended')).toBe('ended');
+    for (const t of [token, child]) await expect(connect(t)).rejects.toMatchObject({ code: '28P01', message: expect.stringMatching(/unknown or retired key/) });
+    const ok = await connect(fresh);
+    expect((await ok.query('SELECT 1 AS x')).rows[0].x).toBe(1);
+    await ok.end();
   });
 });
