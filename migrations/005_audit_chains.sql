@@ -76,6 +76,12 @@ BEGIN
 END
 $$;
 
+-- resources (the primary resource and every access, for the resource filter) was a generated column
+-- computed by a PL/pgSQL function for every row — a third of an insert's server time. The writer now
+-- fills it from the very fields it hashes, and verification recomputes and compares it, so a changed
+-- value is still detected. Rows already stored keep their values.
+ALTER TABLE audit_events ALTER COLUMN resources DROP EXPRESSION IF EXISTS;
+
 -- (chain_id, chain_seq) is the link: unique, so two batches can never both extend the same head.
 CREATE UNIQUE INDEX IF NOT EXISTS audit_events_chain ON audit_events (chain_id, chain_seq);
 CREATE UNIQUE INDEX IF NOT EXISTS audit_outcomes_chain ON audit_outcomes (chain_id, chain_seq);
@@ -162,11 +168,11 @@ BEGIN
   END LOOP;
   IF chain = 1 THEN
     INSERT INTO audit_events (seq, id, time, source, action, decision, reason, lineage, token_id, resource,
-                              operation, accesses, fingerprint, normalized, outcome, duration_ms, prev_hash, hash)
+                              operation, accesses, fingerprint, normalized, outcome, duration_ms, prev_hash, hash, resources)
     SELECT t.seq, (d->>'id')::uuid, (d->>'time')::timestamptz, d->>'source', d->>'action', d->>'decision',
            d->>'reason', d->'lineage', d->>'tokenId', d->>'resource', d->>'operation', d->'accesses',
            d->>'fingerprint', d->>'normalized', d->'outcome', (d->'durationMs')::numeric,
-           coalesce(hashes[t.n::integer - 1], first_prev), t.hash
+           coalesce(hashes[t.n::integer - 1], first_prev), t.hash, audit_touched_resources(d->>'resource', d->'accesses')
     FROM unnest(docs, seqs, hashes) WITH ORDINALITY AS t(d, seq, hash, n);
   ELSE
     INSERT INTO audit_outcomes (seq, id, event_id, time, outcome, duration_ms, prev_hash, hash)

@@ -29,8 +29,12 @@ export type Sealed<I> = I & { seq: number; chainId: number; chainSeq: number; pr
 export interface ChainCodec<I> {
   kind: 'events' | 'outcomes';
   table: 'audit_events' | 'audit_outcomes';
-  /** Stored columns after (chain_id, chain_seq, prev_hash, hash), with their SQL types. */
-  columns: readonly (readonly [name: string, type: string])[];
+  /**
+   * Stored columns after (chain_id, chain_seq, prev_hash, hash): name, the SQL type of its element
+   * in the batch's parameter array, and optionally the type to cast each element to (e.g. a text[]
+   * column travels as array literals, since unnest would flatten an array of arrays).
+   */
+  columns: readonly (readonly [name: string, type: string, cast?: string])[];
   /** The hashed content of an entry (canonical JSON, see hash.ts `chainedContentJson`). */
   content(item: I): string;
   /** The entry's values for `columns`, in order. */
@@ -101,6 +105,9 @@ interface Head {
   hash: string;
 }
 
+/** Entries per lane below which a queue is not split between idle lanes. */
+const MIN_SPLIT = 16;
+
 /** Lineages known to be committed (by anyone): not sent again. Bounded; forgetting one only costs a resend. */
 const KNOWN_LINEAGES_MAX = 10_000;
 
@@ -138,7 +145,7 @@ export class GroupCommitter<I extends object> {
   readonly #chain: ChainOptions;
   readonly #onError: (err: BatonError) => void;
   readonly #lanes: Lane[];
-  readonly #insert: { name: string; text: string };
+  readonly #insert: ReturnType<typeof insertStatements>;
   readonly #known = new Set<string>();
   #queue: Pending<I>[] = [];
   #pending = 0;
@@ -155,7 +162,7 @@ export class GroupCommitter<I extends object> {
     this.#chain = chain;
     this.#onError = onError;
     this.#lanes = Array.from({ length: limits.lanes }, () => new Lane(chain.anchorKey ?? anchorKey()));
-    this.#insert = insertStatement(codec);
+    this.#insert = insertStatements(codec);
   }
 
   /** Queues an entry; resolves with the sealed entry once committed (durable for events), rejects otherwise. */
@@ -208,12 +215,19 @@ export class GroupCommitter<I extends object> {
     this.#scheduled = true;
     queueMicrotask(() => {
       this.#scheduled = false;
+      // A long queue is shared evenly between the idle lanes, so their batches overlap (one being
+      // prepared here or inserted by PostgreSQL while another waits for its flush); a short one goes
+      // whole to one lane (splitting it would only add flushes).
+      let idle = this.#lanes.reduce((n, l) => n + (l.busy ? 0 : 1), 0);
       for (const lane of this.#lanes) {
         if (this.#queue.length === 0) return;
         if (lane.busy) continue;
+        const share = this.#queue.length >= 2 * MIN_SPLIT ? Math.ceil(this.#queue.length / idle) : this.#queue.length;
+        idle--;
+        const take = Math.min(this.#limits.maxBatch, share);
         lane.busy = true;
         clearTimeout(lane.idleTimer);
-        void this.#commit(lane, this.#queue.splice(0, this.#limits.maxBatch)).finally(() => {
+        void this.#commit(lane, this.#queue.splice(0, take)).finally(() => {
           lane.busy = false;
           if (this.#queue.length > 0) this.#schedule();
           else this.#idle(lane);
@@ -313,7 +327,8 @@ export class GroupCommitter<I extends object> {
         }
         const values = insertValues(this.#codec, chainId, batch, lineages, checkpoint);
         sent = true;
-        const { rows } = await query(client, deadline, { ...this.#insert, values });
+        const statement = lineages.size > 0 || checkpoint ? this.#insert.full : this.#insert.plain;
+        const { rows } = await query(client, deadline, { ...statement, values });
         lane.head = { chainSeq: last.chainSeq, hash: last.hash };
         for (const hash of lineages.keys()) this.#remember(hash);
         this.#settled(lane, batch, rows, checkpoint);
@@ -430,21 +445,27 @@ function position<I>(batch: Pending<I>[], chainId: number, head: Head): void {
  * one), the checkpoint if any, and the rows from one array per column — all in one autocommit
  * statement, so one commit makes them durable together.
  */
-function insertStatement<I>(codec: ChainCodec<I>): { name: string; text: string } {
+function insertStatements<I>(codec: ChainCodec<I>): { plain: { name: string; text: string }; full: { name: string; text: string } } {
   const fixed = [
     ['chain_seq', 'bigint'],
     ['prev_hash', 'text'],
     ['hash', 'text'],
   ] as const;
-  const cols = [...fixed, ...codec.columns];
+  const cols: readonly (readonly [string, string, string?])[] = [...fixed, ...codec.columns];
   const arrays = cols.map(([, type], i) => `$${i + 8}::${type}[]`).join(', ');
-  const text =
+  const select = cols.map(([, , cast], i) => `u.c${i}${cast ? `::${cast}` : ''}`).join(', ');
+  const rows =
+    `INSERT INTO ${codec.table} (chain_id, ${cols.map(([name]) => name).join(', ')}) ` +
+    `SELECT $3::bigint, ${select} FROM unnest(${arrays}) AS u(${cols.map((_, i) => `c${i}`).join(', ')}) RETURNING chain_seq, seq`;
+  const full =
     'WITH lineages AS (INSERT INTO audit_lineages (hash, lineage) SELECT * FROM unnest($1::text[], $2::jsonb[]) ON CONFLICT (hash) DO NOTHING), ' +
     'checkpoint AS (INSERT INTO audit_checkpoints (chain_id, chain_seq, hash, signed_at, signature) ' +
-    'SELECT $3::bigint, $4::bigint, $5::text, $6::text, $7::text WHERE $7::text IS NOT NULL) ' +
-    `INSERT INTO ${codec.table} (chain_id, ${cols.map(([name]) => name).join(', ')}) ` +
-    `SELECT $3::bigint, u.* FROM unnest(${arrays}) AS u RETURNING chain_seq, seq`;
-  return { name: `baton_audit_insert_${codec.kind}`, text };
+    `SELECT $3::bigint, $4::bigint, $5::text, $6::text, $7::text WHERE $7::text IS NOT NULL) ${rows}`;
+  // Most batches carry no new lineage and no checkpoint: a statement without the two CTEs is
+  // measurably cheaper (~0.1 ms at one in flight here). $1, $2 and $4–$7 stay so both take the same values.
+  const plain =
+    'WITH unused AS (SELECT $1::text[], $2::jsonb[], $4::bigint, $5::text, $6::text, $7::text) ' + rows;
+  return { plain: { name: `baton_audit_rows_${codec.kind}`, text: plain }, full: { name: `baton_audit_batch_${codec.kind}`, text: full } };
 }
 
 function insertValues<I>(

@@ -20,6 +20,20 @@ export const OUTCOME_COLUMNS = 'seq, chain_id, chain_seq, id, event_id, time, ou
 
 export type Row = Record<string, unknown>;
 
+/**
+ * The `resources` query helper of an event: its resource and every access's resource, distinct, in
+ * UTF-16 order. Derived from hashed fields: the writer stores it, verification recomputes it.
+ *
+ * @example
+ * touchedResources({ resource: 'pg:a/x', accesses: [{ resource: 'pg:a/y', operation: 'read' }] }); // ['pg:a/x', 'pg:a/y']
+ */
+export function touchedResources(e: Pick<AuditEvent, 'resource' | 'accesses'>): string[] {
+  const all = new Set<string>();
+  if (e.resource !== undefined) all.add(e.resource);
+  for (const a of e.accesses ?? []) all.add(a.resource);
+  return [...all].sort();
+}
+
 function present<T extends object>(obj: T): T {
   for (const k of Object.keys(obj) as (keyof T)[]) if (obj[k] === undefined || obj[k] === null) delete obj[k];
   return obj;

@@ -18,7 +18,7 @@ import type pg from 'pg';
 import { type AuditCheckpoint, checkpointSignatureValid } from './anchor.ts';
 import type { AuditEvent, AuditOutcomeRecord } from './event.ts';
 import { GENESIS_HASH, canonicalJson, chainHash, legacyChainHash, sha256Hex } from './hash.ts';
-import { EVENT_COLUMNS, EVENT_FROM, OUTCOME_COLUMNS, type Row, rowToEvent, rowToOutcome } from './rows.ts';
+import { EVENT_COLUMNS, EVENT_FROM, OUTCOME_COLUMNS, type Row, rowToEvent, rowToOutcome, touchedResources } from './rows.ts';
 
 type Table = 'audit_events' | 'audit_outcomes';
 
@@ -180,7 +180,7 @@ async function verifyChain(
   report.anchoredSeq = checkpoints.at(-1)?.chainSeq ?? 0;
   let nextCheckpoint = 0;
 
-  const columns = table === 'audit_events' ? `${EVENT_COLUMNS}, l.hash AS stored_lineage_hash` : OUTCOME_COLUMNS;
+  const columns = table === 'audit_events' ? `${EVENT_COLUMNS}, l.hash AS stored_lineage_hash, e.resources` : OUTCOME_COLUMNS;
   const from = table === 'audit_events' ? EVENT_FROM : 'audit_outcomes AS e';
   const toEntry: (row: Row) => AuditEvent | AuditOutcomeRecord = table === 'audit_events' ? rowToEvent : rowToOutcome;
   const page = legacy
@@ -207,6 +207,9 @@ async function verifyChain(
         ? chainHash({ ...entry, chainId: undefined, chainSeq: undefined }) === entry.hash || legacyChainHash(entry) === entry.hash
         : chainHash(entry) === entry.hash;
       if (!hashOk) return fail("hash does not match the entry's content: the entry was altered", at);
+      if (table === 'audit_events' && !sameSet(row.resources as string[] | null, touchedResources(entry as AuditEvent))) {
+        return fail('the resources query helper does not match the entry: it was altered (the entry would be missed by resource queries)', at);
+      }
       if (!legacy && table === 'audit_events') {
         const address = entry.lineageHash!;
         if (row.stored_lineage_hash === null) return fail(`lineage ${address} is missing: the stored lineage was removed`, at);
@@ -241,6 +244,11 @@ async function verifyChain(
   }
   report.unanchored = legacy ? 0 : last - report.anchoredSeq;
   return report;
+}
+
+function sameSet(stored: string[] | null, expected: string[]): boolean {
+  const got = [...new Set(stored ?? [])].sort();
+  return got.length === expected.length && got.every((r, i) => r === expected[i]);
 }
 
 /** Rows and checkpoints of chains that are not registered (or registered for the other table). */

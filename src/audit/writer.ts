@@ -8,7 +8,7 @@
  * disk; the caller runs the statement only then. Every `append` either commits or rejects — nothing
  * is dropped silently. Semantics and outage behaviour: docs/audit.md.
  */
-import { type KeyObject, randomUUID } from 'node:crypto';
+import { type KeyObject, randomFillSync } from 'node:crypto';
 import { basename } from 'node:path';
 import type pg from 'pg';
 import { z } from 'zod';
@@ -25,6 +25,7 @@ import {
 } from './event.ts';
 import { type ChainCodec, type ChainHealth, GroupCommitter } from './group-commit.ts';
 import { canonicalJson, sha256Hex } from './hash.ts';
+import { touchedResources } from './rows.ts';
 import { assertNoCredentials } from './redact.ts';
 
 /** Proof that an event is durably in the trail; pass it to `recordOutcome`. */
@@ -103,7 +104,7 @@ export const AUDIT_WRITER_DEFAULTS = Object.freeze({
   maxQueueBytes: 64 * 1024 * 1024,
   maxBatch: 1000,
   timeoutMs: 5000,
-  lanes: 1,
+  lanes: 2,
   checkpointEvery: 1000,
   checkpointMs: 1000,
 });
@@ -121,6 +122,8 @@ type PendingOutcome = Omit<AuditOutcomeRecord, 'seq' | 'chainId' | 'chainSeq' | 
 const nul = <T>(v: T | undefined): T | null => (v === undefined ? null : v);
 const json = (v: unknown): string | null => (v === undefined ? null : canonicalJson(v));
 const numeric = (v: number | undefined): string | null => (v === undefined ? null : String(v));
+/** A PostgreSQL array literal of strings: every element quoted, `"` and `\` escaped. */
+const arrayLiteral = (items: readonly string[]): string => `{${items.map((s) => `"${s.replace(/["\\]/g, '\\$&')}"`).join(',')}}`;
 
 /** audit_events: the columns are the hashed entry, field by field (rows.ts reads them back the same way). */
 const eventCodec: ChainCodec<PendingEvent> = {
@@ -142,6 +145,7 @@ const eventCodec: ChainCodec<PendingEvent> = {
     ['outcome', 'jsonb'],
     ['duration_ms', 'numeric'],
     ['lineage_hash', 'text'],
+    ['resources', 'text', 'text[]'],
   ],
   content: (p) => canonicalJson(p.entry),
   row: ({ entry: e }) => [
@@ -160,6 +164,7 @@ const eventCodec: ChainCodec<PendingEvent> = {
     json(e.outcome),
     numeric(e.durationMs),
     e.lineageHash,
+    arrayLiteral(touchedResources(e)),
   ],
   lineage: (p) => ({ hash: p.entry.lineageHash, json: p.lineageJson }),
 };
@@ -221,7 +226,7 @@ export function createAuditWriter(pool: pg.Pool, options: AuditWriterOptions = {
       const lineage = recordedLineage(lineages, rawLineage);
       const { time, ...fields } = validate(eventFieldsSchema, others, 'event');
       const entry: PendingEvent['entry'] = {
-        id: randomUUID(),
+        id: uuidv7(),
         // Normalised so the value survives timestamptz unchanged and the hash re-computes.
         time: (time === undefined ? new Date() : new Date(time)).toISOString(),
         ...fields,
@@ -235,7 +240,7 @@ export function createAuditWriter(pool: pg.Pool, options: AuditWriterOptions = {
       const eventId = z.uuid().safeParse(receipt?.id);
       if (!eventId.success) throw new TypeError('recordOutcome: receipt.id must be the id from append()');
       const { durationMs, ...outcome } = validate(auditOutcomeInputSchema, input, 'outcome');
-      const pending: PendingOutcome = { id: randomUUID(), eventId: eventId.data, time: new Date().toISOString(), outcome, durationMs };
+      const pending: PendingOutcome = { id: uuidv7(), eventId: eventId.data, time: new Date().toISOString(), outcome, durationMs };
       const sealed = await outcomes.submit(pending);
       return { seq: sealed.seq, chainId: sealed.chainId, chainSeq: sealed.chainSeq, id: sealed.id, eventId: sealed.eventId, hash: sealed.hash };
     },
@@ -251,6 +256,20 @@ export function createAuditWriter(pool: pg.Pool, options: AuditWriterOptions = {
       pool.removeListener('error', onPoolError);
     },
   };
+}
+
+/**
+ * A time-ordered UUID (RFC 9562 version 7: 48-bit Unix milliseconds, then random bits). Ids are
+ * unique-indexed; ordered ones land on the index's rightmost page instead of a random one.
+ */
+function uuidv7(): string {
+  const b = randomFillSync(Buffer.allocUnsafe(16));
+  const ms = Date.now();
+  b.writeUIntBE(ms, 0, 6);
+  b[6] = 0x70 | (b[6]! & 0x0f);
+  b[8] = 0x80 | (b[8]! & 0x3f);
+  const h = b.toString('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
 /** The event without its lineage (validated on its own, see {@link recordedLineage}). */

@@ -272,3 +272,34 @@ describe('the legacy chain (rows written before migration 005)', () => {
     });
   });
 });
+
+describe('the resources query helper', () => {
+  let helpers: TestDatabase;
+  beforeAll(async () => {
+    helpers = await createTestDatabase('helpers');
+  });
+  afterAll(async () => {
+    await helpers?.drop();
+  });
+
+  it('is stored by the writer from the hashed fields; changing it (hiding an entry from resource queries) is reported', async () => {
+    const writer = createAuditWriter(helpers.pool);
+    const r = [];
+    for (const resource of ['pg:appdb/public.orders', 'pg:appdb/public."we""ird\\\\name"', 'pg:appdb/public.salaries']) {
+      r.push(await writer.append(statementEvent({ resource, accesses: [{ resource, operation: 'read' }, { resource: 'pg:appdb/public.orders', operation: 'read' }] })));
+    }
+    await writer.close();
+    const { rows } = await helpers.pool.query('SELECT resources FROM audit_events ORDER BY seq');
+    expect(rows.map((x) => x.resources)).toEqual([
+      ['pg:appdb/public.orders'],
+      ['pg:appdb/public."we""ird\\\\name"', 'pg:appdb/public.orders'],
+      ['pg:appdb/public.orders', 'pg:appdb/public.salaries'],
+    ]);
+    expect(await verifyAuditChain(helpers.pool)).toMatchObject({ ok: true, count: 3 });
+    await tamper(helpers, 'audit_events', "UPDATE audit_events SET resources = '{pg:appdb/public.orders}' WHERE seq = $1", [r[2]!.seq]);
+    expect(await verifyAuditChain(helpers.pool)).toMatchObject({
+      ok: false,
+      firstBroken: { seq: r[2]!.seq, chainSeq: 3, reason: expect.stringContaining('resources query helper') },
+    });
+  });
+});
