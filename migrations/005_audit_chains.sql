@@ -95,6 +95,9 @@ CREATE INDEX IF NOT EXISTS audit_events_subject_legacy ON audit_events (subject,
 CREATE INDEX IF NOT EXISTS audit_events_delegates_legacy ON audit_events USING gin (delegates) WHERE chain_id IS NULL;
 DROP INDEX IF EXISTS audit_events_subject;
 DROP INDEX IF EXISTS audit_events_delegates;
+-- decision: only the (rare) denials need an index; `allow` pages come from the seq index itself.
+CREATE INDEX IF NOT EXISTS audit_events_denied ON audit_events (seq) WHERE decision = 'deny';
+DROP INDEX IF EXISTS audit_events_decision;
 
 -- Signed chain-head checkpoints, apart from the rows. signature = Ed25519 (hex) by the chain's
 -- anchor key over UTF-8('baton-audit-checkpoint/v1\n' || chain_id || '\n' || chain_seq || '\n' ||

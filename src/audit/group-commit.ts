@@ -309,6 +309,7 @@ export class GroupCommitter<I extends object> {
           const { rows } = await query(client, deadline, {
             text: `SELECT chain_seq, seq FROM ${this.#codec.table} WHERE chain_id = $1 AND chain_seq BETWEEN $2 AND $3`,
             values: [chainId, batch[0]!.chainSeq, last.chainSeq],
+            rowMode: 'array',
           });
           this.#settled(lane, batch, rows, undefined);
           return;
@@ -325,10 +326,14 @@ export class GroupCommitter<I extends object> {
             if (!this.#known.has(l.hash)) lineages.set(l.hash, l.json);
           }
         }
-        const values = insertValues(this.#codec, chainId, batch, lineages, checkpoint);
+        const extra = lineages.size > 0 || checkpoint !== undefined;
+        const statement = extra ? this.#insert.full : batch.length === 1 ? this.#insert.single : this.#insert.plain;
+        const values =
+          statement === this.#insert.single
+            ? [chainId, last.chainSeq, last.prevHash, last.hash, ...this.#codec.row(last.item)]
+            : insertValues(this.#codec, chainId, batch, lineages, checkpoint);
         sent = true;
-        const statement = lineages.size > 0 || checkpoint ? this.#insert.full : this.#insert.plain;
-        const { rows } = await query(client, deadline, { ...statement, values });
+        const { rows } = await query(client, deadline, { ...statement, values, rowMode: 'array' });
         lane.head = { chainSeq: last.chainSeq, hash: last.hash };
         for (const hash of lineages.keys()) this.#remember(hash);
         this.#settled(lane, batch, rows, checkpoint);
@@ -393,7 +398,8 @@ export class GroupCommitter<I extends object> {
     this.#known.add(hash);
   }
 
-  #settled(lane: Lane, batch: Pending<I>[], rows: { chain_seq: string; seq: string }[], checkpoint: AuditCheckpoint | undefined): void {
+  /** Settles a committed batch; `rows` are its [chain_seq, seq] pairs. */
+  #settled(lane: Lane, batch: Pending<I>[], rows: [string, string][], checkpoint: AuditCheckpoint | undefined): void {
     this.#health.ok = true;
     this.#health.committed += batch.length;
     this.#health.batches++;
@@ -401,7 +407,7 @@ export class GroupCommitter<I extends object> {
     if (checkpoint) this.#anchored(lane, checkpoint);
     const first = batch[0]!.chainSeq;
     const seqs: number[] = [];
-    for (const r of rows) seqs[Number(r.chain_seq) - first] = Number(r.seq);
+    for (const [chainSeq, seq] of rows) seqs[Number(chainSeq) - first] = Number(seq);
     const chainId = lane.chainId!;
     for (let i = 0; i < batch.length; i++) {
       const p = batch[i]!;
@@ -445,7 +451,7 @@ function position<I>(batch: Pending<I>[], chainId: number, head: Head): void {
  * one), the checkpoint if any, and the rows from one array per column — all in one autocommit
  * statement, so one commit makes them durable together.
  */
-function insertStatements<I>(codec: ChainCodec<I>): { plain: { name: string; text: string }; full: { name: string; text: string } } {
+function insertStatements<I>(codec: ChainCodec<I>): Record<'single' | 'plain' | 'full', { name: string; text: string }> {
   const fixed = [
     ['chain_seq', 'bigint'],
     ['prev_hash', 'text'],
@@ -465,7 +471,15 @@ function insertStatements<I>(codec: ChainCodec<I>): { plain: { name: string; tex
   // measurably cheaper (~0.1 ms at one in flight here). $1, $2 and $4–$7 stay so both take the same values.
   const plain =
     'WITH unused AS (SELECT $1::text[], $2::jsonb[], $4::bigint, $5::text, $6::text, $7::text) ' + rows;
-  return { plain: { name: `baton_audit_rows_${codec.kind}`, text: plain }, full: { name: `baton_audit_batch_${codec.kind}`, text: full } };
+  // One entry, nothing else: a plain VALUES insert (~0.08 ms cheaper than unnest at one in flight here).
+  const single =
+    `INSERT INTO ${codec.table} (chain_id, ${cols.map(([name]) => name).join(', ')}) ` +
+    `VALUES ($1::bigint, ${cols.map(([, type, cast], i) => `$${i + 2}::${cast ?? type}`).join(', ')}) RETURNING chain_seq, seq`;
+  return {
+    single: { name: `baton_audit_row_${codec.kind}`, text: single },
+    plain: { name: `baton_audit_rows_${codec.kind}`, text: plain },
+    full: { name: `baton_audit_batch_${codec.kind}`, text: full },
+  };
 }
 
 function insertValues<I>(
@@ -551,7 +565,7 @@ function destroy(client: pg.Client): void {
 }
 
 /** A query with a client-side deadline too: a black-holed server never answers statement_timeout. */
-function query(client: pg.Client, deadline: number, config: { name?: string; text: string; values?: unknown[] }): Promise<pg.QueryResult> {
+function query(client: pg.Client, deadline: number, config: { name?: string; text: string; values?: unknown[]; rowMode?: 'array' }): Promise<pg.QueryResult> {
   return client.query({ ...config, query_timeout: remaining(deadline) } as pg.QueryConfig);
 }
 

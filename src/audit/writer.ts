@@ -258,12 +258,20 @@ export function createAuditWriter(pool: pg.Pool, options: AuditWriterOptions = {
   };
 }
 
+/** Random bytes for ids, drawn 4 KiB at a time (one call into the CSPRNG per 256 ids). */
+const randomPool = Buffer.alloc(4096);
+let randomAt = randomPool.length;
+
 /**
  * A time-ordered UUID (RFC 9562 version 7: 48-bit Unix milliseconds, then random bits). Ids are
  * unique-indexed; ordered ones land on the index's rightmost page instead of a random one.
  */
 function uuidv7(): string {
-  const b = randomFillSync(Buffer.allocUnsafe(16));
+  if (randomAt + 16 > randomPool.length) {
+    randomFillSync(randomPool);
+    randomAt = 0;
+  }
+  const b = Buffer.from(randomPool.subarray(randomAt, (randomAt += 16)));
   const ms = Date.now();
   b.writeUIntBE(ms, 0, 6);
   b[6] = 0x70 | (b[6]! & 0x0f);

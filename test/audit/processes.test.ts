@@ -53,6 +53,9 @@ describe(`three writer processes appending for ${SECONDS} s`, () => {
         return JSON.parse(stdout.trim().split('\n').at(-1)!) as Summary;
       }),
     );
+    console.log(
+      `[audit] ${SECONDS} s, three processes: ${summaries.map((s) => `${s.name} ${s.appended} events + ${s.outcomes} outcomes on chains ${s.chains.join('/')}`).join('; ')}`,
+    );
     const chains = summaries.flatMap((s) => s.chains);
     for (const s of summaries) {
       expect(s.errors).toEqual([]);
