@@ -32,6 +32,7 @@ const proxy = env.BENCH_UPSTREAM_URL
   ? await startPgProxy(config.proxy, {
       keys: { resolver: async () => broker.keyring },
       revocations: broker.revocations,
+      auditOrdering: config.audit.ordering,
       audit: env.BENCH_AUDIT === 'memory' ? memoryAuditWriter() : broker.audit,
       upstreams: new Map([['appdb', upstreamFromUrl(env.BENCH_UPSTREAM_URL)]]),
     })

@@ -56,6 +56,7 @@ export const proxy: Command = {
       keys: remoteKeys ?? staticKeySet(p.keySetFile!),
       revocations,
       audit,
+      auditOrdering: config.audit.ordering,
       upstreams,
       logger,
     });

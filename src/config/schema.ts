@@ -41,6 +41,16 @@ export const ConfigSchema = z.strictObject({
     })
     .prefault({}),
   oidc: z.strictObject({ issuers: OidcIssuersSchema.default([]) }).prefault({}),
+  audit: z
+    .strictObject({
+      /**
+       * `default`: a read (or a write inside an explicit transaction block) is forwarded while its
+       * entry is in flight and its answers (or the block's COMMIT) are held until the entry is
+       * durable; `strict`: every entry is durable before its statement is forwarded.
+       */
+      ordering: z.enum(['default', 'strict']).default('default'),
+    })
+    .prefault({}),
   proxy: z
     .strictObject({
       host: z.string().default('127.0.0.1'),

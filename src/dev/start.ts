@@ -37,6 +37,7 @@ export async function startDev(config: Config): Promise<DevRunning> {
     keys: { resolver: async () => broker.keyring },
     revocations: broker.revocations,
     audit: broker.audit,
+    auditOrdering: config.audit.ordering,
     upstreams,
     ...(tls ? { tls } : {}),
     logger: broker.app.log,

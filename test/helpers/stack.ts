@@ -31,7 +31,7 @@ export interface TestStack {
   stop(): Promise<void>;
 }
 
-export async function startTestStack(area: string, proxyConfig: Partial<PgProxyConfig> = {}): Promise<TestStack> {
+export async function startTestStack(area: string, proxyConfig: Partial<PgProxyConfig> = {}, opts: { auditOrdering?: 'default' | 'strict' } = {}): Promise<TestStack> {
   const broker = await startTestBroker(area);
   const admin = new URL(TEST_DATABASE_URL);
   admin.pathname = '/postgres';
@@ -42,7 +42,13 @@ export async function startTestStack(area: string, proxyConfig: Partial<PgProxyC
   const proxy = await startPgProxy(
     // Test files hold many sessions of one token open at once: the per-token cap is raised here.
     { host: '127.0.0.1', port: 0, upstreams: {}, allowInsecure: false, revocationStalenessSeconds: 5, ...proxyConfig, limits: { maxSessionsPerToken: 1000, ...proxyConfig.limits } },
-    { keys: { resolver: async () => broker.keyring }, revocations: proxyRevocations, audit: broker.audit, upstreams: new Map([['appdb', upstreamFromUrl(appdbUrl)]]) },
+    {
+      keys: { resolver: async () => broker.keyring },
+      revocations: proxyRevocations,
+      audit: broker.audit,
+      upstreams: new Map([['appdb', upstreamFromUrl(appdbUrl)]]),
+      ...(opts.auditOrdering ? { auditOrdering: opts.auditOrdering } : {}),
+    },
   );
   const directUrl = new URL(admin);
   directUrl.pathname = `/${appdbName}`;

@@ -4,7 +4,7 @@
  * on its own → durable audit entry → allow). The wire engine knows nothing of tokens; this file knows
  * nothing of framing.
  */
-import type { AuditWriter } from '../../audit/writer.ts';
+import type { AuditReceipt, AuditWriter } from '../../audit/writer.ts';
 import type { AuditEventInput } from '../../audit/event.ts';
 import { toAuditLineage } from '../../audit/lineage.ts';
 import { asBatonError } from '../../errors.ts';
@@ -18,7 +18,7 @@ import { isPublished } from './keyset.ts';
 import type { Classification, ClassifyContext } from './classify/types.ts';
 import type { UpstreamObjects } from './classify/upstream-objects.ts';
 import { covers } from '../../token/vocabulary.ts';
-import type { AuthenticateRequest, AuthenticateResult, CheckPhase, CheckResult, GateSession, StatementOutcome, UpstreamTarget } from './gate.ts';
+import type { AuthenticateRequest, AuthenticateResult, CheckContext, CheckPhase, CheckResult, GateSession, StatementOutcome, UpstreamTarget } from './gate.ts';
 
 export interface BatonGateDeps {
   /** The broker's keys; `wantedKeyId` is the token's root key id (a source may refetch for it). */
@@ -38,6 +38,12 @@ export interface BatonGateDeps {
   objectsMayHaveChanged?: (database: string) => void;
   /** The pinned upstream statement_timeout (ms) a session may not lift with SET; absent = no cap. */
   maxStatementTimeoutMs?: number;
+  /**
+   * `default`: reads (and writes inside an explicit transaction block) run while their entry is in
+   * flight, their answers held until it is durable; `strict`: every entry is durable before its
+   * statement is forwarded (config `audit.ordering`).
+   */
+  ordering?: 'default' | 'strict';
   now?: () => Date;
   log?: (event: Record<string, unknown>) => void;
 }
@@ -105,10 +111,35 @@ export function createBatonGate(deps: BatonGateDeps) {
 }
 
 interface Ticket {
-  receiptId: string;
+  /** The entry's receipt: a promise while the entry is in flight (overlapped statements). */
+  receipt: AuditReceipt | Promise<AuditReceipt>;
   startedAt: number;
   /** The statement may have changed the upstream's functions, operators, types or casts. */
   changesObjects: boolean;
+}
+
+/** Statement kinds that only read (their accesses must all be `read` too). */
+const READ_KINDS = new Set(['select', 'show', 'explain']);
+/** Row-level writes: inside an explicit transaction block they commit only with its COMMIT. */
+const ROW_WRITE_KINDS = new Set(['insert', 'update', 'delete', 'merge']);
+const ROW_WRITE_OPS = new Set(['read', 'insert', 'update', 'delete']);
+
+/**
+ * May the statement run while its entry is in flight? Only when nothing it does can become visible
+ * before the relay releases its answers: every statement a pure read (no side-effect function: those
+ * are `execute`/`admin`/`update` accesses), or — inside an explicit transaction block — a row-level
+ * write whose changes the block's COMMIT publishes (and the relay holds that COMMIT). Sequence
+ * functions (`update` from a SELECT) are not transactional: never overlapped.
+ */
+function mayOverlapAudit(c: Classification, inTransactionBlock: boolean): boolean {
+  if (!c.ok || c.statements.length === 0) return false;
+  if (c.statements.every((s) => READ_KINDS.has(s.kind) && s.accesses.every((a) => a.operation === 'read'))) return true;
+  return inTransactionBlock && c.statements.every((s) => (ROW_WRITE_KINDS.has(s.kind) || (READ_KINDS.has(s.kind) && s.accesses.every((a) => a.operation === 'read'))) && s.accesses.every((a) => ROW_WRITE_OPS.has(a.operation)));
+}
+
+/** Anything but reads and row writes may begin or end a transaction block (or do so implicitly). */
+function mayChangeTransactionBlock(c: Classification): boolean {
+  return !c.ok || c.statements.some((s) => !READ_KINDS.has(s.kind) && !ROW_WRITE_KINDS.has(s.kind));
 }
 
 /** Operations after which the upstream-objects snapshot must be reloaded before the next statement. */
@@ -159,7 +190,7 @@ class BatonSession implements GateSession {
     this.#cacheDecisions = cacheDecisions;
   }
 
-  async check(sql: string, phase: CheckPhase): Promise<CheckResult> {
+  async check(sql: string, phase: CheckPhase, context?: CheckContext): Promise<CheckResult> {
     const started = performance.now();
     const now = (this.#deps.now ?? (() => new Date()))();
     // 1. the token is still alive (per statement: a 5-minute token stops at 5 minutes)
@@ -220,12 +251,28 @@ class BatonSession implements GateSession {
       if (next && next.some((schema) => !this.#searchPath.includes(schema))) this.#searchPath = [...this.#searchPath, ...next.filter((x) => !this.#searchPath.includes(x))];
     }
     if (phase === 'parse') return { allow: true }; // nothing runs at Parse; Execute is audited
-    // 4. durable audit entry BEFORE the statement runs (fail closed)
+    // 4. the audit entry (DESIGN.md rule 6). A read — or a write inside an explicit transaction
+    // block — may run while its entry is in flight: the relay holds its answers (and the block's
+    // COMMIT) until the entry is durable. Everything else is durable BEFORE it is forwarded.
+    const changesObjects = accesses.some((a) => OBJECT_CHANGING.has(a.operation));
+    if (changesObjects) this.#deps.objectsMayHaveChanged?.(this.#database);
+    const txControl = mayChangeTransactionBlock(classification);
+    const event = this.#event('allow', undefined, classification, accesses);
+    if (this.#deps.ordering !== 'strict' && mayOverlapAudit(classification, context?.inTransactionBlock === true)) {
+      const receipt = this.#deps.audit.append(event);
+      const durable = receipt.then(
+        () => undefined,
+        (err: unknown) => {
+          const e = asBatonError(err);
+          this.#deps.log?.({ event: 'audit.unavailable', code: e.code, detail: e.detail });
+          throw e;
+        },
+      );
+      return { allow: true, ticket: { receipt, startedAt: started, changesObjects } satisfies Ticket, durable, txControl };
+    }
     try {
-      const changesObjects = accesses.some((a) => OBJECT_CHANGING.has(a.operation));
-      if (changesObjects) this.#deps.objectsMayHaveChanged?.(this.#database);
-      const receipt = await this.#deps.audit.append(this.#event('allow', undefined, classification, accesses));
-      return { allow: true, ticket: { receiptId: receipt.id, startedAt: started, changesObjects } satisfies Ticket };
+      const receipt = await this.#deps.audit.append(event);
+      return { allow: true, ticket: { receipt, startedAt: started, changesObjects } satisfies Ticket, txControl };
     } catch (err) {
       const e = asBatonError(err);
       this.#deps.log?.({ event: 'audit.unavailable', code: e.code, detail: e.detail });
@@ -237,15 +284,20 @@ class BatonSession implements GateSession {
     const t = ticket as Ticket;
     // again once it ran: a reload started between the allow and the commit may have missed it
     if (t.changesObjects) this.#deps.objectsMayHaveChanged?.(this.#database);
-    this.#deps.audit
-      .recordOutcome(
-        { id: t.receiptId },
-        {
+    const durationMs = performance.now() - t.startedAt;
+    // An overlapped statement may finish before its entry is durable: the outcome follows the entry
+    // (and is not recorded at all if the entry failed: the statement's answers were withheld).
+    Promise.resolve(t.receipt)
+      .then((receipt) =>
+        this.#deps.audit.recordOutcome(
+          { id: receipt.id },
+          {
           ...(outcome.rows !== undefined ? { rowCount: outcome.rows } : {}),
           ...(outcome.sqlstate ? { sqlstate: outcome.sqlstate } : {}),
-          tag: outcome.tag ?? outcome.status,
-          durationMs: performance.now() - t.startedAt,
-        },
+            tag: outcome.tag ?? outcome.status,
+            durationMs,
+          },
+        ),
       )
       .catch((err: unknown) => this.#deps.log?.({ event: 'audit.outcome_failed', detail: asBatonError(err).detail }));
   }

@@ -51,11 +51,33 @@ export interface GateRefusal {
 
 export type AuthenticateResult = { ok: true; session: GateSession } | GateRefusal;
 
+/** What the relay knows of the session when it asks. */
+export interface CheckContext {
+  /**
+   * True only when the session is certainly inside an explicit transaction block: the last
+   * ReadyForQuery said so and no statement that may end the block is still unanswered. A write
+   * then commits only with the block's COMMIT, which the relay holds until every entry is durable.
+   */
+  inTransactionBlock: boolean;
+}
+
 /** Which protocol message carried the SQL being checked. */
 export type CheckPhase = 'query' | 'parse' | 'execute';
 
 export type CheckResult =
-  | { allow: true; ticket?: unknown }
+  | {
+      allow: true;
+      ticket?: unknown;
+      /**
+       * Present when the statement may run while its audit entry is still in flight (DESIGN.md rule 6):
+       * the relay forwards it at once and HOLDS everything the upstream answers to it until this
+       * resolves; a rejection drops what it held and fails the statement with 57P03. Absent: the entry
+       * is durable already, and the relay first waits for every entry still in flight.
+       */
+      durable?: Promise<void>;
+      /** The statement may begin or end a transaction block (or its effect on one is unknown). */
+      txControl?: boolean;
+    }
   | {
       allow: false;
       /** SQLSTATE sent to the client, e.g. 42501. */
@@ -111,7 +133,7 @@ export interface GateSession {
    * message order. May return synchronously (the fast path for cached decisions). A throw or a
    * rejected promise is a denial (fail closed).
    */
-  check(sql: string, phase: CheckPhase): CheckResult | Promise<CheckResult>;
+  check(sql: string, phase: CheckPhase, context?: CheckContext): CheckResult | Promise<CheckResult>;
   /** Outcome of an allowed statement that carried a ticket, once the upstream answered. */
   outcome?(ticket: unknown, outcome: StatementOutcome): void;
   /** The client session ended (any reason). */

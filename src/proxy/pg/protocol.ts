@@ -103,6 +103,7 @@ export const SqlState = {
   InsufficientResources: '53000',
   ObjectNotInPrerequisiteState: '55000',
   IdleSessionTimeout: '57P05',
+  CannotConnectNow: '57P03',
   InternalError: 'XX000',
 } as const;
 

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { MessageFramer } from './framer.ts';
 import type { CheckPhase, CheckResult, GateSession, StatementOutcome, UpstreamTarget } from './gate.ts';
+import { HeldOutput, HoldState } from './held-output.ts';
 import type { ProxyLogger } from './log.ts';
 import {
   Backend,
@@ -69,6 +70,16 @@ class Expectation {
   sqlstate: string | undefined;
   /** The outcome went to the gate already. */
   reported = false;
+  /** Whether the upstream's answers to it may reach the client (see held-output.ts). */
+  hold: HoldState = HoldState.Released;
+  /** Its audit entry failed and the 57P03 error is already in the client's stream. */
+  errorPlaced = false;
+  /** Decided while the session was certainly inside an explicit transaction block. */
+  inTransactionBlock = false;
+  /** May begin or end a transaction block. */
+  txControl = false;
+  /** Syncs forwarded before it (to tell whether its extended-protocol pipeline has ended). */
+  syncsBefore = 0;
 
   constructor(
     readonly kind: Kind,
@@ -78,6 +89,10 @@ class Expectation {
 }
 
 type Outcome = StatementOutcome['status'];
+
+/** Where an upstream message goes: to the client now, into the held output, or nowhere. */
+const Route = { Direct: 0, Hold: 1, Drop: 2 } as const;
+type Route = (typeof Route)[keyof typeof Route];
 
 /** Limits the relay enforces. */
 export interface SessionLimits {
@@ -89,6 +104,11 @@ export interface SessionLimits {
   maxStatementBytes?: number;
   /** No traffic either way for this long (and nothing outstanding) → FATAL 57P05; 0/absent = never. */
   idleSessionTimeoutMs?: number;
+  /**
+   * Bytes of held results (answers to statements whose audit entry is in flight) after which the
+   * relay stops reading the upstream socket until they are released. Default 1 MiB.
+   */
+  maxHeldBytes?: number;
   /**
    * Settings whose upstream ParameterStatus must keep these values (the classifier's assumptions);
    * a change ends the session with FATAL 55000 before anything else is relayed.
@@ -145,6 +165,28 @@ export class RelaySession {
   private lastActivity = Date.now();
   private idleTimer: NodeJS.Timeout | undefined;
 
+  // audit overlap (DESIGN.md rule 6): answers held until their entry is durable
+  private readonly held = new HeldOutput();
+  private readonly maxHeldBytes: number;
+  /** Statements forwarded while their entry is in flight, until it settles. */
+  private readonly pendingHolds = new Set<Expectation>();
+  /** Transaction status of the last ReadyForQuery ('I', 'T', 'E'). */
+  private txStatus = 0x49;
+  /** Queued statements that may begin or end a transaction block. */
+  private txControlQueued = 0;
+  private syncs = 0;
+  /** An entry of the open transaction block failed: deny everything until the upstream block is aborted. */
+  private poisoned = false;
+  /** Extended protocol: an audited statement ran (durable first) since the last Sync. */
+  private wroteSinceSync = false;
+  /** Extended protocol: an entry failed before this pipeline's Sync: skip client messages to Sync, abort it there. */
+  private failedBeforeSync = false;
+  /** Drop upstream messages until the next ReadyForQuery (the client saw an error and skips to Sync). */
+  private dropUntilReady = false;
+  // where the continuation of a message split across upstream chunks goes
+  private skipRoute: Route = Route.Direct;
+  private skipOwner: Expectation | undefined;
+
   constructor(
     private readonly client: Socket,
     private readonly up: UpstreamConnection,
@@ -158,6 +200,7 @@ export class RelaySession {
     this.framer = new MessageFramer(limits.maxMessageBytes);
     this.throwawayPrefix = `baton_deny_${process.hrtime.bigint().toString(36)}_`;
     this.maxStatementBytes = limits.maxStatementBytes ?? Number.MAX_SAFE_INTEGER;
+    this.maxHeldBytes = limits.maxHeldBytes ?? 1024 * 1024;
   }
 
   /** Attaches to both sockets and processes bytes already received. */
@@ -248,6 +291,9 @@ export class RelaySession {
 
   private handleClient(type: number, buf: Buffer, start: number, end: number): Promise<void> | undefined {
     const body = start + 5;
+    // An audit entry of this pipeline failed and the client was told: like the server after an
+    // error, skip everything up to the Sync.
+    if (this.failedBeforeSync && type !== Frontend.Sync && type !== Frontend.Terminate) return undefined;
     switch (type) {
       case Frontend.Query: {
         // Size first: an oversized statement is refused without decoding or classifying it.
@@ -306,10 +352,17 @@ export class RelaySession {
         this.pass(buf, start, end);
         return undefined;
       }
-      case Frontend.Sync:
-        this.enqueue(new Expectation(Kind.Sync));
-        this.pass(buf, start, end);
+      case Frontend.Sync: {
+        // Outside a transaction block a Sync commits the pipeline's implicit transaction: if it ran a
+        // write, every entry of the pipeline must be durable first (and a failure aborts it).
+        if (this.wroteSinceSync && this.pendingHolds.size > 0 && !this.inTransactionBlock()) {
+          return this.afterPendingHolds().then(() => {
+            if (!this.closed) this.sync(buf, start, end);
+          });
+        }
+        this.sync(buf, start, end);
         return undefined;
+      }
       case Frontend.Flush:
       case Frontend.CopyData:
       case Frontend.CopyDone:
@@ -348,20 +401,78 @@ export class RelaySession {
     end: number,
   ): Promise<void> | undefined {
     let result: CheckResult | Promise<CheckResult>;
-    try {
-      result = this.gate.check(sql, phase);
-    } catch (err) {
-      result = this.failClosed(err);
+    const inTransactionBlock = this.inTransactionBlock();
+    if (this.poisoned) {
+      result = { allow: false, sqlstate: SqlState.CannotConnectNow, message: 'baton: an audit entry of this transaction failed; the transaction is aborted (nothing of it was committed)' };
+    } else {
+      try {
+        result = this.gate.check(sql, phase, { inTransactionBlock });
+      } catch (err) {
+        result = this.failClosed(err);
+      }
     }
     if (typeof (result as Promise<CheckResult>).then === 'function') {
       return (result as Promise<CheckResult>)
         .catch((err: unknown) => this.failClosed(err))
-        .then((r) => {
-          if (!this.closed) this.decided(r, kind, name, buf, start, end, sql);
-        });
+        .then((r) => this.whenOrdered(r, kind, name, buf, start, end, sql, inTransactionBlock));
     }
-    this.decided(result as CheckResult, kind, name, buf, start, end, sql);
-    return undefined;
+    return this.whenOrdered(result as CheckResult, kind, name, buf, start, end, sql, inTransactionBlock);
+  }
+
+  /**
+   * Applies a decision once ordering allows. An audited statement that was not allowed to overlap
+   * its entry (a write, DDL, COMMIT, …) waits until every entry still in flight is durable: so a
+   * COMMIT never commits work whose entries could still fail. If one failed meanwhile, the
+   * statement is refused instead (the client has seen that error; the upstream must not go on).
+   */
+  private whenOrdered(
+    r: CheckResult,
+    kind: Kind,
+    name: string,
+    buf: Buffer,
+    start: number,
+    end: number,
+    sql: string,
+    inTransactionBlock: boolean,
+  ): Promise<void> | undefined {
+    if (this.closed) return undefined;
+    if (!r.allow || r.durable !== undefined || r.ticket === undefined || this.pendingHolds.size === 0) {
+      this.decided(r, kind, name, buf, start, end, sql, inTransactionBlock);
+      return undefined;
+    }
+    return this.afterPendingHolds().then(() => {
+      if (this.closed) return;
+      if (this.poisoned || this.failedBeforeSync) {
+        this.gate.outcome?.(r.ticket, { status: 'skipped' });
+        if (this.failedBeforeSync) return; // skipped to Sync, like every message after the error
+        this.decided({ allow: false, sqlstate: SqlState.CannotConnectNow, message: 'baton: an audit entry of this transaction failed; the transaction is aborted (nothing of it was committed)' }, kind, name, buf, start, end, sql);
+        return;
+      }
+      this.decided(r, kind, name, buf, start, end, sql, inTransactionBlock);
+    });
+  }
+
+  /**
+   * The session is certainly inside an explicit transaction block: the last ReadyForQuery said so
+   * and nothing queued since may have ended it.
+   */
+  private inTransactionBlock(): boolean {
+    return this.txStatus === 0x54 /* T */ && this.txControlQueued === 0 && !this.poisoned;
+  }
+
+  private sync(buf: Buffer, start: number, end: number): void {
+    if (this.failedBeforeSync) {
+      // The client saw an error: make the upstream abort this pipeline's implicit transaction too
+      // (a marker it rejects, answered by nothing the client sees), then Sync.
+      this.failedBeforeSync = false;
+      const marker = `BATON_DENY_${++this.seq}`;
+      this.enqueue(new Expectation(Kind.Parse, undefined, { error: Buffer.alloc(0), fatal: false, marker }));
+      this.push(encodeParse(`${this.throwawayPrefix}${this.seq}`, marker));
+    }
+    this.wroteSinceSync = false;
+    this.syncs++;
+    this.enqueue(new Expectation(Kind.Sync));
+    this.pass(buf, start, end);
   }
 
   private tooLarge(bytes: number): CheckResult {
@@ -384,9 +495,14 @@ export class RelaySession {
   }
 
   /** Forwards an allowed message, or substitutes the marker for a denied one. */
-  private decided(r: CheckResult, kind: Kind, name: string, buf: Buffer, start: number, end: number, sql?: string): void {
+  private decided(r: CheckResult, kind: Kind, name: string, buf: Buffer, start: number, end: number, sql?: string, inTransactionBlock = false): void {
     if (r.allow) {
       const e = new Expectation(kind, r.ticket);
+      e.txControl = r.txControl === true;
+      e.inTransactionBlock = inTransactionBlock;
+      e.syncsBefore = this.syncs;
+      if (r.durable !== undefined) this.holdUntilDurable(e, r.durable);
+      else if (r.ticket !== undefined && kind === Kind.Execute) this.wroteSinceSync = true;
       if (kind === Kind.Parse) {
         if (!this.statements.has(name) && this.statements.size >= this.limits.maxPreparedStatements) {
           throw new ProtocolError('too many prepared statements', SqlState.ProgramLimitExceeded);
@@ -446,6 +562,7 @@ export class RelaySession {
   }
 
   private enqueue(e: Expectation): void {
+    if (e.txControl) this.txControlQueued++;
     if (e.kind === Kind.Sync) {
       this.skipUntilSync = false;
     } else if (this.skipUntilSync) {
@@ -519,14 +636,30 @@ export class RelaySession {
     this.lastActivity = Date.now();
     let buf = chunk;
     let i = 0;
+    // Direct bytes go out in runs (no copy); a message that must be held or dropped closes the run.
+    const out: Buffer[] = [];
+    let runStart = 0;
+    const closeRun = (at: number) => {
+      if (at > runStart) out.push(runStart === 0 && at === buf.length ? buf : buf.subarray(runStart, at));
+    };
     if (this.upSkip > 0) {
-      if (chunk.length <= this.upSkip) {
-        this.upSkip -= chunk.length;
-        this.writeClient(chunk);
+      // the rest of a message that started in an earlier chunk goes where its start went
+      const n = Math.min(chunk.length, this.upSkip);
+      this.upSkip -= n;
+      if (this.skipRoute === Route.Hold) this.held.push(this.skipOwner, chunk.subarray(0, n));
+      else if (this.skipRoute === Route.Direct) {
+        if (n === chunk.length) {
+          this.writeClient(chunk);
+          return;
+        }
+        out.push(chunk.subarray(0, n));
+      }
+      if (n === chunk.length) {
+        this.releaseHeld();
         return;
       }
-      i = this.upSkip;
-      this.upSkip = 0;
+      i = n;
+      runStart = n;
     } else if (this.upCarry) {
       this.upCarry.push(chunk);
       this.upCarryBytes += chunk.length;
@@ -535,18 +668,18 @@ export class RelaySession {
       this.upCarry = undefined;
     }
     const n = buf.length;
-    const out: Buffer[] = [];
-    let runStart = 0;
-    let runEnd = n;
     try {
       while (i < n) {
         if (n - i < 5) {
-          runEnd = this.carry(buf, i, 5);
+          closeRun(i);
+          runStart = this.carry(buf, i, 5);
           break;
         }
         const type = buf[i]!;
         const total = buf.readInt32BE(i + 1) + 1;
         if (total < 5) throw new ProtocolError('invalid message length from upstream');
+        const owner = this.peek();
+        const route = this.routeOf(owner, type);
         const inspect =
           type === Backend.ErrorResponse ||
           type === Backend.ReadyForQuery ||
@@ -554,41 +687,145 @@ export class RelaySession {
           (type === Backend.CommandComplete && (this.wantsTag() || total === 20 || total === 17));
         if (!inspect) {
           this.onBackendHeader(type);
+          if (route !== Route.Direct) {
+            closeRun(i);
+            if (route === Route.Hold) this.held.push(owner, buf.subarray(i, Math.min(i + total, n)));
+            runStart = Math.min(i + total, n);
+          }
           i += total;
           if (i > n) {
             this.upSkip = i - n;
+            this.skipRoute = route;
+            this.skipOwner = owner;
             i = n;
           }
           continue;
         }
         if (i + total > n) {
-          runEnd = this.carry(buf, i, total);
+          closeRun(i);
+          runStart = this.carry(buf, i, total);
           break;
         }
         const replacement = this.onBackendMessage(type, buf, i, i + total);
-        if (replacement !== undefined || this.fatalPending) {
-          if (i > runStart) out.push(buf.subarray(runStart, i));
-          if (replacement === undefined) out.push(buf.subarray(i, i + total));
-          else if (replacement.length) out.push(replacement);
-          runStart = i + total;
-          if (this.fatalPending) {
-            runEnd = runStart;
-            break;
+        const message = replacement ?? buf.subarray(i, i + total);
+        if (route !== Route.Direct || replacement !== undefined || this.fatalPending) {
+          closeRun(i);
+          if (route === Route.Direct) {
+            if (message.length) out.push(message);
+          } else if (route === Route.Hold) {
+            this.held.push(owner, message, type === Backend.ReadyForQuery);
           }
+          runStart = i + total;
+          if (this.fatalPending) break;
         }
         i += total;
       }
     } catch (err) {
       this.log.error({ event: 'pg.upstream.protocol', err: String((err as Error)?.message ?? err) }, 'upstream protocol error');
-      if (runStart < i) out.push(buf.subarray(runStart, i));
+      closeRun(Math.min(i, n));
       this.writeClient(...out);
       this.terminate(encodeError('FATAL', SqlState.ConnectionFailure, 'upstream protocol error'));
       return;
     }
-    if (runEnd > runStart) out.push(runStart === 0 && runEnd === n ? buf : buf.subarray(runStart, runEnd));
+    if (!this.fatalPending && !this.upCarry) closeRun(n);
     this.writeClient(...out);
+    // held messages whose owners are durable already (e.g. the rest of a released result that was
+    // queued behind the hold) go now; then backpressure
+    this.releaseHeld();
     if (this.fatalPending) this.sendFatalPending();
   };
+
+  /**
+   * Where a message of `owner` goes. Behind anything held, everything is held (order). The answers
+   * of a statement whose entry failed are dropped, except the ReadyForQuery the client needs; the
+   * 57P03 error takes the place of its first message.
+   */
+  private routeOf(owner: Expectation | undefined, type: number): Route {
+    if (this.dropUntilReady) {
+      if (type !== Backend.ReadyForQuery) return Route.Drop;
+      this.dropUntilReady = false;
+    } else if (owner?.hold === HoldState.Failed) {
+      if (!owner.errorPlaced) {
+        owner.errorPlaced = true;
+        this.emitInOrder(this.auditFailure());
+        if (owner.kind === Kind.Execute && type !== Backend.ReadyForQuery) this.dropUntilReady = true;
+      }
+      if (type !== Backend.ReadyForQuery) return Route.Drop;
+    }
+    if (this.held.active || owner?.hold === HoldState.Pending) return Route.Hold;
+    return Route.Direct;
+  }
+
+  /** A message the relay adds: held if anything is held, else written. */
+  private emitInOrder(message: Buffer): void {
+    if (this.held.active) this.held.push(undefined, message);
+    else this.writeClient(message);
+  }
+
+  private auditFailure(): Buffer {
+    return encodeError('ERROR', SqlState.CannotConnectNow, 'baton: audit store unavailable; statement refused (its results were withheld)');
+  }
+
+  /** Forwarded while its entry is in flight: its answers are held until the entry settles. */
+  private holdUntilDurable(e: Expectation, durable: Promise<void>): void {
+    e.hold = HoldState.Pending;
+    this.pendingHolds.add(e);
+    durable.then(
+      () => this.settleHold(e, undefined),
+      (err: unknown) => this.settleHold(e, err ?? new Error('audit entry failed')),
+    );
+  }
+
+  private settleHold(e: Expectation, err: unknown): void {
+    this.pendingHolds.delete(e);
+    if (this.closed) return this.wakeHoldWaiters(); // nothing held is ever delivered after close
+    if (err === undefined) {
+      e.hold = HoldState.Released;
+    } else {
+      e.hold = HoldState.Failed;
+      this.log.warn({ event: 'pg.audit.held_failed', err: String((err as Error)?.message ?? err) }, 'audit entry failed; held results dropped');
+      const extended = e.kind === Kind.Execute;
+      const placed = this.held.fail(e, this.auditFailure(), extended);
+      if (placed.placed) {
+        e.errorPlaced = true;
+        if (extended && !placed.reachedReady) this.dropUntilReady = true;
+      }
+      if (e.inTransactionBlock) this.poisoned = true;
+      else if (extended && this.syncs === e.syncsBefore) this.failedBeforeSync = true;
+    }
+    this.wakeHoldWaiters();
+    this.releaseHeld();
+  }
+
+  private readonly holdWaiters: (() => void)[] = [];
+
+  /** Resolves once every entry in flight has settled (durable or failed). */
+  private afterPendingHolds(): Promise<void> {
+    if (this.pendingHolds.size === 0 || this.closed) return Promise.resolve();
+    return new Promise((resolve) => this.holdWaiters.push(resolve));
+  }
+
+  private wakeHoldWaiters(): void {
+    if (this.pendingHolds.size > 0 && !this.closed) return;
+    for (const w of this.holdWaiters.splice(0)) w();
+  }
+
+  /** Writes whatever held output may go now. */
+  private releaseHeld(): void {
+    const out = this.held.releasable();
+    if (out.length) this.writeClient(...out);
+    this.applyHeldBackpressure();
+  }
+
+  /** Past `maxHeldBytes` of held output, stop reading the upstream until it is released. */
+  private applyHeldBackpressure(): void {
+    if (this.closed) return;
+    if (this.held.bytes > this.maxHeldBytes) {
+      if (!this.upstream.isPaused()) this.upstream.pause();
+    } else if (this.upstream.isPaused() && !this.client.writableNeedDrain) {
+      this.upstream.resume();
+    }
+  }
 
   /** Keeps `buf[at..]` until `need` bytes of it are in; returns where the relayed run stops. */
   private carry(buf: Buffer, at: number, need: number): number {
@@ -679,6 +916,13 @@ export class RelaySession {
         }
         this.finalize(e, 'skipped');
       }
+      this.txStatus = buf[start + 5]!;
+      // statements still queued may yet begin or end a block; those answered no longer can
+      let txControl = 0;
+      for (let k = this.qHead; k < this.queue.length; k++) if (this.queue[k]!.txControl) txControl++;
+      this.txControlQueued = txControl;
+      // the upstream block is aborted or gone: a poisoned transaction can commit nothing any more
+      if (this.txStatus !== 0x54 /* T */) this.poisoned = false;
       // Outside a transaction block no portal survives; those bound later are not confirmed yet.
       if (buf[start + 5] === 0x49 /* I */ && this.portals.size) {
         for (const [name, entry] of this.portals) if (entry.confirmed) this.portals.delete(name);
@@ -801,7 +1045,7 @@ export class RelaySession {
   }
 
   private readonly onClientDrain = (): void => {
-    if (!this.closed && this.upstream.isPaused()) this.upstream.resume();
+    if (!this.closed && this.upstream.isPaused() && this.held.bytes <= this.maxHeldBytes) this.upstream.resume();
   };
 
   // ───────────────────────────── ending ─────────────────────────────
@@ -839,6 +1083,8 @@ export class RelaySession {
     if (this.closed) return;
     this.closed = true;
     this.stopped = true;
+    this.held.clear(); // never delivered: their entries were not durable
+    this.wakeHoldWaiters();
     if (this.idleTimer) clearTimeout(this.idleTimer);
     for (let e = this.shift(); e; e = this.shift()) this.finalize(e, 'unknown');
     if (!this.client.destroyed) {

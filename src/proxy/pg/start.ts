@@ -19,6 +19,8 @@ export interface PgProxyDeps {
   upstreams: ReadonlyMap<string, UpstreamTarget>;
   /** PEM certificate + key; default from config.tls files. */
   tls?: { cert: string; key: string };
+  /** `config.audit.ordering`; default `default` (reads overlap their entry, answers held). */
+  auditOrdering?: 'default' | 'strict';
   /** Structured logger (pino/fastify shape); never given tokens or SQL text. Default: silent. */
   logger?: ProxyLogger;
 }
@@ -81,6 +83,7 @@ export async function startPgProxy(config: PgProxyConfig, deps: PgProxyDeps): Pr
     },
     objectsMayHaveChanged: (database) => objects.get(database)?.markStale(),
     ...(statementTimeoutMs > 0 ? { maxStatementTimeoutMs: statementTimeoutMs } : {}),
+    ordering: deps.auditOrdering ?? 'default',
     ...(log ? { log } : {}),
   });
   const tls = deps.tls ?? (config.tls ? { cert: readFileSync(config.tls.certFile, 'utf8'), key: readFileSync(config.tls.keyFile, 'utf8') } : undefined);

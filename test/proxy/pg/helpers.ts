@@ -191,11 +191,11 @@ export class RawClient {
     socket.on('error', () => {});
   }
 
-  static async connect(port: number, password = 'good', localAddress?: string): Promise<RawClient> {
+  static async connect(port: number, password = 'good', localAddress?: string, database = 'whatever'): Promise<RawClient> {
     const socket = connect({ host: '127.0.0.1', port, ...(localAddress ? { localAddress } : {}) });
     await new Promise<void>((res, rej) => socket.once('connect', res).once('error', rej));
     const c = new RawClient(socket);
-    socket.write(serialize.startup({ user: 'agent', database: 'whatever' }));
+    socket.write(serialize.startup({ user: 'agent', database }));
     await c.waitFor((m) => m.name === 'authenticationCleartextPassword' || m.name === 'error');
     socket.write(serialize.password(password));
     await c.waitFor((m) => m.name === 'readyForQuery' || m.name === 'error');

@@ -2,25 +2,21 @@
  * `baton proxy` as its own process: keys fetched from the broker's key set, revocations by channel
  * fan-out + HTTP resync, audit into the broker's database, production config validated.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDemoUpstream } from '../../../src/dev/demo-upstream.ts';
 import { attenuate } from '../../../src/token/attenuate.ts';
 import { exchange } from '../../../src/sdk/exchange.ts';
-import { freePort } from '../../../src/util/free-port.ts';
 import { startTestBroker, type TestBroker } from '../../helpers/broker.ts';
 import { TEST_DATABASE_URL } from '../../helpers/database.ts';
+import { spawnStandaloneProxy, type StandaloneProxy } from '../../helpers/standalone-proxy.ts';
 
 let broker: TestBroker;
-let proxy: ChildProcess;
+let standalone: StandaloneProxy;
 let port: number;
 let appdb: string;
-let stderr = '';
 
 beforeAll(async () => {
   broker = await startTestBroker('standalone');
@@ -28,27 +24,11 @@ beforeAll(async () => {
   admin.pathname = '/postgres';
   appdb = `baton_t_standalone_appdb_${process.pid}`;
   const appdbUrl = await ensureDemoUpstream(admin.toString(), appdb);
-  port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'baton-proxy-'));
-  const config = join(dir, 'proxy.yaml');
-  writeFileSync(config, JSON.stringify({ proxy: { port, upstreams: { appdb: { url: appdbUrl } } } }));
-  proxy = spawn('node', ['bin/baton.mjs', 'proxy', '--config', config], {
-    env: {
-      ...process.env,
-      DATABASE_URL: broker.testDb.url,
-      BATON_BROKER_URL: broker.url,
-      BATON_KEYSET_URL: `${broker.url}/.well-known/baton-keys.json`,
-      BATON_DATA_DIR: dir,
-    },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  proxy.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  for (let i = 0; i < 100 && !/proxy listening/.test(stderr); i++) await new Promise((r) => setTimeout(r, 100));
-  if (!/proxy listening/.test(stderr)) throw new Error(`baton proxy did not start: ${stderr}`);
+  standalone = await spawnStandaloneProxy(broker, { appdb: appdbUrl });
+  port = standalone.port;
 });
 afterAll(async () => {
-  proxy?.kill('SIGTERM');
-  await new Promise((r) => proxy?.once('exit', r));
+  await standalone?.stop();
   await broker?.stop();
   const a = new pg.Client({ connectionString: TEST_DATABASE_URL });
   await a.connect();
@@ -85,8 +65,8 @@ describe('baton proxy (own process)', () => {
     expect(decisions.slice(0, 2)).toEqual(['allow', 'deny']);
     expect(decisions.at(-1)).toBe('deny'); // the refused statement (earlier SELECT 1s ran before the revocation arrived)
     expect(rows[0].delegates).toContain('helper-7');
-    expect(stderr).not.toContain(token);
-    expect(stderr).not.toContain(child);
+    expect(standalone.stderr).not.toContain(token);
+    expect(standalone.stderr).not.toContain(child);
   });
 
   it('picks up a rotated broker key without restarting', async () => {

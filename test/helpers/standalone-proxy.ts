@@ -1,0 +1,53 @@
+/** `baton proxy` as its own process (bin/baton.mjs), configured against a test broker and one upstream. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from '../../src/util/free-port.ts';
+import type { TestBroker } from './broker.ts';
+
+export interface StandaloneProxy {
+  process: ChildProcess;
+  port: number;
+  /** Everything the process wrote to stderr so far (its logs). */
+  readonly stderr: string;
+  /** SIGTERM (or `signal`) and wait for the exit; safe to call twice. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export async function spawnStandaloneProxy(broker: TestBroker, upstreams: Record<string, string>, proxy: Record<string, unknown> = {}): Promise<StandaloneProxy> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'baton-proxy-'));
+  const config = join(dir, 'proxy.yaml');
+  const ups = Object.fromEntries(Object.entries(upstreams).map(([name, url]) => [name, { url }]));
+  writeFileSync(config, JSON.stringify({ proxy: { port, upstreams: ups, ...proxy } }));
+  const child = spawn('node', ['bin/baton.mjs', 'proxy', '--config', config], {
+    env: {
+      ...process.env,
+      DATABASE_URL: broker.testDb.url,
+      BATON_BROKER_URL: broker.url,
+      BATON_KEYSET_URL: `${broker.url}/.well-known/baton-keys.json`,
+      BATON_DATA_DIR: dir,
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  for (let i = 0; i < 100 && !/proxy listening/.test(stderr) && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 100));
+  if (!/proxy listening/.test(stderr)) {
+    child.kill('SIGKILL');
+    throw new Error(`baton proxy did not start: ${stderr}`);
+  }
+  return {
+    process: child,
+    port,
+    get stderr() {
+      return stderr;
+    },
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      await exited;
+    },
+  };
+}
