@@ -5,19 +5,19 @@
  * bare durable single-row INSERT round trip, which one append at concurrency 1 cannot beat; and a
  * full verification of every chain written.
  *
- *   npx tsx bench/audit.ts            # BENCH_SECONDS=5 BENCH_CONCURRENCY=1,8,64 BENCH_LANES=1 to change
+ *   npx tsx bench/audit.ts            # BENCH_SECONDS=5 BENCH_CONCURRENCY=1,8,64 BENCH_LANES=2 to change
  */
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import pg from 'pg';
 import { verifyAuditChain } from '../src/audit/verify.ts';
-import { createAuditWriter } from '../src/audit/writer.ts';
+import { AUDIT_WRITER_DEFAULTS, createAuditWriter } from '../src/audit/writer.ts';
 import type { AuditEventInput } from '../src/audit/event.ts';
 import { createBenchDatabase } from './lib/database.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const LEVELS = (process.env.BENCH_CONCURRENCY ?? '1,8,64').split(',').map(Number);
-const LANES = Number(process.env.BENCH_LANES ?? 1);
+const LANES = Number(process.env.BENCH_LANES ?? AUDIT_WRITER_DEFAULTS.lanes);
 
 const rid = (s: string) => s.repeat(128 / s.length);
 const event: AuditEventInput = {
