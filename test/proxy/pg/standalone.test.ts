@@ -60,7 +60,10 @@ describe('baton proxy (own process)', () => {
     expect(refused?.code).toBe('28P01');
     expect(Date.now() - t0).toBeLessThan(1000 + (process.env.REDIS_URL ? 0 : 1500)); // without Redis: periodic resync only
     // the statements were audited into the broker's trail with their lineage
-    const { rows } = await broker.testDb.pool.query("SELECT decision, delegates FROM audit_events WHERE source = 'proxy-pg' ORDER BY seq");
+    // (each lineage is stored once, in audit_lineages: docs/audit.md)
+    const { rows } = await broker.testDb.pool.query(
+      "SELECT e.decision, l.delegates FROM audit_events AS e JOIN audit_lineages AS l ON l.hash = e.lineage_hash WHERE e.source = 'proxy-pg' ORDER BY e.seq",
+    );
     const decisions = rows.map((r) => r.decision);
     expect(decisions.slice(0, 2)).toEqual(['allow', 'deny']);
     expect(decisions.at(-1)).toBe('deny'); // the refused statement (earlier SELECT 1s ran before the revocation arrived)
