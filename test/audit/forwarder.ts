@@ -8,6 +8,10 @@ export interface Forwarder {
   port: number;
   down(): Promise<void>;
   up(): Promise<void>;
+  /** Stops passing the server's replies to clients (requests still reach the server): a lost reply. */
+  stallReplies(): void;
+  /** Cuts every live connection (keeps listening, replies flow again for new ones). */
+  cut(): void;
   close(): Promise<void>;
 }
 
@@ -15,6 +19,7 @@ export async function startForwarder(targetHost: string, targetPort: number): Pr
   const sockets = new Set<net.Socket>();
   let server: net.Server | undefined;
   let port = 0;
+  let stalled = false;
   const listen = async () => {
     server = net.createServer((client) => {
       const upstream = net.connect(targetPort, targetHost);
@@ -23,7 +28,11 @@ export async function startForwarder(targetHost: string, targetPort: number): Pr
         s.on('close', () => sockets.delete(s));
         s.on('error', () => {});
       }
-      client.pipe(upstream).pipe(client);
+      client.pipe(upstream);
+      upstream.on('data', (chunk) => {
+        if (!stalled) client.write(chunk);
+      });
+      upstream.on('end', () => client.end());
     });
     await new Promise<void>((resolve) => server!.listen(port, '127.0.0.1', resolve));
     port = (server!.address() as net.AddressInfo).port;
@@ -41,6 +50,13 @@ export async function startForwarder(targetHost: string, targetPort: number): Pr
     },
     down,
     up: listen,
+    stallReplies() {
+      stalled = true;
+    },
+    cut() {
+      stalled = false;
+      for (const socket of sockets) socket.destroy();
+    },
     close: down,
   };
 }

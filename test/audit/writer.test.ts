@@ -18,6 +18,14 @@ afterAll(async () => {
   await db?.drop();
 });
 
+async function waitFor(check: () => Promise<boolean>, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 async function rejection(p: Promise<unknown>): Promise<{ code?: string; message: string; detail?: string }> {
   try {
     await p;
@@ -276,6 +284,53 @@ describe('createAuditWriter', () => {
       await writer.append(statementEvent({ tokenId: 'tok_outage' }));
       expect(writer.health().ok).toBe(true);
       expect((await queryAudit(db.pool, { tokenId: 'tok_outage' })).events).toHaveLength(2);
+      expect(await verifyAuditChain(db.pool)).toMatchObject({ ok: true });
+    } finally {
+      await writer.close();
+      await fwd.close();
+    }
+  });
+
+  it('a reply lost after the batch committed: the retry re-reads the chain head, finds the batch there and resolves; no duplicate, chain valid', async () => {
+    const target = new URL(BASE_URL);
+    const fwd = await startForwarder(target.hostname, Number(target.port || 5432));
+    const via = new URL(db.url);
+    via.host = `127.0.0.1:${fwd.port}`;
+    const writer = createAuditWriter(db.newPool({ connectionString: via.toString() }), { lanes: 1, timeoutMs: 5000 });
+    try {
+      const first = await writer.append(statementEvent({ tokenId: 'tok_lost' }));
+      fwd.stallReplies();
+      const pending = writer.append(statementEvent({ tokenId: 'tok_lost', fingerprint: 'lost-1' }));
+      await waitFor(async () => (await db.pool.query("SELECT count(*)::int AS n FROM audit_events WHERE fingerprint = 'lost-1'")).rows[0].n === 1);
+      fwd.cut(); // the connection dies before the reply arrives
+      const receipt = await pending;
+      expect(receipt).toMatchObject({ chainId: first.chainId, chainSeq: first.chainSeq! + 1 });
+      expect((await writer.append(statementEvent({ tokenId: 'tok_lost' }))).chainSeq).toBe(first.chainSeq! + 2);
+      expect((await queryAudit(db.pool, { tokenId: 'tok_lost' })).events).toHaveLength(3);
+      expect(await verifyAuditChain(db.pool)).toMatchObject({ ok: true });
+    } finally {
+      await writer.close();
+      await fwd.close();
+    }
+  });
+
+  it('a reply lost until the budget runs out: rejects saying the batch may be recorded; the chain continues after it, valid', async () => {
+    const target = new URL(BASE_URL);
+    const fwd = await startForwarder(target.hostname, Number(target.port || 5432));
+    const via = new URL(db.url);
+    via.host = `127.0.0.1:${fwd.port}`;
+    const writer = createAuditWriter(db.newPool({ connectionString: via.toString() }), { lanes: 1, timeoutMs: 800 });
+    try {
+      const first = await writer.append(statementEvent({ tokenId: 'tok_ambiguous' }));
+      fwd.stallReplies();
+      const started = performance.now();
+      const err = await rejection(writer.append(statementEvent({ tokenId: 'tok_ambiguous' })));
+      expect(performance.now() - started).toBeLessThan(2000);
+      expect(err).toMatchObject({ code: 'BATON_ERR_AUDIT_UNAVAILABLE', detail: expect.stringContaining('may be recorded') });
+      fwd.cut();
+      // it was recorded (the server committed it); the lane re-read its head and continues after it
+      expect((await writer.append(statementEvent({ tokenId: 'tok_ambiguous' }))).chainSeq).toBe(first.chainSeq! + 2);
+      expect((await queryAudit(db.pool, { tokenId: 'tok_ambiguous' })).events).toHaveLength(3);
       expect(await verifyAuditChain(db.pool)).toMatchObject({ ok: true });
     } finally {
       await writer.close();
