@@ -1,6 +1,11 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CHECKPOINT_CHANNEL, checkpointPublisher, startAnchorWitness } from '../../src/audit/witness.ts';
+import { openSharedState } from '../../src/store/shared-state.ts';
 import { type AuditCheckpoint, anchorKey, signCheckpoint } from '../../src/audit/anchor.ts';
 import { GENESIS_HASH, legacyChainHash } from '../../src/audit/hash.ts';
 import { verifyAuditChain } from '../../src/audit/verify.ts';
@@ -301,5 +306,48 @@ describe('the resources query helper', () => {
       ok: false,
       firstBroken: { seq: r[2]!.seq, chainSeq: 3, reason: expect.stringContaining('resources query helper') },
     });
+  });
+});
+
+describe('anchor witness: checkpoints published outside the database', () => {
+  let witnessed: TestDatabase;
+  let dir: string;
+  beforeAll(async () => {
+    witnessed = await createTestDatabase('witness');
+    dir = mkdtempSync(join(tmpdir(), 'baton-anchors-'));
+  });
+  afterAll(async () => {
+    await witnessed?.drop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('keeps the newest checkpoint per chain (on disk too); with them, deleting rows and checkpoints in the database is reported', async () => {
+    const state = openSharedState({});
+    const file = join(dir, 'audit-anchors.json');
+    const witness = await startAnchorWitness(state, { file, flushMs: 10 });
+    const writer = createAuditWriter(witnessed.pool, { checkpointEvery: 5, onCheckpoint: checkpointPublisher(state) });
+    const receipts: AuditReceipt[] = [];
+    for (let i = 0; i < 12; i++) receipts.push(await writer.append(statementEvent({ fingerprint: `w${i}` })));
+    await writer.close();
+    await new Promise((r) => setTimeout(r, 50));
+    const chainId = receipts[0]!.chainId!;
+    expect(witness.anchors().find((a) => a.chainId === chainId)).toMatchObject({ chainSeq: 12, hash: receipts[11]!.hash });
+    // junk, an older checkpoint and an unsigned claim change nothing kept (claims are checked by verify anyway)
+    for (const junk of ['not json', JSON.stringify({ chainId, chainSeq: 99 }), JSON.stringify({ ...witness.anchors()[0], chainSeq: 3 })]) {
+      await state.publish(CHECKPOINT_CHANNEL, junk);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    expect(witness.anchors().filter((a) => a.chainId === chainId).map((a) => a.chainSeq)).toEqual([12]);
+    await witness.close();
+
+    await tamper(witnessed, 'audit_events', 'DELETE FROM audit_events WHERE chain_id = $1 AND chain_seq > 10', [chainId]);
+    await tamper(witnessed, 'audit_checkpoints', 'DELETE FROM audit_checkpoints WHERE chain_id = $1 AND chain_seq > 10', [chainId]);
+    expect(await verifyAuditChain(witnessed.pool)).toMatchObject({ ok: true }); // the database alone is fooled
+    const reloaded = await startAnchorWitness(openSharedState({}), { file }); // e.g. after a broker restart
+    expect(await verifyAuditChain(witnessed.pool, { anchors: reloaded.anchors() })).toMatchObject({
+      ok: false,
+      firstBroken: { chainId, chainSeq: 11, reason: expect.stringContaining('newest 2 or more entries were removed') },
+    });
+    await reloaded.close();
   });
 });

@@ -2,13 +2,15 @@
 import type { FastifyInstance } from 'fastify';
 import type pg from 'pg';
 import { z } from 'zod';
-import { auditQueryStringSchema, auditTree, exportJsonLines, queryAudit, verifyAuditChain } from '../../audit/index.ts';
+import { type AuditCheckpoint, auditQueryStringSchema, auditTree, exportJsonLines, queryAudit, verifyAuditChain } from '../../audit/index.ts';
 import { BatonError } from '../../errors.ts';
 import { requireAdmin, type BearerDeps } from '../bearer.ts';
 
 export interface AuditRouteDeps {
   pool: pg.Pool;
   bearer: BearerDeps;
+  /** Checkpoints kept outside the database (an anchor witness, src/audit/witness.ts): verified too. */
+  anchors?: () => AuditCheckpoint[];
 }
 
 function parseQuery<T extends z.ZodType>(schema: T, query: unknown): z.output<T> {
@@ -32,7 +34,7 @@ export function auditRoutes(deps: AuditRouteDeps) {
       requireAdmin(request, deps.bearer);
       // Every chain (one per writer process and lane, plus the legacy one): `chains` lists each with
       // its count, anchoring and first broken entry; `first_broken` is the lowest-seq one of those.
-      const result = await verifyAuditChain(deps.pool);
+      const result = await verifyAuditChain(deps.pool, { anchors: deps.anchors?.() });
       return {
         ok: result.ok,
         count: result.count,
