@@ -30,7 +30,7 @@ const config = loadConfig({
 const broker = await startBroker(config, { devIssuer: true });
 const proxy = env.BENCH_UPSTREAM_URL
   ? await startPgProxy(config.proxy, {
-      keys: { resolver: async () => broker.keyring },
+      keys: { resolver: async () => broker.keyring, current: () => broker.keyring },
       revocations: broker.revocations,
       auditOrdering: config.audit.ordering,
       audit: env.BENCH_AUDIT === 'memory' ? memoryAuditWriter() : broker.audit,

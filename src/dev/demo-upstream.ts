@@ -105,7 +105,11 @@ export async function ensureDemoUpstream(adminUrl: string, database: string): Pr
       REVOKE CREATE ON SCHEMA public FROM PUBLIC;
       GRANT USAGE ON SCHEMA public TO ${r};
       GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON public.customers, public.orders, public.audit_notes TO ${r};
-      GRANT USAGE, SELECT, UPDATE ON SEQUENCE public.customers_id_seq, public.orders_id_seq, public.audit_notes_id_seq TO ${r};`);
+      GRANT USAGE, SELECT, UPDATE ON SEQUENCE public.customers_id_seq, public.orders_id_seq, public.audit_notes_id_seq TO ${r};
+      -- tables the database's owner adds to public later (e.g. pgbench -i) are fronted too; still
+      -- only row privileges: the role can create, alter or drop nothing
+      ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON TABLES TO ${r};
+      ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO ${r};`);
     const fns = await db.query<{ sig: string }>(
       "SELECT p.oid::regprocedure::text AS sig FROM pg_proc p WHERE p.pronamespace = 'pg_catalog'::regnamespace AND p.proname = ANY($1)",
       [REVOKED_FUNCTIONS],

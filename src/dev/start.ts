@@ -34,7 +34,7 @@ export async function startDev(config: Config): Promise<DevRunning> {
     throw err;
   }
   const proxy = await startPgProxy(config.proxy, {
-    keys: { resolver: async () => broker.keyring },
+    keys: { resolver: async () => broker.keyring, current: () => broker.keyring },
     revocations: broker.revocations,
     audit: broker.audit,
     auditOrdering: config.audit.ordering,

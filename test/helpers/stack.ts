@@ -43,7 +43,7 @@ export async function startTestStack(area: string, proxyConfig: Partial<PgProxyC
     // Test files hold many sessions of one token open at once: the per-token cap is raised here.
     { host: '127.0.0.1', port: 0, upstreams: {}, allowInsecure: false, revocationStalenessSeconds: 5, ...proxyConfig, limits: { maxSessionsPerToken: 1000, ...proxyConfig.limits } },
     {
-      keys: { resolver: async () => broker.keyring },
+      keys: { resolver: async () => broker.keyring, current: () => broker.keyring },
       revocations: proxyRevocations,
       audit: broker.audit,
       upstreams: new Map([['appdb', upstreamFromUrl(appdbUrl)]]),

@@ -21,8 +21,11 @@ import { covers } from '../../token/vocabulary.ts';
 import type { AuthenticateRequest, AuthenticateResult, CheckContext, CheckPhase, CheckResult, GateSession, StatementOutcome, UpstreamTarget } from './gate.ts';
 
 export interface BatonGateDeps {
-  /** The broker's keys; `wantedKeyId` is the token's root key id (a source may refetch for it). */
-  keys: (wantedKeyId?: number) => Promise<KeyResolver>;
+  /**
+   * The broker's keys; `wantedKeyId` is the token's root key id (a source may refetch for it).
+   * Without an id (per statement) a source should answer from memory, synchronously.
+   */
+  keys: (wantedKeyId?: number) => KeyResolver | Promise<KeyResolver>;
   revocations: RevocationView;
   audit: AuditWriter;
   /** Classifies SQL (cached by the caller's implementation). */
@@ -142,6 +145,28 @@ function mayChangeTransactionBlock(c: Classification): boolean {
   return !c.ok || c.statements.some((s) => !READ_KINDS.has(s.kind) && !ROW_WRITE_KINDS.has(s.kind));
 }
 
+/** Statements a session remembers the classification of (its prepared statements, mostly). */
+const RECENT_STATEMENTS = 64;
+
+/** A refusal because some state (revocations, keys, the upstream snapshot) cannot be confirmed. */
+function unavailable(err: unknown): CheckResult {
+  return { allow: false, sqlstate: SQLSTATE.cannotConnectNow, message: `baton: ${asBatonError(err).message}` };
+}
+
+/**
+ * `next(value)` for a value that may or may not be a promise: synchronous when it is not. A throw or
+ * rejection of `get` goes to `failed`.
+ */
+function settle<T, R>(get: () => T | Promise<T>, failed: (err: unknown) => R, next: (value: T) => R | Promise<R>): R | Promise<R> {
+  let value: T | Promise<T>;
+  try {
+    value = get();
+  } catch (err) {
+    return failed(err);
+  }
+  return value instanceof Promise ? value.then(next, failed) : next(value);
+}
+
 /** Operations after which the upstream-objects snapshot must be reloaded before the next statement. */
 const OBJECT_CHANGING = new Set(['ddl', 'admin']);
 
@@ -176,6 +201,8 @@ class BatonSession implements GateSession {
   readonly #decisions = new Map<string, AuthorizationResult>();
   readonly #cacheDecisions: boolean;
   #searchPath: readonly string[] = ['public'];
+  /** SQL text → its classification, for the snapshot and search path it was made with. */
+  readonly #recent = new Map<string, { classification: Classification; objects: UpstreamObjects; searchPath: readonly string[] }>();
   #closed = false;
 
   constructor(deps: BatonGateDeps, database: string, upstream: UpstreamTarget, token: VerifiedToken, lineage: LineageLink[], expiresAt: Date | undefined, cacheDecisions: boolean) {
@@ -190,7 +217,12 @@ class BatonSession implements GateSession {
     this.#cacheDecisions = cacheDecisions;
   }
 
-  async check(sql: string, phase: CheckPhase, context?: CheckContext): Promise<CheckResult> {
+  /**
+   * Synchronous when everything it needs is in memory (the common case: keys and the upstream
+   * snapshot current, the statement classified before, its entry allowed to overlap), so the relay
+   * can forward in the same turn; a promise otherwise.
+   */
+  check(sql: string, phase: CheckPhase, context?: CheckContext): CheckResult | Promise<CheckResult> {
     const started = performance.now();
     const now = (this.#deps.now ?? (() => new Date()))();
     // 1. the token is still alive (per statement: a 5-minute token stops at 5 minutes)
@@ -200,39 +232,49 @@ class BatonSession implements GateSession {
     try {
       this.#deps.revocations.assertCurrent();
     } catch (err) {
-      return { allow: false, sqlstate: SQLSTATE.cannotConnectNow, message: `baton: ${asBatonError(err).message}` };
+      return unavailable(err);
     }
     if (this.#deps.revocations.firstRevoked(this.#token.revocationIds)) {
       return this.#deny(phase, 'the token (or one of its ancestors) has been revoked', undefined, { sqlstate: SQLSTATE.invalidPassword, fatal: true });
     }
     // a retired root key withdraws every token it signed, like a revocation (memory only: the key
     // source keeps its set fresh in the background and throws when it cannot confirm it is current)
-    let keys;
-    try {
-      keys = await this.#deps.keys();
-    } catch (err) {
-      return { allow: false, sqlstate: SQLSTATE.cannotConnectNow, message: `baton: ${asBatonError(err).message}` };
-    }
-    if (!isPublished(keys, this.#token.rootKeyId)) {
-      return this.#deny(phase, `the token's root key (${this.#token.rootKeyId}) has been retired`, undefined, { sqlstate: SQLSTATE.invalidPassword, fatal: true });
-    }
-    // 2. what does the SQL touch?
-    let objects: UpstreamObjects;
-    try {
-      objects = await this.#deps.objects(this.#database);
-    } catch (err) {
-      return { allow: false, sqlstate: SQLSTATE.cannotConnectNow, message: `baton: ${asBatonError(err).message}` };
-    }
+    return settle(() => this.#deps.keys(), unavailable, (keys) => {
+      if (!isPublished(keys, this.#token.rootKeyId)) {
+        return this.#deny(phase, `the token's root key (${this.#token.rootKeyId}) has been retired`, undefined, { sqlstate: SQLSTATE.invalidPassword, fatal: true });
+      }
+      // 2. what does the SQL touch?
+      return settle(() => this.#deps.objects(this.#database), unavailable, (objects) =>
+        settle(() => this.#classify(sql, objects), unavailable, (classification) => this.#decide(sql, phase, context, classification, now, started)),
+      );
+    });
+  }
+
+  /**
+   * Classification through a small per-session memo keyed by the SQL string itself (a prepared
+   * statement's Execute passes the same string every time), valid for one snapshot and search path.
+   */
+  #classify(sql: string, objects: UpstreamObjects): Classification | Promise<Classification> {
+    const hit = this.#recent.get(sql);
+    if (hit !== undefined && hit.objects === objects && hit.searchPath === this.#searchPath) return hit.classification;
     const ctx: ClassifyContext = {
       upstream: this.#database,
       searchPath: this.#searchPath,
       objects,
       ...(this.#deps.maxStatementTimeoutMs ? { maxStatementTimeoutMs: this.#deps.maxStatementTimeoutMs } : {}),
     };
+    const searchPath = this.#searchPath;
     // large statements are classified in a worker thread (a promise); small ones synchronously
-    let classified = this.#deps.classify(sql, ctx);
-    if (classified instanceof Promise) classified = await classified;
-    const classification = classified;
+    const remember = (classification: Classification) => {
+      if (this.#recent.size >= RECENT_STATEMENTS) this.#recent.delete(this.#recent.keys().next().value!);
+      this.#recent.set(sql, { classification, objects, searchPath });
+      return classification;
+    };
+    const classified = this.#deps.classify(sql, ctx);
+    return classified instanceof Promise ? classified.then(remember) : remember(classified);
+  }
+
+  #decide(sql: string, phase: CheckPhase, context: CheckContext | undefined, classification: Classification, now: Date, started: number): CheckResult | Promise<CheckResult> {
     if (!classification.ok) return this.#deny(phase, `statement refused: ${classification.reason}`, undefined);
     // 3. every (resource, operation) on its own
     const accesses = classification.statements.flatMap((s) => s.accesses);
@@ -270,6 +312,11 @@ class BatonSession implements GateSession {
       );
       return { allow: true, ticket: { receipt, startedAt: started, changesObjects } satisfies Ticket, durable, txControl };
     }
+    return this.#durableFirst(event, started, changesObjects, txControl);
+  }
+
+  /** Everything that may not overlap: the entry is durable before the statement is forwarded. */
+  async #durableFirst(event: AuditEventInput, started: number, changesObjects: boolean, txControl: boolean): Promise<CheckResult> {
     try {
       const receipt = await this.#deps.audit.append(event);
       return { allow: true, ticket: { receipt, startedAt: started, changesObjects } satisfies Ticket, txControl };

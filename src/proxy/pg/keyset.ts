@@ -27,6 +27,11 @@ export interface KeySetSource {
    * the source cannot confirm its set is current.
    */
   resolver(wantedKeyId?: number): Promise<KeyResolver>;
+  /**
+   * The keys currently published, from memory (per statement); throws like `resolver` when the set
+   * cannot be confirmed current. Sources that cannot answer synchronously leave it out.
+   */
+  current?(): KeyResolver;
 }
 
 /** A resolver that can also say, without allocating a key, whether an id is published. */
@@ -51,7 +56,7 @@ function documentKeys(doc: KeySetDocument): PublishedKeys {
 
 export function staticKeySet(path: string): KeySetSource {
   const keys = documentKeys(KeySetDocument.parse(JSON.parse(readFileSync(path, 'utf8'))));
-  return { resolver: async () => keys };
+  return { resolver: async () => keys, current: () => keys };
 }
 
 export interface RemoteKeySetOptions {
@@ -138,6 +143,10 @@ export class RemoteKeySet implements KeySetSource {
       // an unknown id may be a rotation we haven't seen: refetch, but at most every minRefetchMs
       if (!this.#keys || (!known && this.#opts.now() - (this.#freshAt ?? 0) > this.#opts.minRefetchMs)) await this.refresh();
     }
+    return this.current();
+  }
+
+  current(): PublishedKeys {
     const reason = this.staleReason();
     if (reason) throw new BatonError('BATON_ERR_REVOCATION_STALE', 'the broker key set is not current (a key retirement could be missed); refusing until it is', { detail: reason });
     return this.#keys!;
@@ -181,19 +190,4 @@ export class RemoteKeySet implements KeySetSource {
       this.#opts.log?.({ event: 'keys.refresh_failed', error: err instanceof Error ? err.message : String(err) });
     }
   }
-}
-
-/**
- * @deprecated use `new RemoteKeySet(url, { state, … })` and `start()` it (announcements + stop()).
- * Kept so callers of the old factory keep compiling: it starts polling on first use.
- */
-export function remoteKeySet(url: string, opts: RemoteKeySetOptions = {}): KeySetSource {
-  const keys = new RemoteKeySet(url, opts);
-  let started: Promise<void> | undefined;
-  return {
-    async resolver(wantedKeyId) {
-      await (started ??= keys.start());
-      return keys.resolver(wantedKeyId);
-    },
-  };
 }

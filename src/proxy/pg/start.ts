@@ -70,7 +70,8 @@ export async function startPgProxy(config: PgProxyConfig, deps: PgProxyDeps): Pr
   const upstreams = withStatementTimeout(deps.upstreams, statementTimeoutMs);
   const objects = new Map<string, UpstreamObjectsSource>([...upstreams].map(([name, target]) => [name, upstreamObjectsSource(target)]));
   const gate = createBatonGate({
-    keys: (id) => deps.keys.resolver(id),
+    // per statement (no id) from memory when the source can; at connect it may refetch
+    keys: (id) => (id === undefined && deps.keys.current ? deps.keys.current() : deps.keys.resolver(id)),
     revocations: deps.revocations,
     audit: deps.audit,
     // Large statements are parsed in a worker thread so that they never stall other sessions.
