@@ -185,6 +185,8 @@ const outcomeCodec: ChainCodec<PendingOutcome> = {
 
 /** Validated lineages by their JSON text: the same delegation chain is usually recorded many times. */
 const LINEAGE_CACHE_MAX = 10_000;
+/** …and at most this much JSON text (a lineage may be up to 64 links with long purposes). */
+const LINEAGE_CACHE_BYTES = 8 * 1024 * 1024;
 
 /**
  * Creates the audit writer on `pool` (migrations 002, 004 and 005 applied). Several writers, in one
@@ -211,7 +213,7 @@ export function createAuditWriter(pool: pg.Pool, options: AuditWriterOptions = {
 
   const events = new GroupCommitter<PendingEvent>(pool, eventCodec, limits, chain, onError);
   const outcomes = new GroupCommitter<PendingOutcome>(pool, outcomeCodec, { ...limits, lanes: 1 }, chain, onError);
-  const lineages = new Map<string, { hash: string; json: string }>();
+  const lineages: LineageCache = { entries: new Map(), bytes: 0 };
 
   // An idle pooled connection that dies (backend terminated, server restart) makes the pool emit
   // 'error'; unhandled, that would crash the process. The next batch simply reconnects.
@@ -280,6 +282,12 @@ function uuidv7(): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
+/** Validated lineages by JSON text, bounded in entries and bytes (cleared when full: forgetting costs a re-validation). */
+interface LineageCache {
+  entries: Map<string, { hash: string; json: string }>;
+  bytes: number;
+}
+
 /** The event without its lineage (validated on its own, see {@link recordedLineage}). */
 const eventFieldsSchema = auditEventInputSchema.omit({ lineage: true });
 
@@ -288,14 +296,14 @@ const eventFieldsSchema = auditEventInputSchema.omit({ lineage: true });
  * its content address. The same chain is usually recorded many times (every statement of a
  * session), so validated lineages are kept by their JSON text: equal text, equal value.
  */
-function recordedLineage(cache: Map<string, { hash: string; json: string }>, lineage: unknown): { hash: string; json: string } {
+function recordedLineage(cache: LineageCache, lineage: unknown): { hash: string; json: string } {
   let key: string | undefined;
   try {
     key = JSON.stringify(lineage);
   } catch {
     key = undefined; // cyclic or BigInt: the schema refuses it below
   }
-  const known = key === undefined ? undefined : cache.get(key);
+  const known = key === undefined ? undefined : cache.entries.get(key);
   if (known) return known;
   const result = auditLineageSchema.safeParse(lineage);
   if (!result.success) {
@@ -306,8 +314,12 @@ function recordedLineage(cache: Map<string, { hash: string; json: string }>, lin
   const text = canonicalJson(result.data);
   const recorded = { hash: sha256Hex(text), json: text };
   if (key !== undefined) {
-    if (cache.size >= LINEAGE_CACHE_MAX) cache.clear();
-    cache.set(key, recorded);
+    cache.bytes += key.length + text.length;
+    if (cache.entries.size >= LINEAGE_CACHE_MAX || cache.bytes > LINEAGE_CACHE_BYTES) {
+      cache.entries.clear();
+      cache.bytes = key.length + text.length;
+    }
+    cache.entries.set(key, recorded);
   }
   return recorded;
 }
