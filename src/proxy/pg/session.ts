@@ -606,13 +606,7 @@ export class RelaySession {
       return;
     }
     this.out = [];
-    if (out.length === 1) {
-      this.upstream.write(out[0]!);
-    } else {
-      this.upstream.cork();
-      for (const b of out) this.upstream.write(b);
-      this.upstream.uncork();
-    }
+    writeAll(this.upstream, out);
     if (this.upstream.writableNeedDrain) this.updateClientFlow();
   }
 
@@ -1034,13 +1028,7 @@ export class RelaySession {
 
   private writeClient(...bufs: Buffer[]): void {
     if (bufs.length === 0 || this.client.destroyed) return;
-    if (bufs.length === 1) {
-      this.client.write(bufs[0]!);
-    } else {
-      this.client.cork();
-      for (const b of bufs) this.client.write(b);
-      this.client.uncork();
-    }
+    writeAll(this.client, bufs);
     if (this.client.writableNeedDrain && !this.upstream.isPaused()) this.upstream.pause();
   }
 
@@ -1102,4 +1090,24 @@ export class RelaySession {
     }
     this.onClose();
   }
+}
+
+/** Below this many bytes, pieces are copied into one buffer: one write() beats a writev of many small ones. */
+const COALESCE_BYTES = 64 * 1024;
+
+/** One socket write for `bufs` (a copy when they are small, a corked writev when they are large). */
+function writeAll(socket: Socket, bufs: Buffer[]): void {
+  if (bufs.length === 1) {
+    socket.write(bufs[0]!);
+    return;
+  }
+  let total = 0;
+  for (const b of bufs) total += b.length;
+  if (total <= COALESCE_BYTES) {
+    socket.write(Buffer.concat(bufs, total));
+    return;
+  }
+  socket.cork();
+  for (const b of bufs) socket.write(b);
+  socket.uncork();
 }
