@@ -25,6 +25,8 @@ export const inspect: Command = {
 
 function renderTree(r: Inspection): string {
   const lines = [r.verified ? 'token (signatures VERIFIED)' : 'token (UNVERIFIED: decoded without the root key)'];
+  // a token every verifier refuses (reserved names, over a bound) says so first, whatever follows
+  if (r.refusal) lines.push(`REFUSED by every verifier: ${t(r.refusal.code)}: ${t(r.refusal.message)}`);
   for (const link of r.lineage) {
     const indent = '  '.repeat(link.depth);
     // every value below comes from the token (anyone can mint blocks offline): escaped, never raw

@@ -4,7 +4,7 @@
  */
 import { pino } from 'pino';
 import { createAuditWriter } from '../audit/writer.ts';
-import { loadConfig } from '../config/load.ts';
+import { assertModeFitsEnvironment, loadConfig } from '../config/load.ts';
 import { RemoteKeySet, staticKeySet } from '../proxy/pg/keyset.ts';
 import { startPgProxy } from '../proxy/pg/start.ts';
 import { assertLeastPrivilegedUpstreams, upstreamMap } from '../proxy/pg/upstreams.ts';
@@ -24,6 +24,7 @@ export const proxy: Command = {
   async run(argv) {
     const { values } = parseOptions(argv, { config: { type: 'string' } }, USAGE);
     const config = loadConfig({ file: values.config, role: 'proxy' });
+    assertModeFitsEnvironment(config); // dev settings never run under NODE_ENV=production
     const p = config.proxy;
     if (!p.brokerUrl || (!p.keySetUrl && !p.keySetFile) || Object.keys(p.upstreams).length === 0) {
       throw new Error(`the proxy needs proxy.brokerUrl, proxy.keySetUrl (or keySetFile) and proxy.upstreams\n${USAGE}`);

@@ -2,6 +2,7 @@
  * inspect() never describes a token the verifiers refuse as if it were usable: with keys it throws the
  * verifier's refusal, without keys it flags it.
  */
+import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { attenuate, inspect } from '../../src/sdk/index.ts';
 import { appendBlock, pred, str } from '../../src/token/wire/index.ts';
@@ -35,3 +36,13 @@ describe('inspect()', () => {
     expect(inspect(child, { publicKeys: ring })).toMatchObject({ verified: true, effective: { resources: [ORDERS], approximate: false } });
   });
 });
+
+describe('baton inspect (CLI, no keys)', () => {
+  it('says first that every verifier refuses the token', () => {
+    const out = execFileSync('node', ['bin/baton.mjs', 'inspect'], { env: { ...process.env, BATON_TOKEN: forged }, encoding: 'utf8' });
+    const lines = out.split('\n');
+    expect(lines[0]).toMatch(/UNVERIFIED/);
+    expect(lines[1]).toBe(`REFUSED by every verifier: BATON_ERR_TOKEN_RESERVED_NAME: ${refusal(() => inspect(forged, { publicKeys: ring }))!.message}`);
+  });
+});
+
