@@ -34,7 +34,7 @@ export { type AuditFilters, type AuditPage, auditCursor, auditFiltersSchema, aud
 export { assertNoCredentials } from './redact.ts';
 export { type AuditTree, type AuditTreeNode, type Counts, auditTree } from './tree.ts';
 export { type AuditVerification, type BrokenLink, type ChainReport, type VerifyOptions, verifyAuditChain } from './verify.ts';
-export { type AnchorWitness, CHECKPOINT_CHANNEL, checkpointPublisher, startAnchorWitness } from './witness.ts';
+export { type AnchorWitness, CHECKPOINT_CHANNEL, checkpointChannel, checkpointPublisher, startAnchorWitness } from './witness.ts';
 export {
   AUDIT_WRITER_DEFAULTS,
   type AuditOutcomeReceipt,

@@ -10,12 +10,23 @@
  * pass); a replayed older one never replaces a newer one.
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import type pg from 'pg';
 import { z } from 'zod';
 import type { SharedState } from '../store/shared-state.ts';
 import type { AuditCheckpoint } from './anchor.ts';
 
-/** The shared-state channel checkpoints are published on. */
+/** The shared-state channel checkpoints are published on (per audit database: see `checkpointChannel`). */
 export const CHECKPOINT_CHANNEL = 'audit-checkpoints';
+
+/**
+ * The channel of ONE audit database: chain ids are only unique within a database, so deployments (or
+ * test runs) that share a Redis must never witness each other's chains. Named by the cluster's system
+ * identifier and the database name, which every writer and the witness read from the database itself.
+ */
+export async function checkpointChannel(pool: Pick<pg.Pool, 'query'>): Promise<string> {
+  const { rows } = await pool.query<{ id: string }>('SELECT (SELECT system_identifier FROM pg_control_system())::text || \'/\' || current_database() AS id');
+  return `${CHECKPOINT_CHANNEL}:${rows[0]!.id}`;
+}
 
 const checkpointSchema = z.strictObject({
   chainId: z.number().int().positive(),
@@ -30,11 +41,11 @@ const checkpointSchema = z.strictObject({
  * failure is reported to `onError`, the checkpoint is in the database anyway).
  *
  * @example
- * const audit = createAuditWriter(pool, { onCheckpoint: checkpointPublisher(state, (e) => log.warn(e.message)) });
+ * const audit = createAuditWriter(pool, { onCheckpoint: checkpointPublisher(state, await checkpointChannel(pool), (e) => log.warn(e.message)) });
  */
-export function checkpointPublisher(state: Pick<SharedState, 'publish'>, onError: (err: Error) => void = () => {}): (cp: AuditCheckpoint) => void {
+export function checkpointPublisher(state: Pick<SharedState, 'publish'>, channel: string, onError: (err: Error) => void = () => {}): (cp: AuditCheckpoint) => void {
   return (cp) => {
-    state.publish(CHECKPOINT_CHANNEL, JSON.stringify(cp)).catch((err: unknown) => onError(err instanceof Error ? err : new Error(String(err))));
+    state.publish(channel, JSON.stringify(cp)).catch((err: unknown) => onError(err instanceof Error ? err : new Error(String(err))));
   };
 }
 
@@ -51,12 +62,12 @@ export interface AnchorWitness {
  * and rewrites it (atomically, at most every `flushMs`) when something newer arrives.
  *
  * @example
- * const witness = await startAnchorWitness(state, { file: join(dataDir, 'audit-anchors.json') });
+ * const witness = await startAnchorWitness(state, { channel: await checkpointChannel(pool), file: join(dataDir, 'audit-anchors.json') });
  * const result = await verifyAuditChain(pool, { anchors: witness.anchors() });
  */
 export async function startAnchorWitness(
   state: Pick<SharedState, 'subscribe'>,
-  opts: { file?: string; flushMs?: number } = {},
+  opts: { channel?: string; file?: string; flushMs?: number } = {},
 ): Promise<AnchorWitness> {
   const latest = new Map<number, AuditCheckpoint>();
   const witness = (raw: unknown): boolean => {
@@ -89,7 +100,7 @@ export async function startAnchorWitness(
     dirty = true;
     timer ??= setTimeout(flush, opts.flushMs ?? 1000).unref();
   };
-  const unsubscribe = await state.subscribe(CHECKPOINT_CHANNEL, (message) => {
+  const unsubscribe = await state.subscribe(opts.channel ?? CHECKPOINT_CHANNEL, (message) => {
     try {
       record(JSON.parse(message));
     } catch {

@@ -16,6 +16,7 @@ import { openDatabase, type Database } from '../store/database.ts';
 import { openSharedState, type SharedState } from '../store/shared-state.ts';
 import { warmUpAuthorizer } from '../token/warmup.ts';
 import { createAuditWriter, type AuditWriter } from '../audit/writer.ts';
+import { checkpointChannel, checkpointPublisher, startAnchorWitness } from '../audit/witness.ts';
 import { BatonError } from '../errors.ts';
 import { revocationRoutes } from '../revocation/routes.ts';
 import { RevocationSet } from '../revocation/set.ts';
@@ -70,7 +71,12 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
   if (devIssuer) issuers.push({ issuer: devIssuer.issuer, audiences: [DEV_AUDIENCE], algorithms: [devIssuer.alg] });
   const oidc = createOidcVerifier(issuers);
   const metrics = createMetrics();
-  const audit = createAuditWriter(db.pool);
+  // Chain heads are signed into the database AND published; the broker witnesses every writer's
+  // (its own and the proxies') and keeps the newest outside the database, so a truncation that also
+  // deletes the checkpoints in the database is still caught by verify.
+  const channel = await checkpointChannel(db.pool);
+  const witness = await startAnchorWitness(state, { channel, file: join(config.dataDir, 'audit-anchors.json') });
+  const audit = createAuditWriter(db.pool, { description: 'broker', onCheckpoint: checkpointPublisher(state, channel) });
   const revocations = new RevocationSet({ source: databaseRevocationSource(db.pool), state, stalenessMs: config.proxy.revocationStalenessSeconds * 1000 });
   // not awaited to be current: bearer endpoints and the proxy fail closed (503/57P03) until it is
   await revocations.start();
@@ -99,7 +105,7 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
         });
       },
       plugins: [
-        auditRoutes({ pool: db.pool, bearer }),
+        auditRoutes({ pool: db.pool, bearer, anchors: () => witness.anchors() }),
         revocationRoutes({ pool: db.pool, keys: keyring, state, revocations, audit: (e) => audit.append(e), limits: config.broker.revocationLimits }),
         ...(devIssuer ? [async (a: FastifyInstance) => void (await a.register(devIssuer.plugin, { prefix: '/dev/oidc' }))] : []),
       ],
@@ -134,6 +140,7 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
       await app.close();
       await revocations.stop();
       await audit.close();
+      await witness.close();
       if (!opts.state) await state.close();
       await db.close();
     },

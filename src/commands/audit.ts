@@ -6,7 +6,7 @@ import { terminalJson, terminalJsonText, terminalText as t } from './terminal-te
 
 const USAGE = `usage: baton audit <verify | tail [--follow] [--json] [--limit N] | tree TOKEN_ID | export> [--broker URL]
   Uses the broker's /v1/audit API with the admin Baton token in BATON_TOKEN.
-  verify  check the hash chain; exit 1 and name the first broken entry if it is broken
+  verify  check every hash chain and its signed heads; exit 1 and name each chain's first broken entry
   tail    the newest events (oldest first); --follow keeps printing new ones
   tree    the delegation tree of a token with allowed/denied counts per link
   export  every event as JSON lines (for SIEMs)`;
@@ -23,17 +23,16 @@ export const audit: Command = {
     const headers = { authorization: `Bearer ${bearerToken()}` };
     const [action, arg] = positionals;
     if (action === 'verify') {
-      const result = (await (await callBroker(`${base}/v1/audit/verify`, { headers })).json()) as {
-        ok: boolean;
-        count?: number;
-        first_broken?: { table: string; seq: number; id: string; reason: string };
-      };
+      const result = (await (await callBroker(`${base}/v1/audit/verify`, { headers })).json()) as VerifyResult;
+      const chains = result.chains ?? [];
       if (result.ok) {
-        process.stdout.write(`audit chain OK (${t(result.count)} events)\n`);
+        process.stdout.write(`audit trail OK (${t(result.count)} events, ${t(result.outcomes ?? 0)} outcomes in ${chains.length} chains)\n`);
         return 0;
       }
-      const b = result.first_broken!;
-      process.stdout.write(`audit chain BROKEN at ${t(b.table)} seq ${t(b.seq)} (id ${t(b.id)}): ${t(b.reason)}\n`);
+      // every broken chain, then stray rows of unregistered chains
+      const broken = [...chains.filter((c) => c.broken).map((c) => c.broken!), ...(result.strays ?? [])];
+      if (broken.length === 0 && result.first_broken) broken.push(result.first_broken);
+      for (const b of broken) process.stdout.write(`audit trail BROKEN: ${describeBroken(b)}\n`);
       return 1;
     }
     if (action === 'tail') return tail(base, headers, values.follow ?? false, values.json ?? false, Number(values.limit ?? 20));
@@ -103,3 +102,33 @@ function renderTree(tree: Tree): string {
   tree.roots.forEach(walk);
   return `${lines.join('\n')}\n`;
 }
+
+interface BrokenLink {
+  table: string;
+  chainId?: number;
+  chainSeq?: number | null;
+  seq?: number | null;
+  id?: string | null;
+  reason: string;
+}
+
+interface VerifyResult {
+  ok: boolean;
+  count?: number;
+  outcomes?: number;
+  chains?: { chainId: number; broken?: BrokenLink }[];
+  strays?: BrokenLink[];
+  first_broken?: BrokenLink;
+}
+
+/** `chain 7 (audit_events) entry 12 (seq 345, id …): reason`, naming only what is known. */
+function describeBroken(b: BrokenLink): string {
+  const where = [
+    b.chainId !== undefined ? `chain ${t(b.chainId)}` : undefined,
+    `(${t(b.table)})`,
+    b.chainSeq != null ? `entry ${t(b.chainSeq)}` : undefined,
+    b.seq != null || b.id != null ? `(${[b.seq != null ? `seq ${t(b.seq)}` : '', b.id != null ? `id ${t(b.id)}` : ''].filter(Boolean).join(', ')})` : undefined,
+  ].filter(Boolean);
+  return `${where.join(' ')}: ${t(b.reason)}`;
+}
+

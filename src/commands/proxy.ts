@@ -3,6 +3,7 @@
  * from the broker (Redis fan-out + HTTP resync), audit into DATABASE_URL, upstreams from config.
  */
 import { pino } from 'pino';
+import { checkpointChannel, checkpointPublisher } from '../audit/witness.ts';
 import { createAuditWriter } from '../audit/writer.ts';
 import { assertModeFitsEnvironment, loadConfig } from '../config/load.ts';
 import { RemoteKeySet, staticKeySet } from '../proxy/pg/keyset.ts';
@@ -40,7 +41,8 @@ export const proxy: Command = {
     const state = openSharedState({ url: config.redisUrl });
     const revocations = new RevocationSet({ source: httpRevocationSource(p.brokerUrl), state, stalenessMs: p.revocationStalenessSeconds * 1000 });
     await revocations.start();
-    const audit = createAuditWriter(db.pool);
+    // its chain heads are published for the broker's witness (kept outside the database)
+    const audit = createAuditWriter(db.pool, { description: 'baton proxy', onCheckpoint: checkpointPublisher(state, await checkpointChannel(db.pool)) });
     const logger = pino({ level: config.logLevel });
     // key retirements end sessions: poll often (ETag), refetch on the broker's announcement, and fail
     // closed past the same staleness bound as revocations

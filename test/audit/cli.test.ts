@@ -40,7 +40,7 @@ describe('baton audit', () => {
   });
 
   it('verify passes on an intact chain and names the first row changed directly as superuser', async () => {
-    expect(await baton(['verify'])).toMatchObject({ code: 0, out: expect.stringMatching(/^audit chain OK/) });
+    expect(await baton(['verify'])).toMatchObject({ code: 0, out: expect.stringMatching(/^audit trail OK/) });
     const pool = stack.broker.testDb.pool;
     const { rows } = await pool.query<{ seq: string; id: string }>('SELECT seq, id FROM audit_events ORDER BY seq LIMIT 1 OFFSET 1');
     const victim = rows[0]!;
@@ -49,7 +49,8 @@ describe('baton audit', () => {
     await pool.query('ALTER TABLE audit_events ENABLE TRIGGER ALL');
     const broken = await baton(['verify']);
     expect(broken.code).toBe(1);
-    expect(broken.out).toContain(`audit_events seq ${victim.seq} (id ${victim.id})`);
+    expect(broken.out).toMatch(/^audit trail BROKEN: chain \d+ \(audit_events\) entry \d+ /);
+    expect(broken.out).toContain(`(seq ${victim.seq}, id ${victim.id})`);
     // the application role cannot do the same: the trigger refuses UPDATE and DELETE
     await expect(pool.query('DELETE FROM audit_events WHERE seq = $1', [victim.seq])).rejects.toThrow();
   });

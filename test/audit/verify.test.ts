@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CHECKPOINT_CHANNEL, checkpointPublisher, startAnchorWitness } from '../../src/audit/witness.ts';
+import { checkpointChannel, checkpointPublisher, startAnchorWitness } from '../../src/audit/witness.ts';
 import { openSharedState } from '../../src/store/shared-state.ts';
 import { type AuditCheckpoint, anchorKey, signCheckpoint } from '../../src/audit/anchor.ts';
 import { GENESIS_HASH, legacyChainHash } from '../../src/audit/hash.ts';
@@ -324,8 +324,14 @@ describe('anchor witness: checkpoints published outside the database', () => {
   it('keeps the newest checkpoint per chain (on disk too); with them, deleting rows and checkpoints in the database is reported', async () => {
     const state = openSharedState({});
     const file = join(dir, 'audit-anchors.json');
-    const witness = await startAnchorWitness(state, { file, flushMs: 10 });
-    const writer = createAuditWriter(witnessed.pool, { checkpointEvery: 5, onCheckpoint: checkpointPublisher(state) });
+    const channel = await checkpointChannel(witnessed.pool);
+    const witness = await startAnchorWitness(state, { channel, file, flushMs: 10 });
+    const writer = createAuditWriter(witnessed.pool, { checkpointEvery: 5, onCheckpoint: checkpointPublisher(state, channel) });
+    // another audit database on the same Redis (chain ids repeat across databases): never witnessed here
+    const elsewhere = createAuditWriter(db.pool, { checkpointEvery: 5, onCheckpoint: checkpointPublisher(state, await checkpointChannel(db.pool)) });
+    expect(await checkpointChannel(db.pool)).not.toBe(channel);
+    for (let i = 0; i < 6; i++) await elsewhere.append(statementEvent({ fingerprint: `x${i}` }));
+    await elsewhere.close();
     const receipts: AuditReceipt[] = [];
     for (let i = 0; i < 12; i++) receipts.push(await writer.append(statementEvent({ fingerprint: `w${i}` })));
     await writer.close();
@@ -334,10 +340,11 @@ describe('anchor witness: checkpoints published outside the database', () => {
     expect(witness.anchors().find((a) => a.chainId === chainId)).toMatchObject({ chainSeq: 12, hash: receipts[11]!.hash });
     // junk, an older checkpoint and an unsigned claim change nothing kept (claims are checked by verify anyway)
     for (const junk of ['not json', JSON.stringify({ chainId, chainSeq: 99 }), JSON.stringify({ ...witness.anchors()[0], chainSeq: 3 })]) {
-      await state.publish(CHECKPOINT_CHANNEL, junk);
+      await state.publish(channel, junk);
     }
     await new Promise((r) => setTimeout(r, 50));
     expect(witness.anchors().filter((a) => a.chainId === chainId).map((a) => a.chainSeq)).toEqual([12]);
+    expect(witness.anchors().map((a) => a.chainId)).toEqual([chainId]);
     await witness.close();
 
     await tamper(witnessed, 'audit_events', 'DELETE FROM audit_events WHERE chain_id = $1 AND chain_seq > 10', [chainId]);
