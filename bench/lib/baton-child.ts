@@ -5,7 +5,8 @@
  * keyring and audit writer exactly as `baton dev` does.
  *
  * Env: BENCH_DATABASE_URL (migrated broker database), BENCH_DATA_DIR, BENCH_UPSTREAM_URL?, REDIS_URL?,
- * BENCH_AUDIT=memory (DIAGNOSTIC: the proxy audits into bench/lib/memory-audit.ts, i.e. not at all).
+ * BENCH_AUDIT=memory (DIAGNOSTIC: the proxy audits into bench/lib/memory-audit.ts, i.e. not at all),
+ * BENCH_AUDIT_ORDERING=strict (every entry durable before its statement is forwarded).
  * Prints `{"brokerUrl": …, "proxyPort": …}` when ready; exits on SIGTERM.
  */
 import { startBroker } from '../../src/broker/server.ts';
@@ -25,6 +26,7 @@ const config = loadConfig({
     ...(env.REDIS_URL ? { redisUrl: env.REDIS_URL } : {}),
     broker: { port: 0, rateLimit: { perSubject: 1_000_000_000, perClient: 1_000_000_000 } },
     proxy: { port: 0 },
+    audit: { ordering: env.BENCH_AUDIT_ORDERING === 'strict' ? 'strict' : 'default' },
   },
 });
 const broker = await startBroker(config, { devIssuer: true });

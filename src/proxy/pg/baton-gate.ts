@@ -136,6 +136,9 @@ const ROW_WRITE_OPS = new Set(['read', 'insert', 'update', 'delete']);
  */
 function mayOverlapAudit(c: Classification, inTransactionBlock: boolean): boolean {
   if (!c.ok || c.statements.length === 0) return false;
+  // BEGIN alone starts a block and changes nothing anyone can see (if its entry fails the relay
+  // aborts the block it opened before anything in it can commit)
+  if (c.statements.length === 1 && c.statements[0]!.kind === 'begin') return true;
   if (c.statements.every((s) => READ_KINDS.has(s.kind) && s.accesses.every((a) => a.operation === 'read'))) return true;
   return inTransactionBlock && c.statements.every((s) => (ROW_WRITE_KINDS.has(s.kind) || (READ_KINDS.has(s.kind) && s.accesses.every((a) => a.operation === 'read'))) && s.accesses.every((a) => ROW_WRITE_OPS.has(a.operation)));
 }

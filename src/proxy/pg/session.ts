@@ -784,7 +784,8 @@ export class RelaySession {
         e.errorPlaced = true;
         if (extended && !placed.reachedReady) this.dropUntilReady = true;
       }
-      if (e.inTransactionBlock) this.poisoned = true;
+      // in a block, or a statement that may have opened one (BEGIN): abort the block before anything commits
+      if (e.inTransactionBlock || e.txControl) this.poisoned = true;
       else if (extended && this.syncs === e.syncsBefore) this.failedBeforeSync = true;
     }
     this.wakeHoldWaiters();

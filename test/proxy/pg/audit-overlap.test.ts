@@ -175,6 +175,31 @@ describe('writes', () => {
     await c.end();
   });
 
+  it('a BEGIN whose entry fails: the block it opened upstream can commit nothing', async () => {
+    const before = (await stack.direct('SELECT amount_cents FROM orders WHERE id = 41')).rows[0].amount_cents;
+    const c = await stack.connect(writer);
+    const store = await stallAuditStore();
+    let begin;
+    try {
+      begin = settled(c.query('BEGIN'));
+      await sleep(300);
+      await store.fail();
+      for (let i = 0; i < 100 && !begin.done; i++) await sleep(50);
+    } finally {
+      await store.release();
+    }
+    expect(begin.error?.code).toBe('57P03');
+    await sleep(300);
+    // the client believes it is outside a block; the upstream opened one: nothing may run in it
+    const upd = await c.query('UPDATE orders SET amount_cents = amount_cents + 1 WHERE id = 41').then(() => 'ran', (e: { code?: string }) => e.code);
+    expect(upd).toBe('57P03');
+    await c.query('ROLLBACK').catch(() => {});
+    expect((await stack.direct('SELECT amount_cents FROM orders WHERE id = 41')).rows[0].amount_cents).toBe(before);
+    // and the session is usable again, in autocommit
+    await c.query('UPDATE orders SET amount_cents = amount_cents WHERE id = 41');
+    await c.end();
+  });
+
   it('inside a block, writes run at once and COMMIT waits for their entries', async () => {
     const c = await stack.connect(writer);
     await c.query('BEGIN');

@@ -201,7 +201,8 @@ const HANDLERS: Readonly<Record<string, Handler>> = {
     } else if (!kind.startsWith('TRANS_STMT_')) {
       throw new Unsupported('unknown transaction statement');
     }
-    return 'transaction';
+    // BEGIN/START changes nothing anyone can see (the proxy lets it overlap its audit entry)
+    return kind === 'TRANS_STMT_BEGIN' || kind === 'TRANS_STMT_START' ? 'begin' : 'transaction';
   },
   VariableSetStmt: (b, w) => {
     const v = judgeSet(b, w.limits);

@@ -139,8 +139,8 @@ describe('wrappers run their inner statement', () => {
 
 describe('statements that need nothing', () => {
   it.each<[string, string]>([
-    ['BEGIN', 'transaction'],
-    ['START TRANSACTION ISOLATION LEVEL SERIALIZABLE', 'transaction'],
+    ['BEGIN', 'begin'],
+    ['START TRANSACTION ISOLATION LEVEL SERIALIZABLE', 'begin'],
     ['COMMIT', 'transaction'],
     ['ROLLBACK', 'transaction'],
     ['SAVEPOINT s', 'transaction'],
