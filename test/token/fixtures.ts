@@ -2,6 +2,7 @@
 import { Keyring } from '../../src/keys/keyring.ts';
 import { authorize } from '../../src/token/authorize.ts';
 import { mintToken, type Right } from '../../src/token/mint.ts';
+import { BlockBuilder } from '../../src/token/biscuit.ts';
 import { verifyToken } from '../../src/token/verify.ts';
 
 export const NOW = new Date('2026-11-23T12:00:00Z');
@@ -33,4 +34,21 @@ export function refusal(fn: () => unknown): { code: string; message: string } | 
     return { code: (e as { code?: string }).code ?? String(e), message: (e as Error).message };
   }
   return undefined;
+}
+
+/** Appends hand-written Datalog with biscuit-wasm, as an attacker with any Biscuit library would. */
+export function appendDatalog(token: string, code: string): string {
+  const v = verifyToken(token, ring);
+  try {
+    const block = new BlockBuilder();
+    block.addCode(code);
+    const child = v.biscuit.appendBlock(block);
+    try {
+      return child.toBase64();
+    } finally {
+      child.free();
+    }
+  } finally {
+    v.biscuit.free();
+  }
 }

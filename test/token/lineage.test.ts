@@ -6,32 +6,15 @@
  */
 import { describe, expect, it } from 'vitest';
 import { attenuate } from '../../src/token/attenuate.ts';
-import { BlockBuilder } from '../../src/token/biscuit.ts';
 import { effectiveRights, readLineage } from '../../src/token/lineage.ts';
 import { dateParam } from '../../src/token/terms.ts';
-import { verifyToken } from '../../src/token/verify.ts';
 import { appendBlock, binary, checkIf, date, decodeToken, pred, query, set, SCHEMA_VERSION, str, variable, type BlockModel } from '../../src/token/wire/index.ts';
-import { allowed, NOW, ORDERS, ring, rootToken } from './fixtures.ts';
+import { allowed, appendDatalog, NOW, ORDERS, rootToken } from './fixtures.ts';
 
 const root = rootToken();
 const NEAR = dateParam(new Date(NOW.getTime() + 60_000)).date;
 const FAR = dateParam(new Date(NOW.getTime() + 1800_000)).date;
 
-function appendDatalog(token: string, code: string): string {
-  const v = verifyToken(token, ring);
-  try {
-    const block = new BlockBuilder();
-    block.addCode(code);
-    const child = v.biscuit.appendBlock(block);
-    try {
-      return child.toBase64();
-    } finally {
-      child.free();
-    }
-  } finally {
-    v.biscuit.free();
-  }
-}
 
 const view = (token: string) => ({ link: readLineage(decodeToken(token))[1]!, effective: effectiveRights(decodeToken(token)) });
 

@@ -12,26 +12,10 @@ import { effectiveRights, readLineage } from '../../src/token/lineage.ts';
 import { verifyToken } from '../../src/token/verify.ts';
 import { RESERVED_PREDICATES } from '../../src/token/vocabulary.ts';
 import { appendBlock, decodeToken, pred, str, variable } from '../../src/token/wire/index.ts';
-import { allowed, CUSTOMERS, NOW, ORDERS, refusal, ring, rootToken } from './fixtures.ts';
+import { allowed, appendDatalog, CUSTOMERS, NOW, ORDERS, refusal, ring, rootToken } from './fixtures.ts';
 
 const root = rootToken();
 
-/** Appends hand-written Datalog with biscuit-wasm, as an attacker with any Biscuit library would. */
-function appendDatalog(token: string, code: string): string {
-  const v = verifyToken(token, ring);
-  try {
-    const block = new BlockBuilder();
-    block.addCode(code);
-    const child = v.biscuit.appendBlock(block);
-    try {
-      return child.toBase64();
-    } finally {
-      child.free();
-    }
-  } finally {
-    v.biscuit.free();
-  }
-}
 
 const SELF_SATISFYING = `delegated_to("helper-7");
   resource("${ORDERS}"); operation("read");

@@ -7,10 +7,10 @@
  * that cannot be loaded is a refusal (fail closed), never an empty one.
  */
 import { createHash } from 'node:crypto';
-import pg from 'pg';
 import { BatonError } from '../../errors.ts';
 import { upstreamObjects, type UpstreamObjectRows, type UpstreamObjects } from './classify/upstream-objects.ts';
 import type { UpstreamTarget } from './gate.ts';
+import { upstreamClient } from './upstreams.ts';
 
 /**
  * Which functions the snapshot leaves out because the server may run them without a right:
@@ -90,16 +90,7 @@ const RELATIONS_SQL = `${UNTRUSTED}, relation_functions AS (
 
 /** Read the snapshot from one upstream with the proxy's credentials. */
 export async function loadUpstreamObjects(target: UpstreamTarget): Promise<UpstreamObjects> {
-  const client = new pg.Client({
-    host: target.host,
-    port: target.port,
-    user: target.user,
-    database: target.database,
-    ...(target.password !== undefined ? { password: target.password } : {}),
-    ...(target.ssl ? { ssl: target.ssl } : {}),
-    connectionTimeoutMillis: 5000,
-    statement_timeout: 10_000,
-  });
+  const client = upstreamClient(target, { connectionTimeoutMillis: 5000, statement_timeout: 10_000 });
   client.on('error', () => {});
   await client.connect();
   try {

@@ -73,15 +73,7 @@ const ROLE_SQL = `
  * // → ['is a superuser (rolsuper)']
  */
 export async function upstreamRoleProblems(target: UpstreamTarget): Promise<string[]> {
-  const client = new pg.Client({
-    host: target.host,
-    port: target.port,
-    user: target.user,
-    database: target.database,
-    ...(target.password !== undefined ? { password: target.password } : {}),
-    ...(target.ssl ? { ssl: target.ssl } : {}),
-    connectionTimeoutMillis: 10_000,
-  });
+  const client = upstreamClient(target, { connectionTimeoutMillis: 10_000 });
   client.on('error', () => {});
   await client.connect();
   try {
@@ -144,3 +136,17 @@ export async function assertLeastPrivilegedUpstreams(
     );
   }
 }
+
+/** A plain `pg` client logged in to the upstream with the proxy's own credentials (start-up checks, catalog reads). */
+export function upstreamClient(target: UpstreamTarget, extra: pg.ClientConfig = {}): pg.Client {
+  return new pg.Client({
+    host: target.host,
+    port: target.port,
+    user: target.user,
+    database: target.database,
+    ...(target.password !== undefined ? { password: target.password } : {}),
+    ...(target.ssl ? { ssl: target.ssl } : {}),
+    ...extra,
+  });
+}
+

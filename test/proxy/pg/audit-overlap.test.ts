@@ -55,6 +55,26 @@ const settled = <T>(p: Promise<T>) => {
 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Sends `run()` while the audit store is stalled, checks nothing came back, then fails the store
+ * and waits for the query to settle.
+ */
+async function whileStoreFails<T>(run: () => Promise<T>, whileStalled: () => Promise<void> = async () => {}) {
+  const store = await stallAuditStore();
+  let q;
+  try {
+    q = settled(run());
+    await sleep(300);
+    expect(q.done).toBe(false);
+    await whileStalled();
+    await store.fail();
+    for (let i = 0; i < 100 && !q.done; i++) await sleep(50);
+  } finally {
+    await store.release();
+  }
+  return q;
+}
+
 describe('reads overlap their audit entry; their results wait for it', () => {
   it('a read runs at once but its rows are held until the entry is durable', async () => {
     const c = await stack.connect(reader);
@@ -73,17 +93,7 @@ describe('reads overlap their audit entry; their results wait for it', () => {
 
   it('when the store fails mid-read the client gets 57P03 and no row, and the same session recovers', async () => {
     const c = await stack.connect(reader);
-    const store = await stallAuditStore();
-    let q;
-    try {
-      q = settled(c.query('SELECT id FROM orders ORDER BY id LIMIT 3'));
-      await sleep(300);
-      expect(q.done).toBe(false);
-      await store.fail();
-      for (let i = 0; i < 100 && !q.done; i++) await sleep(50);
-    } finally {
-      await store.release();
-    }
+    const q = await whileStoreFails(() => c.query('SELECT id FROM orders ORDER BY id LIMIT 3'));
     expect(q.error?.code).toBe('57P03');
     expect(q.value).toBeUndefined();
     // the same session works again once the store answers
@@ -127,18 +137,11 @@ describe('writes', () => {
   it('an autocommit write while the audit store is down never reaches the upstream', async () => {
     const before = (await stack.direct('SELECT amount_cents FROM orders WHERE id = 7')).rows[0].amount_cents;
     const c = await stack.connect(writer);
-    const store = await stallAuditStore();
-    let q;
-    try {
-      q = settled(c.query('UPDATE orders SET amount_cents = amount_cents + 1000 WHERE id = 7'));
-      await sleep(300);
+    const q = await whileStoreFails(
+      () => c.query('UPDATE orders SET amount_cents = amount_cents + 1000 WHERE id = 7'),
       // not forwarded yet: the row is unchanged and not even locked
-      expect((await stack.direct('SELECT amount_cents FROM orders WHERE id = 7 FOR UPDATE NOWAIT')).rows[0].amount_cents).toBe(before);
-      await store.fail();
-      for (let i = 0; i < 100 && !q.done; i++) await sleep(50);
-    } finally {
-      await store.release();
-    }
+      async () => expect((await stack.direct('SELECT amount_cents FROM orders WHERE id = 7 FOR UPDATE NOWAIT')).rows[0].amount_cents).toBe(before),
+    );
     expect(q.error?.code).toBe('57P03');
     expect((await stack.direct('SELECT amount_cents FROM orders WHERE id = 7')).rows[0].amount_cents).toBe(before);
     await c.end();
@@ -150,17 +153,7 @@ describe('writes', () => {
     const c = await stack.connect(writer);
     await c.query('BEGIN');
     await c.query('UPDATE orders SET amount_cents = 1 WHERE id = 11'); // in the block: overlapped
-    const store = await stallAuditStore();
-    let q;
-    try {
-      q = settled(c.query('UPDATE orders SET amount_cents = 2 WHERE id = 12'));
-      await sleep(300);
-      expect(q.done).toBe(false);
-      await store.fail();
-      for (let i = 0; i < 100 && !q.done; i++) await sleep(50);
-    } finally {
-      await store.release();
-    }
+    const q = await whileStoreFails(() => c.query('UPDATE orders SET amount_cents = 2 WHERE id = 12'));
     expect(q.error?.code).toBe('57P03');
     await sleep(300);
     const commit = await c.query('COMMIT').then(
@@ -178,16 +171,7 @@ describe('writes', () => {
   it('a BEGIN whose entry fails: the block it opened upstream can commit nothing', async () => {
     const before = (await stack.direct('SELECT amount_cents FROM orders WHERE id = 41')).rows[0].amount_cents;
     const c = await stack.connect(writer);
-    const store = await stallAuditStore();
-    let begin;
-    try {
-      begin = settled(c.query('BEGIN'));
-      await sleep(300);
-      await store.fail();
-      for (let i = 0; i < 100 && !begin.done; i++) await sleep(50);
-    } finally {
-      await store.release();
-    }
+    const begin = await whileStoreFails(() => c.query('BEGIN'));
     expect(begin.error?.code).toBe('57P03');
     await sleep(300);
     // the client believes it is outside a block; the upstream opened one: nothing may run in it
