@@ -15,7 +15,12 @@ export interface StandaloneProxy {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export async function spawnStandaloneProxy(broker: TestBroker, upstreams: Record<string, string>, proxy: Record<string, unknown> = {}): Promise<StandaloneProxy> {
+/** Starts `baton proxy` without waiting: its child process, port and a live view of its stderr. */
+export async function launchStandaloneProxy(
+  broker: TestBroker,
+  upstreams: Record<string, string>,
+  proxy: Record<string, unknown> = {},
+): Promise<{ child: ChildProcess; port: number; stderr: () => string; exited: Promise<number | null> }> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'baton-proxy-'));
   const config = join(dir, 'proxy.yaml');
@@ -33,17 +38,23 @@ export async function spawnStandaloneProxy(broker: TestBroker, upstreams: Record
   });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  for (let i = 0; i < 100 && !/proxy listening/.test(stderr) && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 100));
-  if (!/proxy listening/.test(stderr)) {
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return { child, port, stderr: () => stderr, exited };
+}
+
+/** Starts `baton proxy` and waits until it listens (throws with its stderr if it does not). */
+export async function spawnStandaloneProxy(broker: TestBroker, upstreams: Record<string, string>, proxy: Record<string, unknown> = {}): Promise<StandaloneProxy> {
+  const { child, port, stderr, exited } = await launchStandaloneProxy(broker, upstreams, proxy);
+  for (let i = 0; i < 100 && !/proxy listening/.test(stderr()) && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 100));
+  if (!/proxy listening/.test(stderr())) {
     child.kill('SIGKILL');
-    throw new Error(`baton proxy did not start: ${stderr}`);
+    throw new Error(`baton proxy did not start: ${stderr()}`);
   }
   return {
     process: child,
     port,
     get stderr() {
-      return stderr;
+      return stderr();
     },
     async stop(signal = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);

@@ -4,18 +4,14 @@
  * when a statement reaches the upstream directly; `baton proxy` refuses a superuser upstream unless
  * `proxy.allowSuperuserUpstream` is set.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoProxyRole, dropDemoUpstream, ensureDemoUpstream } from '../../../src/dev/demo-upstream.ts';
 import { upstreamFromUrl, upstreamRoleProblems } from '../../../src/proxy/pg/upstreams.ts';
-import { freePort } from '../../../src/util/free-port.ts';
 import { startTestBroker, type TestBroker } from '../../helpers/broker.ts';
 import { TEST_DATABASE_URL } from '../../helpers/database.ts';
+import { launchStandaloneProxy } from '../../helpers/standalone-proxy.ts';
 
 const admin = new URL(TEST_DATABASE_URL);
 admin.pathname = '/postgres';
@@ -113,35 +109,15 @@ describe('baton proxy start-up check', () => {
 
   /** Runs `baton proxy` until it listens (then stops it) or exits; returns its stderr. */
   async function runProxy(extra: Record<string, unknown>, url = superUrl): Promise<{ listening: boolean; code: number | null; stderr: string }> {
-    const dir = mkdtempSync(join(tmpdir(), 'baton-proxy-role-'));
-    const config = join(dir, 'proxy.yaml');
-    const port = await freePort();
-    writeFileSync(config, JSON.stringify({ proxy: { port, upstreams: { appdb: { url } }, ...extra } }));
-    const child = spawn('node', ['bin/baton.mjs', 'proxy', '--config', config], {
-      env: {
-        ...process.env,
-        DATABASE_URL: broker.testDb.url,
-        BATON_BROKER_URL: broker.url,
-        BATON_KEYSET_URL: `${broker.url}/.well-known/baton-keys.json`,
-        BATON_DATA_DIR: dir,
-      },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      if (/proxy listening/.test(stderr)) child.kill('SIGTERM');
-    });
-    const code = await new Promise<number | null>((resolve) => {
-      const timer = setTimeout(() => {
-        child.kill('SIGTERM');
-      }, 15_000);
-      child.once('exit', (c) => {
-        clearTimeout(timer);
-        resolve(c);
-      });
-    });
-    return { listening: /proxy listening/.test(stderr), code, stderr };
+    const { child, stderr, exited } = await launchStandaloneProxy(broker, { appdb: url }, extra);
+    const poll = setInterval(() => {
+      if (/proxy listening/.test(stderr())) child.kill('SIGTERM');
+    }, 50);
+    const timer = setTimeout(() => child.kill('SIGTERM'), 15_000);
+    const code = await exited;
+    clearInterval(poll);
+    clearTimeout(timer);
+    return { listening: /proxy listening/.test(stderr()), code, stderr: stderr() };
   }
 
   it('refuses a superuser upstream login, saying why and what to do', async () => {
