@@ -6,6 +6,9 @@
  * full verification of every chain written.
  *
  *   npx tsx bench/audit.ts            # BENCH_SECONDS=5 BENCH_CONCURRENCY=1,8,64 BENCH_LANES=2 to change
+ *
+ * BENCH_OUTCOMES=1 records an outcome after each append (not awaited, as the Postgres proxy does):
+ * the proxy's per-statement audit work. `commits` then counts event and outcome transactions.
  */
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -18,6 +21,7 @@ import { createBenchDatabase } from './lib/database.ts';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const LEVELS = (process.env.BENCH_CONCURRENCY ?? '1,8,64').split(',').map(Number);
 const LANES = Number(process.env.BENCH_LANES ?? AUDIT_WRITER_DEFAULTS.lanes);
+const OUTCOMES = process.env.BENCH_OUTCOMES === '1';
 
 const rid = (s: string) => s.repeat(128 / s.length);
 const event: AuditEventInput = {
@@ -48,6 +52,17 @@ const event: AuditEventInput = {
   fingerprint: '5c2f0e9a61b4d378',
   normalized: 'SELECT id, total FROM public.orders WHERE created_at > $1 AND status = $2',
 };
+
+/** CPU ticks (user + system, 1/100 s) of the given processes, from /proc; 0 for one that is gone or not local. */
+const ticks = (pids: number[]): number =>
+  pids.reduce((sum, pid) => {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      return sum + Number(fields[11]) + Number(fields[12]);
+    } catch {
+      return sum;
+    }
+  }, 0);
 
 const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
 
@@ -81,23 +96,33 @@ async function main(): Promise<void> {
     let p50At1: number | undefined;
     for (const concurrency of LEVELS) {
       await measureFloor(1000);
+      const backends = (await pool.query('SELECT pid FROM pg_stat_activity WHERE datname = current_database()')).rows.map((r) => Number(r.pid));
+      const cpuBefore = process.cpuUsage();
+      const pgBefore = ticks(backends);
       const before = writer.health().events;
+      const beforeOutcomes = writer.health().outcomes;
       const latencies: number[] = [];
+      const outcomes: Promise<unknown>[] = [];
       const end = performance.now() + SECONDS * 1000;
       const started = performance.now();
       await Promise.all(
         Array.from({ length: concurrency }, async () => {
           while (performance.now() < end) {
             const t = performance.now();
-            await writer.append(event);
+            const receipt = await writer.append(event);
             latencies.push(performance.now() - t);
+            if (OUTCOMES) outcomes.push(writer.recordOutcome(receipt, { rowCount: 1, tag: 'SELECT 1', durationMs: 0.25 }));
           }
         }),
       );
+      await Promise.all(outcomes);
       const elapsed = (performance.now() - started) / 1000;
+      const cpu = process.cpuUsage(cpuBefore);
+      const pgCpu = (ticks(backends) - pgBefore) * 10_000; // µs
       const after = writer.health().events;
+      const afterOutcomes = writer.health().outcomes;
       const n = after.committed - before.committed;
-      const batches = after.batches - before.batches;
+      const batches = after.batches - before.batches + (afterOutcomes.batches - beforeOutcomes.batches);
       latencies.sort((a, b) => a - b);
       if (concurrency === 1) p50At1 = quantile(latencies, 0.5);
       rows.push([
@@ -107,6 +132,8 @@ async function main(): Promise<void> {
         (n / batches).toFixed(1),
         quantile(latencies, 0.5).toFixed(2),
         quantile(latencies, 0.99).toFixed(2),
+        ((cpu.user + cpu.system) / n).toFixed(1),
+        (pgCpu / n).toFixed(1),
       ]);
     }
     await writer.close();
@@ -119,12 +146,12 @@ async function main(): Promise<void> {
     const verified = await verifyAuditChain(pool);
     const verifySeconds = (performance.now() - t) / 1000;
 
-    const header = ['concurrency', 'events', 'events/s', 'events/commit', 'p50 ms', 'p99 ms'];
+    const header = ['concurrency', 'events', 'events/s', OUTCOMES ? 'events/commit (with outcomes)' : 'events/commit', 'p50 ms', 'p99 ms', 'Node CPU µs/event', 'PG backends CPU µs/event'];
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
     const line = (cells: string[]) => `| ${cells.map((c, i) => c.padStart(widths[i]!)).join(' | ')} |`;
     const [load1] = loadavg();
     console.log(
-      `\nAudit writer, durable group commit, one chain per lane (${LANES} lane${LANES > 1 ? 's' : ''}), ${SECONDS} s per level — ` +
+      `\nAudit writer, durable group commit, one chain per lane (${LANES} lane${LANES > 1 ? 's' : ''}), ${SECONDS} s per level${OUTCOMES ? ', an outcome after each append' : ''} — ` +
         `${String(settings[0].v).split(' on ')[0]} (fsync=${settings[0].fsync}); ${cpus().length} CPUs, load average ${load1!.toFixed(1)} at the end`,
     );
     console.log(line(header));

@@ -87,6 +87,8 @@ export const auditWriterOptionsSchema = z.strictObject({
   checkpointEvery: z.number().int().min(1).max(1_000_000).optional(),
   /** …and within this many ms of its head moving (and on close). */
   checkpointMs: z.number().int().min(10).max(3_600_000).optional(),
+  /** How long an outcome waits to ride along with the next event batch before it is written on its own. */
+  outcomeLingerMs: z.number().int().min(0).max(1000).optional(),
   /** Recorded with each chain this writer registers (what wrote it); host and pid are added. */
   description: z.string().min(1).max(256).optional(),
   /** Ed25519 private key signing checkpoints; default: a fresh key per chain, only in this process's memory. */
@@ -107,6 +109,7 @@ export const AUDIT_WRITER_DEFAULTS = Object.freeze({
   lanes: 2,
   checkpointEvery: 1000,
   checkpointMs: 1000,
+  outcomeLingerMs: 5,
 });
 
 /** Closes a chain's idle connection after this long (it reconnects on demand). */
@@ -203,7 +206,7 @@ const LINEAGE_CACHE_BYTES = 8 * 1024 * 1024;
 export function createAuditWriter(pool: pg.Pool, options: AuditWriterOptions = {}): AuditWriter {
   const parsed = auditWriterOptionsSchema.safeParse(options);
   if (!parsed.success) throw new TypeError(`createAuditWriter: invalid options: ${z.prettifyError(parsed.error)}`);
-  const { onError = () => {}, onCheckpoint, anchorKey: key, description, ...rest } = parsed.data;
+  const { onError = () => {}, onCheckpoint, anchorKey: key, description, outcomeLingerMs, ...rest } = parsed.data;
   const limits = { ...AUDIT_WRITER_DEFAULTS, ...rest, idleMs: IDLE_MS };
   const chain = {
     description: description ?? `${basename(process.argv[1] ?? process.argv0)} audit writer`,
@@ -212,7 +215,16 @@ export function createAuditWriter(pool: pg.Pool, options: AuditWriterOptions = {
   };
 
   const events = new GroupCommitter<PendingEvent>(pool, eventCodec, limits, chain, onError);
-  const outcomes = new GroupCommitter<PendingOutcome>(pool, outcomeCodec, { ...limits, lanes: 1 }, chain, onError);
+  const outcomes = new GroupCommitter<PendingOutcome>(
+    pool,
+    outcomeCodec,
+    { ...limits, lanes: 1, lingerMs: outcomeLingerMs ?? AUDIT_WRITER_DEFAULTS.outcomeLingerMs },
+    chain,
+    onError,
+  );
+  // Outcomes ride in the next event batch (one statement, one round trip, one durable commit for
+  // both); with no event batch within outcomeLingerMs they are written on their own connection.
+  events.carry(outcomes as unknown as GroupCommitter<object>);
   const lineages: LineageCache = { entries: new Map(), bytes: 0 };
 
   // An idle pooled connection that dies (backend terminated, server restart) makes the pool emit
