@@ -57,17 +57,11 @@ export interface GroupCommitLimits {
   /** Close a lane's connection after this long without a batch (it reconnects on demand). */
   idleMs: number;
   /**
-   * Riders only (see {@link GroupCommitter.carry}): how long queued entries wait for a carrier's batch
-   * to take them along before they are written on their own.
+   * Wait this long after an entry queues on an idle committer before its batch leaves, so that what
+   * comes in meanwhile joins it (fewer, larger transactions). 0 (default): leave at once. For
+   * outcomes, which gate nothing; never for events, whose callers wait for them.
    */
   lingerMs?: number;
-}
-
-/** Entries of a rider committer taken along by one batch of its carrier (same statement, same commit). */
-interface Boarding<O> {
-  lane: Lane;
-  chainId: number;
-  batch: Pending<O>[];
 }
 
 export interface ChainOptions {
@@ -89,10 +83,8 @@ export interface ChainHealth {
   pending: number;
   pendingBytes: number;
   committed: number;
-  /** Transactions committed (committed / batches = mean group size); entries that rode in another committer's batches are not counted here. */
+  /** Transactions committed (committed / batches = mean group size). */
   batches: number;
-  /** Entries committed in another committer's batches (outcomes riding with events). */
-  carried?: number;
   /** Entries rejected because the store failed. */
   failed: number;
   /** Entries rejected at once because the queue was full. */
@@ -161,19 +153,14 @@ export class GroupCommitter<I extends object> {
   readonly #lanes: Lane[];
   readonly #insert: ReturnType<typeof insertStatements>;
   readonly #known = new Set<string>();
-  /** A committer whose entries ride in this one's batches, and the statements that carry them. */
-  #riders?: GroupCommitter<object>;
-  #ride?: ReturnType<typeof insertStatements>;
-  /** Riders only: waiting for a carrier's batch to take the queue along. */
-  #carried = false;
-  #lingerTimer?: NodeJS.Timeout;
   #queue: Pending<I>[] = [];
   #pending = 0;
   #pendingBytes = 0;
   #scheduled = false;
+  #lingerTimer?: NodeJS.Timeout;
   #closed = false;
   #drained: (() => void)[] = [];
-  #health: Omit<Required<ChainHealth>, 'pending' | 'pendingBytes' | 'chains' | 'lastCommitAt' | 'lastError'> & Pick<ChainHealth, 'lastCommitAt' | 'lastError'> = { ok: true, committed: 0, batches: 0, carried: 0, failed: 0, shed: 0, checkpoints: 0 };
+  #health: Omit<Required<ChainHealth>, 'pending' | 'pendingBytes' | 'chains' | 'lastCommitAt' | 'lastError'> & Pick<ChainHealth, 'lastCommitAt' | 'lastError'> = { ok: true, committed: 0, batches: 0, failed: 0, shed: 0, checkpoints: 0 };
 
   constructor(pool: pg.Pool, codec: ChainCodec<I>, limits: GroupCommitLimits, chain: ChainOptions, onError: (err: BatonError) => void) {
     this.#pool = pool;
@@ -183,57 +170,6 @@ export class GroupCommitter<I extends object> {
     this.#onError = onError;
     this.#lanes = Array.from({ length: limits.lanes }, () => new Lane(chain.anchorKey ?? anchorKey()));
     this.#insert = insertStatements(codec);
-  }
-
-  /**
-   * Lets the entries queued in `riders` (e.g. outcomes) ride in this committer's batches: a batch takes
-   * every rider queued when it leaves (if the riders' chain is not busy) and inserts them in the same
-   * statement, so both commit together in one round trip (with this committer's durability). Riders
-   * with no batch to ride wait `lingerMs` and then go on their own.
-   */
-  carry(riders: GroupCommitter<object>): void {
-    this.#riders = riders;
-    this.#ride = insertStatements(this.#codec, riders.#codec);
-    riders.#carried = true;
-  }
-
-  /** Riders: takes the queue for a carrier's batch, positioned on the chain, or nothing if the chain is busy or unsure. */
-  #board(): Boarding<I> | undefined {
-    const lane = this.#lanes[0]!;
-    if (this.#queue.length === 0 || lane.busy || lane.stale || lane.chainId === undefined || lane.conn === undefined) return undefined;
-    lane.busy = true;
-    clearTimeout(this.#lingerTimer);
-    this.#lingerTimer = undefined;
-    const batch = this.#queue.splice(0, this.#limits.maxBatch);
-    position(batch, lane.chainId, lane.head);
-    return { lane, chainId: lane.chainId, batch };
-  }
-
-  /** Riders: their carrier's statement committed; `rows` are their [chain_seq, seq] pairs. */
-  #land(b: Boarding<I>, rows: [string, string][]): void {
-    const last = b.batch.at(-1)!;
-    b.lane.head = { chainSeq: last.chainSeq, hash: last.hash };
-    this.#settled(b.lane, b.batch, rows, undefined);
-    this.#health.batches--;
-    this.#health.carried += b.batch.length;
-    this.#release(b.lane);
-  }
-
-  /**
-   * Riders: their carrier's statement failed. They go back to the front of the queue and are written
-   * again (on their own or with the next carrier); the chain re-reads its head first, so entries that
-   * did commit after all collide (id) instead of being recorded twice.
-   */
-  #unboard(b: Boarding<I>): void {
-    b.lane.stale = true;
-    this.#queue.unshift(...b.batch);
-    this.#release(b.lane);
-  }
-
-  #release(lane: Lane): void {
-    lane.busy = false;
-    if (this.#queue.length > 0) this.#schedule();
-    else this.#idle(lane);
   }
 
   /** Queues an entry; resolves with the sealed entry once committed (durable for events), rejects otherwise. */
@@ -287,12 +223,13 @@ export class GroupCommitter<I extends object> {
   // A microtask lets every append issued in the same tick join the batch; while every lane is busy,
   // new entries accumulate for the next batch, which starts as soon as a lane returns.
   #schedule(): void {
-    if (this.#carried && !this.#closed && this.#queue.length < this.#limits.maxBatch && !this.#lanes[0]!.stale && this.#lanes[0]!.conn !== undefined) {
-      // Wait for a carrier's batch to take the queue along; go alone if none comes within lingerMs.
+    const linger = this.#limits.lingerMs ?? 0;
+    if (linger > 0 && !this.#closed && this.#queue.length < this.#limits.maxBatch) {
+      // Let more entries join: the batch leaves after lingerMs (or once a lane is free after that).
       this.#lingerTimer ??= setTimeout(() => {
         this.#lingerTimer = undefined;
         this.#flush();
-      }, this.#limits.lingerMs ?? 0);
+      }, linger);
       return;
     }
     this.#flush();
@@ -380,14 +317,11 @@ export class GroupCommitter<I extends object> {
     return client;
   }
 
-  /** Appends one batch in one statement (with any riders) and settles every entry. Never rejects. */
+  /** Appends one batch in one statement and settles every entry. Never rejects. */
   async #commit(lane: Lane, batch: Pending<I>[]): Promise<void> {
     const deadline = Date.now() + this.#limits.timeoutMs;
     let base: Head | undefined;
     let unknown = false;
-    // Riders board once, before the first attempt, and stay for the retry: their chain is held busy
-    // meanwhile, so their positions stay valid. Nothing boards a retry that only settles.
-    let riders: Boarding<object> | undefined;
     for (let attempt = 0; ; attempt++) {
       let sent = false;
       try {
@@ -396,24 +330,19 @@ export class GroupCommitter<I extends object> {
         const last = batch.at(-1)!;
         if (base && lane.head.chainSeq === last.chainSeq && lane.head.hash === last.hash) {
           // The attempt that lost its connection did commit (a fresh session sees its head, so it is
-          // also flushed): fetch the seqs it got (its riders committed with it) and settle it as committed.
-          const seqs = (table: string, id: number, from: number, to: number) =>
-            query(client, deadline, {
-              text: `SELECT chain_seq, seq FROM ${table} WHERE chain_id = $1 AND chain_seq BETWEEN $2 AND $3`,
-              values: [id, from, to],
-              rowMode: 'array',
-            }).then((r) => r.rows as [string, string][]);
-          const rows = await seqs(this.#codec.table, chainId, batch[0]!.chainSeq, last.chainSeq);
-          const riderRows = riders ? await seqs(this.#riders!.#codec.table, riders.chainId, riders.batch[0]!.chainSeq, riders.batch.at(-1)!.chainSeq) : [];
+          // also flushed): fetch the seqs it got and settle it as committed.
+          const { rows } = await query(client, deadline, {
+            text: `SELECT chain_seq, seq FROM ${this.#codec.table} WHERE chain_id = $1 AND chain_seq BETWEEN $2 AND $3`,
+            values: [chainId, batch[0]!.chainSeq, last.chainSeq],
+            rowMode: 'array',
+          });
           this.#settled(lane, batch, rows, undefined);
-          if (riders) this.#riders!.#land(riders, riderRows);
           return;
         }
         if (!base || base.chainSeq !== lane.head.chainSeq || base.hash !== lane.head.hash) {
           base = { ...lane.head };
           position(batch, chainId, base);
         }
-        if (attempt === 0 && this.#riders) riders = this.#riders.#board();
         const checkpoint = this.#due(lane, batch.length) ? signCheckpoint(lane.key, chainId, last.chainSeq, last.hash) : undefined;
         const lineages = new Map<string, string>();
         if (this.#codec.lineage) {
@@ -423,26 +352,16 @@ export class GroupCommitter<I extends object> {
           }
         }
         const extra = lineages.size > 0 || checkpoint !== undefined;
-        const statements = riders ? this.#ride! : this.#insert;
-        const statement = extra ? statements.full : batch.length === 1 ? statements.single : statements.plain;
+        const statement = extra ? this.#insert.full : batch.length === 1 ? this.#insert.single : this.#insert.plain;
         const values =
-          statement === statements.single
+          statement === this.#insert.single
             ? [chainId, last.chainSeq, last.prevHash, last.hash, ...this.#codec.row(last.item)]
             : insertValues(this.#codec, chainId, batch, lineages, checkpoint);
-        if (riders) values.push(riders.chainId, ...columnArrays(this.#riders!.#codec, riders.batch));
         sent = true;
         const { rows } = await query(client, deadline, { ...statement, values, rowMode: 'array' });
         lane.head = { chainSeq: last.chainSeq, hash: last.hash };
         for (const hash of lineages.keys()) this.#remember(hash);
-        if (riders) {
-          const own: [string, string][] = [];
-          const theirs: [string, string][] = [];
-          for (const [which, chainSeq, seq] of rows as [number, string, string][]) (which === 0 ? own : theirs).push([chainSeq, seq]);
-          this.#settled(lane, batch, own, checkpoint);
-          this.#riders!.#land(riders, theirs);
-        } else {
-          this.#settled(lane, batch, rows, checkpoint);
-        }
+        this.#settled(lane, batch, rows, checkpoint);
         return;
       } catch (err) {
         disconnect(lane);
@@ -453,19 +372,11 @@ export class GroupCommitter<I extends object> {
         // commits late collides on (chain_id, chain_seq) or id and fails — never a fork, never twice).
         const connectionLost = isConnectionError(err);
         unknown ||= sent && connectionLost;
-        if (riders && !connectionLost) {
-          // The statement failed on its own (nothing committed): the riders must not be able to fail
-          // this batch, so it goes again without them and they are written on their own.
-          this.#riders!.#unboard(riders);
-          riders = undefined;
-          if (attempt === 0 && Date.now() < deadline) continue;
-        }
         if (connectionLost && attempt === 0 && Date.now() < deadline) {
           await new Promise((resolve) => setImmediate(resolve));
           continue;
         }
         const detail = `${this.#codec.table}: ${describe(err)}` + (unknown ? ' (connection lost after sending: the batch may be recorded)' : '');
-        if (riders) this.#riders!.#unboard(riders);
         this.#fail(batch, detail, err);
         return;
       }
@@ -563,58 +474,46 @@ function position<I>(batch: Pending<I>[], chainId: number, head: Head): void {
 /**
  * The batch statement: new lineages (ON CONFLICT DO NOTHING: another writer may have stored the same
  * one), the checkpoint if any, and the rows from one array per column — all in one autocommit
- * statement, so one commit makes them durable together. With `rider`, the statements also insert a
- * rider batch (e.g. outcomes, onto their own chain) in a data-modifying CTE and return
- * `[which, chain_seq, seq]` rows (which: 0 = this codec's rows, 1 = the riders').
+ * statement, so one commit makes them durable together.
  */
-function insertStatements<I, O>(codec: ChainCodec<I>, rider?: ChainCodec<O>): Record<'single' | 'plain' | 'full', { name: string; text: string }> {
-  const cols = chainColumns(codec);
+function insertStatements<I>(codec: ChainCodec<I>): Record<'single' | 'plain' | 'full', { name: string; text: string }> {
+  const fixed = [
+    ['chain_seq', 'bigint'],
+    ['prev_hash', 'text'],
+    ['hash', 'text'],
+  ] as const;
+  const cols: readonly (readonly [string, string, string?])[] = [...fixed, ...codec.columns];
   const arrays = cols.map(([, type], i) => `$${i + 8}::${type}[]`).join(', ');
   const select = cols.map(([, , cast], i) => `u.c${i}${cast ? `::${cast}` : ''}`).join(', ');
-  let rows =
+  const rows =
     `INSERT INTO ${codec.table} (chain_id, ${cols.map(([name]) => name).join(', ')}) ` +
     `SELECT $3::bigint, ${select} FROM unnest(${arrays}) AS u(${cols.map((_, i) => `c${i}`).join(', ')}) RETURNING chain_seq, seq`;
-  // The riders' CTE, its parameters from `at` on (their chain id, then one array per column), and
-  // the final SELECT of both RETURNING lists.
-  const ride = (at: number, entries: string): string => {
-    if (!rider) return entries;
-    const rcols = chainColumns(rider);
-    const rarrays = rcols.map(([, type], i) => `$${at + 1 + i}::${type}[]`).join(', ');
-    const rselect = rcols.map(([, , cast], i) => `r.c${i}${cast ? `::${cast}` : ''}`).join(', ');
-    return (
-      `riders AS (INSERT INTO ${rider.table} (chain_id, ${rcols.map(([name]) => name).join(', ')}) ` +
-      `SELECT $${at}::bigint, ${rselect} FROM unnest(${rarrays}) AS r(${rcols.map((_, i) => `c${i}`).join(', ')}) RETURNING chain_seq, seq), ` +
-      `entries AS (${entries}) SELECT 0, chain_seq, seq FROM entries UNION ALL SELECT 1, chain_seq, seq FROM riders`
-    );
-  };
-  rows = ride(8 + cols.length, rows);
   const full =
     'WITH lineages AS (INSERT INTO audit_lineages (hash, lineage) SELECT * FROM unnest($1::text[], $2::jsonb[]) ON CONFLICT (hash) DO NOTHING), ' +
     'checkpoint AS (INSERT INTO audit_checkpoints (chain_id, chain_seq, hash, signed_at, signature) ' +
-    `SELECT $3::bigint, $4::bigint, $5::text, $6::text, $7::text WHERE $7::text IS NOT NULL)${rider ? ', ' : ' '}${rows}`;
+    `SELECT $3::bigint, $4::bigint, $5::text, $6::text, $7::text WHERE $7::text IS NOT NULL) ${rows}`;
   // Most batches carry no new lineage and no checkpoint: a statement without the two CTEs is
   // measurably cheaper (~0.1 ms at one in flight here). $1, $2 and $4–$7 stay so both take the same values.
   const plain =
-    `WITH unused AS (SELECT $1::text[], $2::jsonb[], $4::bigint, $5::text, $6::text, $7::text)${rider ? ', ' : ' '}` + rows;
+    'WITH unused AS (SELECT $1::text[], $2::jsonb[], $4::bigint, $5::text, $6::text, $7::text) ' + rows;
   // One entry, nothing else: a plain VALUES insert (~0.08 ms cheaper than unnest at one in flight here).
-  let single =
+  const single =
     `INSERT INTO ${codec.table} (chain_id, ${cols.map(([name]) => name).join(', ')}) ` +
     `VALUES ($1::bigint, ${cols.map(([, type, cast], i) => `$${i + 2}::${cast ?? type}`).join(', ')}) RETURNING chain_seq, seq`;
-  if (rider) single = `WITH ${ride(2 + cols.length, single)}`;
-  const tag = rider ? `${codec.kind}_${rider.kind}` : codec.kind;
   return {
-    single: { name: `baton_audit_row_${tag}`, text: single },
-    plain: { name: `baton_audit_rows_${tag}`, text: plain },
-    full: { name: `baton_audit_batch_${tag}`, text: full },
+    single: { name: `baton_audit_row_${codec.kind}`, text: single },
+    plain: { name: `baton_audit_rows_${codec.kind}`, text: plain },
+    full: { name: `baton_audit_batch_${codec.kind}`, text: full },
   };
 }
 
-function chainColumns<I>(codec: ChainCodec<I>): readonly (readonly [string, string, string?])[] {
-  return [['chain_seq', 'bigint'], ['prev_hash', 'text'], ['hash', 'text'], ...codec.columns];
-}
-
-/** One array per column (chain position, predecessor, hash, then the codec's columns) of a positioned batch. */
-function columnArrays<I>(codec: ChainCodec<I>, batch: Pending<I>[]): unknown[][] {
+function insertValues<I>(
+  codec: ChainCodec<I>,
+  chainId: number,
+  batch: Pending<I>[],
+  lineages: Map<string, string>,
+  cp: AuditCheckpoint | undefined,
+): unknown[] {
   const width = 3 + codec.columns.length;
   const arrays: unknown[][] = Array.from({ length: width }, () => new Array(batch.length));
   for (let i = 0; i < batch.length; i++) {
@@ -625,16 +524,6 @@ function columnArrays<I>(codec: ChainCodec<I>, batch: Pending<I>[]): unknown[][]
     const row = codec.row(p.item);
     for (let c = 0; c < row.length; c++) arrays[c + 3]![i] = row[c];
   }
-  return arrays;
-}
-
-function insertValues<I>(
-  codec: ChainCodec<I>,
-  chainId: number,
-  batch: Pending<I>[],
-  lineages: Map<string, string>,
-  cp: AuditCheckpoint | undefined,
-): unknown[] {
   return [
     [...lineages.keys()],
     [...lineages.values()],
@@ -643,7 +532,7 @@ function insertValues<I>(
     cp?.hash ?? null,
     cp?.signedAt ?? null,
     cp?.signature ?? null,
-    ...columnArrays(codec, batch),
+    ...arrays,
   ];
 }
 

@@ -87,7 +87,7 @@ export const auditWriterOptionsSchema = z.strictObject({
   checkpointEvery: z.number().int().min(1).max(1_000_000).optional(),
   /** …and within this many ms of its head moving (and on close). */
   checkpointMs: z.number().int().min(10).max(3_600_000).optional(),
-  /** How long an outcome waits to ride along with the next event batch before it is written on its own. */
+  /** How long an outcome waits for others to join its batch (outcomes gate nothing; events never wait). */
   outcomeLingerMs: z.number().int().min(0).max(1000).optional(),
   /** Recorded with each chain this writer registers (what wrote it); host and pid are added. */
   description: z.string().min(1).max(256).optional(),
@@ -215,6 +215,8 @@ export function createAuditWriter(pool: pg.Pool, options: AuditWriterOptions = {
   };
 
   const events = new GroupCommitter<PendingEvent>(pool, eventCodec, limits, chain, onError);
+  // Outcomes gate nothing: they linger a few ms so that those of concurrent or back-to-back
+  // statements share one transaction (one round trip, one commit) instead of one each.
   const outcomes = new GroupCommitter<PendingOutcome>(
     pool,
     outcomeCodec,
@@ -222,9 +224,6 @@ export function createAuditWriter(pool: pg.Pool, options: AuditWriterOptions = {
     chain,
     onError,
   );
-  // Outcomes ride in the next event batch (one statement, one round trip, one durable commit for
-  // both); with no event batch within outcomeLingerMs they are written on their own connection.
-  events.carry(outcomes as unknown as GroupCommitter<object>);
   const lineages: LineageCache = { entries: new Map(), bytes: 0 };
 
   // An idle pooled connection that dies (backend terminated, server restart) makes the pool emit

@@ -223,27 +223,20 @@ describe('createAuditWriter', () => {
     }
   });
 
-  it('outcomes ride in the next event batch (same transaction, durable with it); with no batch coming they go alone after the linger', async () => {
+  it('outcomes linger (outcomeLingerMs) so that those recorded meanwhile share one transaction; events never wait', async () => {
     const writer = createAuditWriter(db.pool, { lanes: 1, outcomeLingerMs: 50 });
     try {
-      // the first outcome registers the outcome chain on its own connection
-      await writer.recordOutcome(await writer.append(statementEvent({ tokenId: 'tok_ride' })), { rowCount: 0 });
-      const e1 = await writer.append(statementEvent({ tokenId: 'tok_ride' }));
-      const o1 = writer.recordOutcome(e1, { rowCount: 1, tag: 'SELECT 1', durationMs: 0.5 });
-      const e2 = await writer.append(statementEvent({ tokenId: 'tok_ride' }));
-      const r1 = await o1;
-      const xmin = async (table: string, column: string, id: string) =>
-        (await db.pool.query(`SELECT xmin::text AS x FROM ${table} WHERE ${column} = $1`, [id])).rows[0].x as string;
-      expect(await xmin('audit_outcomes', 'event_id', e1.id)).toBe(await xmin('audit_events', 'id', e2.id));
-      expect(r1).toMatchObject({ eventId: e1.id, chainSeq: 2, seq: expect.any(Number) });
-      expect(writer.health().outcomes).toMatchObject({ committed: 2, batches: 1, carried: 1 });
-
+      const receipts = [];
+      for (let i = 0; i < 3; i++) receipts.push(await writer.append(statementEvent({ tokenId: 'tok_linger' })));
+      expect(writer.health().events).toMatchObject({ committed: 3, batches: 3 });
       const started = performance.now();
-      const r2 = await writer.recordOutcome(e2, { rowCount: 2, tag: 'SELECT 2' });
+      const outs = await Promise.all(receipts.map((r, i) => writer.recordOutcome(r, { rowCount: i, tag: 'SELECT' })));
       expect(performance.now() - started).toBeGreaterThanOrEqual(40);
-      expect(r2.chainSeq).toBe(3);
-      expect(writer.health().outcomes).toMatchObject({ committed: 3, batches: 2, carried: 1 });
-      const { events } = await queryAudit(db.pool, { tokenId: 'tok_ride', order: 'asc' });
+      expect(outs.map((o) => o.chainSeq)).toEqual([1, 2, 3]);
+      expect(writer.health().outcomes).toMatchObject({ committed: 3, batches: 1 });
+      const { rows } = await db.pool.query('SELECT count(DISTINCT xmin::text)::int AS n FROM audit_outcomes WHERE event_id = ANY($1::uuid[])', [receipts.map((r) => r.id)]);
+      expect(rows[0].n).toBe(1);
+      const { events } = await queryAudit(db.pool, { tokenId: 'tok_linger', order: 'asc' });
       expect(events.map((e) => e.recordedOutcome?.outcome.rowCount)).toEqual([0, 1, 2]);
       expect(await verifyAuditChain(db.pool)).toMatchObject({ ok: true });
     } finally {
@@ -251,24 +244,14 @@ describe('createAuditWriter', () => {
     }
   });
 
-  it('a rider that fails never fails the event batch it rode in: the events commit, only the bad outcome is refused', async () => {
-    await db.pool.query(`CREATE FUNCTION poison_outcome() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN IF NEW.outcome->>'tag' = 'POISON' THEN RAISE EXCEPTION 'poisoned outcome'; END IF; RETURN NEW; END $$`);
-    await db.pool.query('CREATE TRIGGER poison_outcome BEFORE INSERT ON audit_outcomes FOR EACH ROW EXECUTE FUNCTION poison_outcome()');
-    const writer = createAuditWriter(db.pool, { lanes: 1, outcomeLingerMs: 50 });
-    try {
-      await writer.recordOutcome(await writer.append(statementEvent({ tokenId: 'tok_poison' })), { rowCount: 0 });
-      const e1 = await writer.append(statementEvent({ tokenId: 'tok_poison' }));
-      const bad = rejection(writer.recordOutcome(e1, { rowCount: 1, tag: 'POISON' }));
-      const e2 = await writer.append(statementEvent({ tokenId: 'tok_poison' }));
-      expect(e2.chainSeq).toBe(e1.chainSeq! + 1);
-      expect(await bad).toMatchObject({ code: 'BATON_ERR_AUDIT_UNAVAILABLE', detail: expect.stringContaining('poisoned outcome') });
-      expect((await writer.recordOutcome(e2, { rowCount: 2, tag: 'OK' })).chainSeq).toBe(2);
-      expect(await verifyAuditChain(db.pool)).toMatchObject({ ok: true });
-    } finally {
-      await writer.close();
-      await db.pool.query('DROP TRIGGER poison_outcome ON audit_outcomes; DROP FUNCTION poison_outcome()');
-    }
+  it('close writes lingering outcomes at once', async () => {
+    const writer = createAuditWriter(db.pool, { outcomeLingerMs: 1000 });
+    const receipt = await writer.append(statementEvent({ tokenId: 'tok_linger_close' }));
+    const out = writer.recordOutcome(receipt, { rowCount: 1 });
+    const started = performance.now();
+    await writer.close();
+    expect(performance.now() - started).toBeLessThan(900);
+    expect(await out).toMatchObject({ eventId: receipt.id, chainSeq: 1 });
   });
 
   it('refuses token-looking strings and invalid events with BATON_ERR_AUDIT_REJECTED; nothing is written', async () => {
