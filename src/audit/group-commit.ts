@@ -62,6 +62,8 @@ export interface GroupCommitLimits {
    * outcomes, which gate nothing; never for events, whose callers wait for them.
    */
   lingerMs?: number;
+  /** If given, lingering applies only while this returns true (e.g. while there is concurrency to gather). */
+  lingerWhen?: () => boolean;
 }
 
 export interface ChainOptions {
@@ -157,6 +159,7 @@ export class GroupCommitter<I extends object> {
   #pending = 0;
   #pendingBytes = 0;
   #scheduled = false;
+  #lastBatch = 0;
   #lingerTimer?: NodeJS.Timeout;
   #closed = false;
   #drained: (() => void)[] = [];
@@ -192,6 +195,11 @@ export class GroupCommitter<I extends object> {
     });
   }
 
+  /** Entries in the last batch sent (a measure of current concurrency). */
+  get lastBatchSize(): number {
+    return this.#lastBatch;
+  }
+
   health(): ChainHealth {
     const chains = this.#lanes.flatMap((l) => (l.chainId === undefined ? [] : [l.chainId]));
     return { ...this.#health, chains, pending: this.#pending, pendingBytes: this.#pendingBytes };
@@ -224,7 +232,7 @@ export class GroupCommitter<I extends object> {
   // new entries accumulate for the next batch, which starts as soon as a lane returns.
   #schedule(): void {
     const linger = this.#limits.lingerMs ?? 0;
-    if (linger > 0 && !this.#closed && this.#queue.length < this.#limits.maxBatch) {
+    if (linger > 0 && !this.#closed && this.#queue.length < this.#limits.maxBatch && (this.#limits.lingerWhen?.() ?? true)) {
       // Let more entries join: the batch leaves after lingerMs (or once a lane is free after that).
       this.#lingerTimer ??= setTimeout(() => {
         this.#lingerTimer = undefined;
@@ -250,6 +258,7 @@ export class GroupCommitter<I extends object> {
         const share = this.#queue.length >= 2 * MIN_SPLIT ? Math.ceil(this.#queue.length / idle) : this.#queue.length;
         idle--;
         const take = Math.min(this.#limits.maxBatch, share);
+        this.#lastBatch = take;
         lane.busy = true;
         clearTimeout(lane.idleTimer);
         void this.#commit(lane, this.#queue.splice(0, take)).finally(() => {

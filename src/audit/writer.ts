@@ -215,12 +215,14 @@ export function createAuditWriter(pool: pg.Pool, options: AuditWriterOptions = {
   };
 
   const events = new GroupCommitter<PendingEvent>(pool, eventCodec, limits, chain, onError);
-  // Outcomes gate nothing: they linger a few ms so that those of concurrent or back-to-back
-  // statements share one transaction (one round trip, one commit) instead of one each.
+  // Outcomes gate nothing: while statements run concurrently (the last event batch held more than one
+  // entry) they linger a few ms so that those of concurrent statements share one transaction (one
+  // round trip, one commit) instead of one each. A lone caller gains nothing from it (measured: −15 %
+  // at one proxy client), so then each outcome leaves as soon as the outcome lane is free.
   const outcomes = new GroupCommitter<PendingOutcome>(
     pool,
     outcomeCodec,
-    { ...limits, lanes: 1, lingerMs: outcomeLingerMs ?? AUDIT_WRITER_DEFAULTS.outcomeLingerMs },
+    { ...limits, lanes: 1, lingerMs: outcomeLingerMs ?? AUDIT_WRITER_DEFAULTS.outcomeLingerMs, lingerWhen: () => events.lastBatchSize > 1 },
     chain,
     onError,
   );

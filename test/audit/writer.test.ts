@@ -223,12 +223,12 @@ describe('createAuditWriter', () => {
     }
   });
 
-  it('outcomes linger (outcomeLingerMs) so that those recorded meanwhile share one transaction; events never wait', async () => {
+  it('under concurrency outcomes linger (outcomeLingerMs) so that those recorded meanwhile share one transaction; events never wait', async () => {
     const writer = createAuditWriter(db.pool, { lanes: 1, outcomeLingerMs: 50 });
     try {
-      const receipts = [];
-      for (let i = 0; i < 3; i++) receipts.push(await writer.append(statementEvent({ tokenId: 'tok_linger' })));
-      expect(writer.health().events).toMatchObject({ committed: 3, batches: 3 });
+      const receipts = await Promise.all([0, 1, 2].map(() => writer.append(statementEvent({ tokenId: 'tok_linger' }))));
+      receipts.sort((a, b) => a.chainSeq! - b.chainSeq!);
+      expect(writer.health().events).toMatchObject({ committed: 3, batches: 1 });
       const started = performance.now();
       const outs = await Promise.all(receipts.map((r, i) => writer.recordOutcome(r, { rowCount: i, tag: 'SELECT' })));
       expect(performance.now() - started).toBeGreaterThanOrEqual(40);
@@ -244,14 +244,26 @@ describe('createAuditWriter', () => {
     }
   });
 
+  it('a lone caller\'s outcome does not linger', async () => {
+    const writer = createAuditWriter(db.pool, { lanes: 1, outcomeLingerMs: 1000 });
+    try {
+      const receipt = await writer.append(statementEvent({ tokenId: 'tok_no_linger' }));
+      const started = performance.now();
+      await writer.recordOutcome(receipt, { rowCount: 1 });
+      expect(performance.now() - started).toBeLessThan(900);
+    } finally {
+      await writer.close();
+    }
+  });
+
   it('close writes lingering outcomes at once', async () => {
-    const writer = createAuditWriter(db.pool, { outcomeLingerMs: 1000 });
-    const receipt = await writer.append(statementEvent({ tokenId: 'tok_linger_close' }));
-    const out = writer.recordOutcome(receipt, { rowCount: 1 });
+    const writer = createAuditWriter(db.pool, { lanes: 1, outcomeLingerMs: 1000 });
+    const [receipt] = await Promise.all([0, 1].map(() => writer.append(statementEvent({ tokenId: 'tok_linger_close' }))));
+    const out = writer.recordOutcome(receipt!, { rowCount: 1 });
     const started = performance.now();
     await writer.close();
     expect(performance.now() - started).toBeLessThan(900);
-    expect(await out).toMatchObject({ eventId: receipt.id, chainSeq: 1 });
+    expect(await out).toMatchObject({ eventId: receipt!.id, chainSeq: 1 });
   });
 
   it('refuses token-looking strings and invalid events with BATON_ERR_AUDIT_REJECTED; nothing is written', async () => {
