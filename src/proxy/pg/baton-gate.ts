@@ -143,6 +143,17 @@ function mayOverlapAudit(c: Classification, inTransactionBlock: boolean): boolea
   return inTransactionBlock && c.statements.every((s) => (ROW_WRITE_KINDS.has(s.kind) || (READ_KINDS.has(s.kind) && s.accesses.every((a) => a.operation === 'read'))) && s.accesses.every((a) => ROW_WRITE_OPS.has(a.operation)));
 }
 
+/**
+ * Must an overlapped statement's answers wait for its entry? Reads and RETURNING rows: yes (rows). A
+ * BEGIN, or row writes without RETURNING inside a block, answer only a tag and a row count, and
+ * nothing they did is visible to anyone before the block's COMMIT — which waits for every entry (and
+ * a failed entry poisons the block) — so their answers go at once.
+ */
+function answersReveal(c: Classification): boolean {
+  if (!c.ok) return true;
+  return c.statements.some((s) => s.kind !== 'begin' && (!ROW_WRITE_KINDS.has(s.kind) || s.returnsRows === true));
+}
+
 /** Anything but reads and row writes may begin or end a transaction block (or do so implicitly). */
 function mayChangeTransactionBlock(c: Classification): boolean {
   return !c.ok || c.statements.some((s) => !READ_KINDS.has(s.kind) && !ROW_WRITE_KINDS.has(s.kind));
@@ -313,7 +324,7 @@ class BatonSession implements GateSession {
           throw e;
         },
       );
-      return { allow: true, ticket: { receipt, startedAt: started, changesObjects } satisfies Ticket, durable, txControl };
+      return { allow: true, ticket: { receipt, startedAt: started, changesObjects } satisfies Ticket, durable, txControl, holdAnswers: answersReveal(classification) };
     }
     return this.#durableFirst(event, started, changesObjects, txControl);
   }

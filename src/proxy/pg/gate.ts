@@ -75,6 +75,12 @@ export type CheckResult =
        * is durable already, and the relay first waits for every entry still in flight.
        */
       durable?: Promise<void>;
+      /**
+       * With `durable`: false when the answers reveal nothing and need not wait (BEGIN, a row write
+       * inside a block without RETURNING — nothing of it is visible to anyone before COMMIT, which
+       * waits). Default true: everything the upstream answers is held.
+       */
+      holdAnswers?: boolean;
       /** The statement may begin or end a transaction block (or its effect on one is unknown). */
       txControl?: boolean;
     }

@@ -501,7 +501,7 @@ export class RelaySession {
       e.txControl = r.txControl === true;
       e.inTransactionBlock = inTransactionBlock;
       e.syncsBefore = this.syncs;
-      if (r.durable !== undefined) this.holdUntilDurable(e, r.durable);
+      if (r.durable !== undefined) this.holdUntilDurable(e, r.durable, r.holdAnswers !== false);
       else if (r.ticket !== undefined && kind === Kind.Execute) this.wroteSinceSync = true;
       if (kind === Kind.Parse) {
         if (!this.statements.has(name) && this.statements.size >= this.limits.maxPreparedStatements) {
@@ -761,8 +761,10 @@ export class RelaySession {
   }
 
   /** Forwarded while its entry is in flight: its answers are held until the entry settles. */
-  private holdUntilDurable(e: Expectation, durable: Promise<void>): void {
-    e.hold = HoldState.Pending;
+  private holdUntilDurable(e: Expectation, durable: Promise<void>, holdAnswers: boolean): void {
+    // answers that reveal nothing go at once; the entry is still awaited by COMMIT/Sync and a failure
+    // still poisons the block (see docs/audit-ordering.md)
+    if (holdAnswers) e.hold = HoldState.Pending;
     this.pendingHolds.add(e);
     durable.then(
       () => this.settleHold(e, undefined),
@@ -775,6 +777,11 @@ export class RelaySession {
     if (this.closed) return this.wakeHoldWaiters(); // nothing held is ever delivered after close
     if (err === undefined) {
       e.hold = HoldState.Released;
+    } else if (e.hold !== HoldState.Pending) {
+      // its answers were not held (nothing to see before COMMIT): the block it belongs to or opened
+      // can commit nothing now; the client learns it on its next statement
+      this.log.warn({ event: 'pg.audit.entry_failed', err: String((err as Error)?.message ?? err) }, 'audit entry failed; transaction block poisoned');
+      this.poisoned = true;
     } else {
       e.hold = HoldState.Failed;
       this.log.warn({ event: 'pg.audit.held_failed', err: String((err as Error)?.message ?? err) }, 'audit entry failed; held results dropped');

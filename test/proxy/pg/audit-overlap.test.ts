@@ -147,15 +147,14 @@ describe('writes', () => {
     await c.end();
   });
 
-  it('mid-transaction failure: the COMMIT is refused, the transaction rolls back, the data is unchanged', async () => {
+  it('mid-transaction failure of a write that returns rows: its rows are withheld, the COMMIT is refused, the data is unchanged', async () => {
     const amounts = async () => (await stack.direct('SELECT id, amount_cents FROM orders WHERE id IN (11, 12) ORDER BY id')).rows;
     const before = await amounts();
     const c = await stack.connect(writer);
     await c.query('BEGIN');
     await c.query('UPDATE orders SET amount_cents = 1 WHERE id = 11'); // in the block: overlapped
-    const q = await whileStoreFails(() => c.query('UPDATE orders SET amount_cents = 2 WHERE id = 12'));
+    const q = await whileStoreFails(() => c.query('UPDATE orders SET amount_cents = 2 WHERE id = 12 RETURNING id'));
     expect(q.error?.code).toBe('57P03');
-    await sleep(300);
     const commit = await c.query('COMMIT').then(
       (r) => r.command,
       (e: Error & { code?: string }) => e.code,
@@ -168,15 +167,25 @@ describe('writes', () => {
     await c.end();
   });
 
-  it('a BEGIN whose entry fails: the block it opened upstream can commit nothing', async () => {
+  it('a block whose entries fail (its BEGIN included): the statements answer, the COMMIT is refused, nothing is committed', async () => {
     const before = (await stack.direct('SELECT amount_cents FROM orders WHERE id = 41')).rows[0].amount_cents;
     const c = await stack.connect(writer);
-    const begin = await whileStoreFails(() => c.query('BEGIN'));
-    expect(begin.error?.code).toBe('57P03');
-    await sleep(300);
-    // the client believes it is outside a block; the upstream opened one: nothing may run in it
-    const upd = await c.query('UPDATE orders SET amount_cents = amount_cents + 1 WHERE id = 41').then(() => 'ran', (e: { code?: string }) => e.code);
-    expect(upd).toBe('57P03');
+    const store = await stallAuditStore();
+    let commit;
+    try {
+      // a tag and a row count reveal nothing before COMMIT: these answer at once
+      await c.query('BEGIN');
+      expect((await c.query('UPDATE orders SET amount_cents = amount_cents + 1 WHERE id = 41')).rowCount).toBe(1);
+      commit = settled(c.query('COMMIT'));
+      await sleep(300);
+      expect(commit.done).toBe(false); // held until the block's entries settle
+      await store.fail();
+      // the store stays down until the writer gives up on every entry (its time budget)
+      for (let i = 0; i < 300 && !commit.done; i++) await sleep(50);
+    } finally {
+      await store.release();
+    }
+    expect(commit.error?.code).toBe('57P03');
     await c.query('ROLLBACK').catch(() => {});
     expect((await stack.direct('SELECT amount_cents FROM orders WHERE id = 41')).rows[0].amount_cents).toBe(before);
     // and the session is usable again, in autocommit
@@ -194,7 +203,7 @@ describe('writes', () => {
       const upd = settled(c.query('UPDATE orders SET amount_cents = 4242 WHERE id = 21'));
       commit = settled(c.query('COMMIT'));
       await sleep(400);
-      expect(upd.done).toBe(false);
+      expect(upd.done).toBe(true); // a row count: answered at once
       expect(commit.done).toBe(false);
       // the UPDATE already ran upstream (it holds the row lock) …
       const lock = await stack.direct('SELECT 1 FROM orders WHERE id = 21 FOR UPDATE NOWAIT').then(() => 'free', (e: { code?: string }) => e.code);

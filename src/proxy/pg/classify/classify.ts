@@ -86,6 +86,7 @@ export function analyseSql(sql: string, ctx: ClassifyContext, scan: () => Token[
           fingerprint: fingerprintOf(own),
           normalized: normalizedOf(own),
           ...(effect === undefined ? {} : { sessionEffect: Object.freeze(effect) }),
+          ...(r.returnsRows ? { returnsRows: true as const } : {}),
         }),
       );
       shareable &&= effect === undefined && isLiteralIndependent(st.node, walker);

@@ -4,7 +4,7 @@
  * here is unsupported. The operation mapping is documented in docs/sql-classification.md.
  */
 import type { PgOperation, SessionEffect } from './types.ts';
-import { expectRel, rootCtx, type Walker } from './walk.ts';
+import { expectRel, hasReturning, rootCtx, type Walker } from './walk.ts';
 import { expectNode, list, nameList, type Obj, optObj, optStr, stringNode, unwrap } from './ast.ts';
 import { judgeSet } from './settings.ts';
 import { SAFE_SETTINGS } from './functions.ts';
@@ -14,6 +14,8 @@ import { Unsupported } from './unsupported.ts';
 export interface StatementResult {
   readonly kind: string;
   readonly sessionEffect?: SessionEffect;
+  /** A data-modifying statement with RETURNING: it sends rows to the client. */
+  readonly returnsRows?: true;
 }
 
 type Handler = (b: Obj, w: Walker) => StatementResult | string;
@@ -164,10 +166,10 @@ const HANDLERS: Readonly<Record<string, Handler>> = {
     w.visitNode('SelectStmt', b, READ);
     return b.intoClause === undefined ? 'select' : 'select_into';
   },
-  InsertStmt: (b, w) => (w.visitNode('InsertStmt', b, READ), 'insert'),
-  UpdateStmt: (b, w) => (w.visitNode('UpdateStmt', b, READ), 'update'),
-  DeleteStmt: (b, w) => (w.visitNode('DeleteStmt', b, READ), 'delete'),
-  MergeStmt: (b, w) => (w.visitNode('MergeStmt', b, READ), 'merge'),
+  InsertStmt: (b, w) => dml('InsertStmt', 'insert', b, w),
+  UpdateStmt: (b, w) => dml('UpdateStmt', 'update', b, w),
+  DeleteStmt: (b, w) => dml('DeleteStmt', 'delete', b, w),
+  MergeStmt: (b, w) => dml('MergeStmt', 'merge', b, w),
 
   CopyStmt: (b, w) => {
     // A server-side file or program runs as the server's OS user.
@@ -328,6 +330,12 @@ const HANDLERS: Readonly<Record<string, Handler>> = {
     return 'alter_schema';
   },
 };
+
+/** INSERT/UPDATE/DELETE/MERGE: walked as a query; says whether it returns rows. */
+function dml(type: string, kind: string, b: Obj, w: Walker): StatementResult {
+  w.visitNode(type, b, READ);
+  return hasReturning(b) ? { kind, returnsRows: true } : { kind };
+}
 
 /** CREATE/ALTER TYPE … AS ENUM/RANGE: `ddl` on the type (a relation-like name). */
 function typeDdl(b: Obj, w: Walker, kind: string, create: boolean): string {

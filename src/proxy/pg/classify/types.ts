@@ -50,6 +50,8 @@ export interface ClassifiedStatement {
   /** The statement with every literal replaced by `$n` and comments removed: no literal values ever. */
   readonly normalized: string;
   readonly sessionEffect?: SessionEffect;
+  /** INSERT/UPDATE/DELETE/MERGE … RETURNING: the statement sends rows to the client. */
+  readonly returnsRows?: true;
 }
 
 /** Failure codes (registered in `src/errors.ts`). */

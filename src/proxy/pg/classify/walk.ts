@@ -491,7 +491,8 @@ export function expectRel(value: unknown): Obj {
   return rv;
 }
 
-function hasReturning(b: Obj): boolean {
+/** True for a DML statement body with a non-empty RETURNING list. */
+export function hasReturning(b: Obj): boolean {
   const r = optObj(b.returningClause);
   return r !== undefined && list(r.exprs).length > 0;
 }
