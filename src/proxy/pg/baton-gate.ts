@@ -259,7 +259,7 @@ class BatonSession implements GateSession {
       }
       // 2. what does the SQL touch?
       return settle(() => this.#deps.objects(this.#database), unavailable, (objects) =>
-        settle(() => this.#classify(sql, objects), unavailable, (classification) => this.#decide(sql, phase, context, classification, now, started)),
+        settle(() => this.#classify(sql, objects), unavailable, (classification) => this.#decide(phase, context, classification, now, started)),
       );
     });
   }
@@ -288,7 +288,7 @@ class BatonSession implements GateSession {
     return classified instanceof Promise ? classified.then(remember) : remember(classified);
   }
 
-  #decide(sql: string, phase: CheckPhase, context: CheckContext | undefined, classification: Classification, now: Date, started: number): CheckResult | Promise<CheckResult> {
+  #decide(phase: CheckPhase, context: CheckContext | undefined, classification: Classification, now: Date, started: number): CheckResult | Promise<CheckResult> {
     if (!classification.ok) return this.#deny(phase, `statement refused: ${classification.reason}`, undefined);
     // 3. every (resource, operation) on its own
     const accesses = classification.statements.flatMap((s) => s.accesses);
