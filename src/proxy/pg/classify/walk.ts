@@ -200,8 +200,9 @@ export class Walker {
    */
   private visitInline(body: Obj, ctx: WalkCtx): void {
     if (typeof body.relname === 'string') return this.relation(body, ctx.relOp, ctx, 'lookup');
-    // An inlined TypeName (TypeCast.typeName, ColumnDef.typeName, …): naming a type may run its functions.
-    if (Array.isArray(body.names) && 'typemod' in body) return this.typeName(body, ctx);
+    // An inlined TypeName (TypeCast.typeName, ColumnDef.typeName, …): naming a type may run its
+    // functions. `names` is a field of TypeName alone in PostgreSQL's node definitions.
+    if (Array.isArray(body.names)) return this.typeName(body, ctx);
     if ('funcname' in body || 'limitOption' in body || 'ctes' in body || 'rel' in body) {
       throw new Unsupported('unexpected inline node');
     }
