@@ -90,6 +90,13 @@ class Expectation {
 
 type Outcome = StatementOutcome['status'];
 
+/** The refusal of every statement of a poisoned transaction block (an audit entry of it failed). */
+const POISONED: CheckResult = {
+  allow: false,
+  sqlstate: SqlState.CannotConnectNow,
+  message: 'baton: an audit entry of this transaction failed; the transaction is aborted (nothing of it was committed)',
+};
+
 /** Where an upstream message goes: to the client now, into the held output, or nowhere. */
 const Route = { Direct: 0, Hold: 1, Drop: 2 } as const;
 type Route = (typeof Route)[keyof typeof Route];
@@ -403,7 +410,7 @@ export class RelaySession {
     let result: CheckResult | Promise<CheckResult>;
     const inTransactionBlock = this.inTransactionBlock();
     if (this.poisoned) {
-      result = { allow: false, sqlstate: SqlState.CannotConnectNow, message: 'baton: an audit entry of this transaction failed; the transaction is aborted (nothing of it was committed)' };
+      result = POISONED;
     } else {
       try {
         result = this.gate.check(sql, phase, { inTransactionBlock });
@@ -445,7 +452,7 @@ export class RelaySession {
       if (this.poisoned || this.failedBeforeSync) {
         this.gate.outcome?.(r.ticket, { status: 'skipped' });
         if (this.failedBeforeSync) return; // skipped to Sync, like every message after the error
-        this.decided({ allow: false, sqlstate: SqlState.CannotConnectNow, message: 'baton: an audit entry of this transaction failed; the transaction is aborted (nothing of it was committed)' }, kind, name, buf, start, end, sql);
+        this.decided(POISONED, kind, name, buf, start, end, sql);
         return;
       }
       this.decided(r, kind, name, buf, start, end, sql, inTransactionBlock);

@@ -123,12 +123,10 @@ export interface UpstreamObjectsSource {
 export interface UpstreamObjectsOptions {
   /** Periodic reload (objects created outside the proxy). Default 10 s. */
   refreshMs?: number;
-  load?: (target: UpstreamTarget) => Promise<UpstreamObjects>;
 }
 
 /** A source that reloads every `refreshMs` and on demand after `markStale()`. */
 export function upstreamObjectsSource(target: UpstreamTarget, opts: UpstreamObjectsOptions = {}): UpstreamObjectsSource {
-  const load = opts.load ?? loadUpstreamObjects;
   let snapshot: UpstreamObjects | undefined;
   /** Bumped by markStale(): a snapshot is current only if its load STARTED at the latest generation. */
   let generation = 0;
@@ -140,12 +138,13 @@ export function upstreamObjectsSource(target: UpstreamTarget, opts: UpstreamObje
     const started = generation;
     const promise = (async () => {
       try {
-        const loaded = await load(target);
+        const loaded = await loadUpstreamObjects(target);
         if (started >= loadedAt) {
-          snapshot = loaded;
+          // an unchanged catalog keeps the same object: sessions' classification memos stay valid
+          if (snapshot?.version !== loaded.version) snapshot = loaded;
           loadedAt = started;
         }
-        return loaded;
+        return snapshot ?? loaded;
       } catch (err) {
         if (started === generation) snapshot = undefined; // unknown is not "none": refuse until a load succeeds
         throw new BatonError('BATON_ERR_UPSTREAM_UNAVAILABLE', `cannot read the upstream's functions and types; statement refused`, {
