@@ -9,6 +9,7 @@ import { BatonError } from '../errors.ts';
 import type { SharedState } from '../store/shared-state.ts';
 import type { RevocationEntry, RevocationPage } from './store.ts';
 import type { RevocationView } from './view.ts';
+import { CoalescedRun } from '../util/coalesced-run.ts';
 
 /** The SharedState channel revocations are published on. */
 export const REVOCATION_CHANNEL = 'revocations';
@@ -66,8 +67,7 @@ export class RevocationSet implements RevocationView {
   #gapSince: number | undefined;
   /** When the channel last came up. */
   #liveSince: number | undefined;
-  #syncing: Promise<void> | undefined;
-  #resyncAgain = false;
+  readonly #syncs = new CoalescedRun(() => this.#runSync(), () => this.#stopped);
   #timer: NodeJS.Timeout | undefined;
   #unsubscribe: (() => Promise<void>) | undefined;
   #stopped = false;
@@ -110,7 +110,7 @@ export class RevocationSet implements RevocationView {
     this.#stopped = true;
     clearInterval(this.#timer);
     await this.#unsubscribe?.();
-    await this.#syncing;
+    await this.#syncs.running;
   }
 
   /** @throws BatonError BATON_ERR_REVOCATION_STALE when this process cannot confirm it is current. */
@@ -177,18 +177,7 @@ export class RevocationSet implements RevocationView {
    * while a run is in flight schedules one more run, so a sync always STARTS after the call.
    */
   resync(): Promise<void> {
-    if (this.#syncing) {
-      this.#resyncAgain = true;
-      return this.#syncing;
-    }
-    this.#syncing = this.#runSync().finally(() => {
-      this.#syncing = undefined;
-      if (this.#resyncAgain && !this.#stopped) {
-        this.#resyncAgain = false;
-        void this.resync();
-      }
-    });
-    return this.#syncing;
+    return this.#syncs.run();
   }
 
   /** Resolves once `assertCurrent()` passes; rejects with the reason after `timeoutMs`. */

@@ -15,6 +15,7 @@
  * Per statement the gate calls `resolver()` without a key id and `isPublished()`: memory only.
  */
 import { readFileSync } from 'node:fs';
+import { CoalescedRun } from '../../util/coalesced-run.ts';
 import { BatonError } from '../../errors.ts';
 import { KEYSET_CHANNEL } from '../../keys/follow.ts';
 import type { SharedState } from '../../store/shared-state.ts';
@@ -87,8 +88,7 @@ export class RemoteKeySet implements KeySetSource {
   #etag: string | undefined;
   /** When the last successful refresh STARTED (everything retired before it is known). */
   #freshAt: number | undefined;
-  #inflight: Promise<void> | undefined;
-  #again = false;
+  readonly #fetches = new CoalescedRun(() => this.#fetch(), () => this.#stopped);
   #timer: NodeJS.Timeout | undefined;
   #unsubscribe: (() => Promise<void>) | undefined;
   #stopped = false;
@@ -126,7 +126,7 @@ export class RemoteKeySet implements KeySetSource {
     this.#stopped = true;
     clearInterval(this.#timer);
     await this.#unsubscribe?.();
-    await this.#inflight;
+    await this.#fetches.running;
   }
 
   /** Why the set is not current, or undefined when it is. */
@@ -154,18 +154,7 @@ export class RemoteKeySet implements KeySetSource {
 
   /** Fetches now (conditional on the ETag). Concurrent calls share one request; a call during one schedules one more. */
   refresh(): Promise<void> {
-    if (this.#inflight) {
-      this.#again = true;
-      return this.#inflight;
-    }
-    this.#inflight = this.#fetch().finally(() => {
-      this.#inflight = undefined;
-      if (this.#again && !this.#stopped) {
-        this.#again = false;
-        void this.refresh();
-      }
-    });
-    return this.#inflight;
+    return this.#fetches.run();
   }
 
   async #fetch(): Promise<void> {
