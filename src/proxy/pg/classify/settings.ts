@@ -7,7 +7,7 @@
  * feed row-level-security policies (custom `app.*` settings read with `current_setting`).
  */
 import type { SessionEffect } from './types.ts';
-import type { SessionLimits } from './walk.ts';
+import type { ClassifyLimits } from './walk.ts';
 import { list, type Obj, optObj, optStr, stringConst, unwrap } from './ast.ts';
 import { Unsupported } from './unsupported.ts';
 
@@ -45,7 +45,7 @@ export interface SetVerdict {
  * Judge a `VariableSetStmt`. `search_path` is allowed and reported as a session effect; each
  * argument is one schema name (PostgreSQL quotes each SET argument as one identifier).
  */
-export function judgeSet(b: Obj, limits: SessionLimits = {}): SetVerdict {
+export function judgeSet(b: Obj, limits: ClassifyLimits = {}): SetVerdict {
   const kind = optStr(b.kind);
   const name = optStr(b.name) ?? '';
   const local = b.is_local === true ? ({ local: true } as const) : {};

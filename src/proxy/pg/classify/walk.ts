@@ -17,7 +17,7 @@ import { expectNode, isObj, list, nameList, type Obj, optObj, optStr, someNode, 
 import { Unsupported } from './unsupported.ts';
 
 /** Limits a session may not lift with SET. */
-export interface SessionLimits {
+export interface ClassifyLimits {
   readonly maxStatementTimeoutMs?: number;
 }
 
@@ -81,7 +81,7 @@ export class Walker {
   constructor(
     readonly names: Resolver,
     /** Session limits some statements are judged against (SET statement_timeout). */
-    readonly limits: SessionLimits = {},
+    readonly limits: ClassifyLimits = {},
   ) {}
 
   /** Distinct accesses in the order first found. */
