@@ -1,0 +1,51 @@
+"""Baton's token vocabulary (DESIGN.md, schemas/token-vocabulary.json; src/token/vocabulary.ts)."""
+from __future__ import annotations
+
+import re
+OPERATIONS = {
+    "pg": ("read", "insert", "update", "delete", "truncate", "ddl", "admin", "execute"),
+    "http": ("read", "write", "delete"),
+    "aws": ("read", "write", "assume"),
+    "baton": ("admin",),
+}
+ALL_OPERATIONS = tuple(dict.fromkeys(op for ops in OPERATIONS.values() for op in ops))
+
+#: ``<kind>:<upstream>/<object>``, object may end in ``*``; or ``*`` alone (admin grants only).
+RESOURCE_RE = re.compile(r"^(?:\*|(pg|http|aws|baton):([A-Za-z0-9_.-]+|\*)(?:/([!-\[\]-~]*))?)$")
+
+#: Facts an attenuation block may state: lineage information, never rights.
+LINEAGE_FACTS = ("delegated_to", "purpose")
+
+#: Predicate names only the broker's authority block or the authorizer may define (vocabulary.ts).
+RESERVED_PREDICATES = (
+    "token_id", "subject", "issuer", "agent", "right", "role", "time", "resource", "operation",
+    "query", "revocation_id",
+)
+
+
+def parse_resource(pattern: str) -> str:
+    """Checks a resource or resource pattern; raises ``TypeError`` outside the grammar."""
+    if not isinstance(pattern, str) or not 0 < len(pattern) <= 512:
+        raise TypeError("resource must be a non-empty string of at most 512 characters")
+    if not RESOURCE_RE.match(pattern):
+        raise TypeError(f'resource "{printable(pattern)}" does not match <kind>:<upstream>/<object>')
+    if "*" in pattern and pattern.index("*") != len(pattern) - 1:
+        raise TypeError(f'resource "{printable(pattern)}" may only end with "*"')
+    return pattern
+
+
+def covers(pattern: str, target: str) -> bool:
+    """True when ``pattern`` (exact or trailing ``*``) covers ``target`` (a resource or narrower pattern)."""
+    if pattern == target:
+        return True
+    return pattern.endswith("*") and target.startswith(pattern[:-1])
+
+
+def is_operation(op: str) -> bool:
+    return op == "*" or op in ALL_OPERATIONS
+
+
+def printable(text: str, limit: int = 80) -> str:
+    """Quote-free rendering of untrusted text for error messages."""
+    clean = re.sub(r'[^ -~]|["\\]', "?", str(text))
+    return clean[:limit] + "…" if len(clean) > limit else clean
