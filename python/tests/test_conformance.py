@@ -10,7 +10,8 @@ import unittest
 
 from .helpers import SAMPLES
 
-from baton_sdk import BatonError, block_to_datalog, decode_token, verify_signatures
+from baton_sdk import BatonError, append_block, block_to_datalog, decode_token, verify_signatures
+from baton_sdk.model import BlockModel, Predicate
 
 #: Must be refused at decode time (its block 1 is random bytes, not a Block message).
 UNDECODABLE = {"test004_random_block.bc"}
@@ -80,6 +81,26 @@ class ConformanceSamples(unittest.TestCase):
     def test_sealed_sample_is_sealed(self):
         case = next(c for c in self.data["testcases"] if c["filename"] == "test020_sealed.bc")
         self.assertTrue(decode_token(self.read(case)).sealed)
+
+    def test_appending_to_every_extensible_sample_keeps_its_chain_valid(self):
+        """Ed25519 chains with a secret proof, in signature format 0 and 1 (format 1 chains stay 1)."""
+        block = BlockModel(facts=(Predicate("delegated_to", (("string", "x"),)),))
+        extended = 0
+        for case in self.data["testcases"]:
+            data = self.read(case)
+            if signature_invalid(case) or case["filename"] in UNDECODABLE:
+                continue
+            with self.subTest(sample=case["filename"]):
+                parent = decode_token(data)
+                if parent.sealed or parent.blocks[-1].next_key.algorithm != "ed25519":
+                    with self.assertRaises(BatonError):
+                        append_block(data, block)
+                    continue
+                child = verify_signatures(append_block(data, block), self.root)
+                expected = max(b.signature_version for b in parent.blocks)
+                self.assertEqual(child.blocks[-1].signature_version, expected)
+                extended += 1
+        self.assertEqual(extended, 30)
 
     def test_samples_do_not_verify_under_another_root_key(self):
         case = next(c for c in self.data["testcases"] if c["filename"] == "test001_basic.bc")
