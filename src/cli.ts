@@ -1,5 +1,6 @@
 /**
- * The `baton` command. Each subcommand lives in src/commands/; this file only dispatches.
+ * The `baton` command. Each subcommand lives in src/commands/; this file only dispatches, importing
+ * the one command it runs (src/commands/index.ts is a lazy table).
  * Errors: non-zero exit and one clear line on stderr.
  */
 import { COMMANDS } from './commands/index.ts';
@@ -20,11 +21,12 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return name ? 0 : 2;
   }
-  const command = COMMANDS[name];
-  if (!command) {
+  const entry = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!entry) {
     process.stderr.write(`baton: unknown command "${terminalLines(name)}"\n${USAGE}\n`);
     return 2;
   }
+  const command = await entry.load();
   return command.run(rest);
 }
 
