@@ -70,14 +70,19 @@ export type BinaryKind =
   | 'all'
   | 'any'
   | 'get'
-  | 'ffi';
+  | 'ffi'
+  /** `receiver.try_or(fallback)`: the receiver is a parameterless closure (v3.3). */
+  | 'tryOr';
 
 /** One instruction of an expression's op stack. `ffiName` is set only with kind `'ffi'`. */
 export type Op =
   | { readonly value: Term }
   | { readonly unary: UnaryKind; readonly ffiName?: string }
   | { readonly binary: BinaryKind; readonly ffiName?: string }
-  /** Datalog v3.3 closure (`$x -> …`), the right operand of `all`/`any`/`&&`/`||` in v6 blocks. */
+  /**
+   * Datalog v3.3 closure (`$x -> …`): the right operand of `all`/`any`/`&&`/`||`, the left one (the
+   * receiver, without parameters) of `tryOr`, in v6 blocks.
+   */
   | { readonly closure: { readonly params: readonly string[]; readonly ops: readonly Op[] } };
 
 /** An expression: an op stack in reverse Polish notation, evaluating to one boolean. */
@@ -172,7 +177,7 @@ export const SCHEMA_VERSION = {
   V3_1: 4,
   /** v3.2: third-party blocks signed over the previous signature. */
   V3_2: 5,
-  /** v3.3: `reject if`, null, arrays, maps, closures, heterogeneous equality, `type()`, FFI. */
+  /** v3.3: `reject if`, null, arrays, maps, closures, heterogeneous equality, `type()`, FFI, `try_or`. */
   V3_3: 6,
 } as const;
 
@@ -211,6 +216,7 @@ export const BINARY_KINDS: readonly BinaryKind[] = [
   'any',
   'get',
   'ffi',
+  'tryOr',
 ];
 export const CHECK_KINDS: readonly CheckKind[] = ['if', 'all', 'reject'];
 

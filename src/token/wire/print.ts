@@ -1,21 +1,33 @@
 /**
- * Block model → Biscuit Datalog source text, escaped so it parses back to the same values.
+ * Block model → Biscuit Datalog source text in the current grammar (Datalog v3.3, biscuit-rust 6), escaped
+ * so it parses back to the same values.
+ *
+ * The syntax is the one the specification's conformance samples print (`token[].code` in
+ * `samples/current/samples.json`), whatever the block's version: sets `{1, 2}` (empty `{,}`), arrays
+ * `[…]`, maps `{"k": v}`, strict equality `===`/`!==` (wire `Equal`/`NotEqual`, the only equality of
+ * blocks before v3.3), lenient `==`/`!=` (`HeterogeneousEqual`/`HeterogeneousNotEqual`), `.try_or(…)`.
+ * Pre-3.3 parsers (biscuit-wasm 0.5) read `[…]` as a set and `==` as strict equality, and do not read
+ * `===`; see docs/biscuit-conformance.md.
  *
  * biscuit-wasm's `getBlockSource` prints strings between quotes without escaping them, so a string such
  * as `x"); right("y` reads back as two facts. Here a string escapes `\` and `"` and writes a newline as
  * `\n` (the only escapes the biscuit-parser grammar knows; every other character, tabs and CR included,
  * is legal inside quotes). Names that the grammar cannot spell (predicates, variables) are refused
- * rather than printed: text that parses differently from the token would be worse than no text.
+ * rather than printed: text that parses differently from the token would be worse than no text. For
+ * the same reason the eager `And`/`Or` of pre-3.3 blocks print as `&&`/`||` (which a v3.3 parser reads
+ * as their lazy twins: the same value, except that an error on the right goes unnoticed when the left
+ * decides) and not as biscuit-rust's `&&!`/`||!`, which no grammar reads (`a &&! b` is `a && !b`).
  *
- * Operator precedence follows biscuit-parser (`||` < `&&` < comparisons < bitwise < `+ -` < `* /` < `!`
- * < methods); parentheses are added where the tree needs them, and the `parens` op prints as written.
+ * Operator precedence follows biscuit-parser and the specification (`||` < `&&` < comparisons < `^` <
+ * `|` < `&` < `+ -` < `* /` < `!` < methods); parentheses are added only where the tree needs them, so
+ * a block written by a parser (whose `parens` ops print as written) prints as biscuit-rust prints it.
  *
- * @see https://github.com/biscuit-auth/biscuit-rust/blob/main/biscuit-parser/src/parser.rs
+ * @see https://github.com/eclipse-biscuit/biscuit-rust/blob/main/biscuit-parser/src/parser.rs
+ * @see https://github.com/eclipse-biscuit/biscuit-rust/blob/main/biscuit-auth/src/datalog/expression.rs
  */
 import { BatonError } from '../../errors.ts';
 import { expressionTree, ExpressionShapeError, type ExprNode } from './expression.ts';
 import {
-  SCHEMA_VERSION,
   type BinaryKind,
   type BlockModel,
   type Check,
@@ -26,7 +38,6 @@ import {
   type Scope,
   type Term,
 } from './model.ts';
-import { requiredVersion } from './version.ts';
 
 /** Names the grammar accepts for predicates, variables and FFI functions. */
 export const NAME = /^[A-Za-z0-9_:]+$/;
@@ -63,12 +74,7 @@ function keyText(k: PublicKeyModel): string {
   return `${k.algorithm}/${hex(k.bytes)}`;
 }
 
-/** Syntax that changed in Datalog v3.3: sets moved from `[…]` to `{…}`, and `==` became heterogeneous. */
-interface Dialect {
-  readonly v33: boolean;
-}
-
-function term(t: Term, d: Dialect): string {
+function term(t: Term): string {
   if ('variable' in t) return `$${name(t.variable, 'variable')}`;
   if ('integer' in t) return t.integer.toString();
   if ('string' in t) return quoteString(t.string);
@@ -78,14 +84,12 @@ function term(t: Term, d: Dialect): string {
     return `hex:${hex(t.bytes)}`;
   }
   if ('bool' in t) return t.bool ? 'true' : 'false';
-  if ('set' in t) {
-    const items = t.set.map((e) => term(e, d)).join(', ');
-    return d.v33 ? `{${items}}` : `[${items}]`;
-  }
+  // `{}` is the empty map, so the empty set is `{,}`.
+  if ('set' in t) return t.set.length === 0 ? '{,}' : `{${t.set.map(term).join(', ')}}`;
   if ('null' in t) return 'null';
-  if ('array' in t) return `[${t.array.map((e) => term(e, d)).join(', ')}]`;
+  if ('array' in t) return `[${t.array.map(term).join(', ')}]`;
   const entries = t.map.map(
-    (e) => `${typeof e.key === 'string' ? quoteString(e.key) : e.key.toString()}: ${term(e.value, d)}`,
+    (e) => `${typeof e.key === 'string' ? quoteString(e.key) : e.key.toString()}: ${term(e.value)}`,
   );
   return `{${entries.join(', ')}}`;
 }
@@ -116,7 +120,6 @@ const LEVEL: Partial<Record<BinaryKind, number>> = {
 const NEGATE_LEVEL = 6.5;
 const ATOM = 10;
 const COMPARISON = 3;
-const BITWISE: ReadonlySet<BinaryKind> = new Set(['bitwiseAnd', 'bitwiseOr', 'bitwiseXor']);
 
 const METHOD: Partial<Record<BinaryKind, string>> = {
   contains: 'contains',
@@ -130,7 +133,7 @@ const METHOD: Partial<Record<BinaryKind, string>> = {
   any: 'any',
 };
 
-function infixSymbol(op: BinaryKind, d: Dialect): string {
+function infixSymbol(op: BinaryKind): string {
   switch (op) {
     case 'or':
     case 'lazyOr':
@@ -147,9 +150,9 @@ function infixSymbol(op: BinaryKind, d: Dialect): string {
     case 'greaterOrEqual':
       return '>=';
     case 'equal':
-      return d.v33 ? '===' : '==';
+      return '===';
     case 'notEqual':
-      return d.v33 ? '!==' : '!=';
+      return '!==';
     case 'heterogeneousEqual':
       return '==';
     case 'heterogeneousNotEqual':
@@ -178,16 +181,14 @@ function level(n: ExprNode): number {
 }
 
 class ExprPrinter {
-  constructor(private readonly d: Dialect) {}
-
   render(n: ExprNode, depth = 0): string {
     if (depth > MAX_DEPTH) throw new Unprintable('expression nested too deeply');
     const next = depth + 1;
     switch (n.kind) {
       case 'value':
-        return term(n.term, this.d);
+        return term(n.term);
       case 'closure':
-        throw new Unprintable('a closure outside all/any/&&/||');
+        throw new Unprintable('a closure outside all/any/&&/||/try_or');
       case 'unary':
         switch (n.op) {
           case 'negate':
@@ -203,6 +204,10 @@ class ExprPrinter {
         }
     }
     const method = n.op === 'ffi' ? `extern::${name(n.ffiName ?? '', 'extern function')}` : METHOD[n.op];
+    if (n.op === 'tryOr') {
+      // The receiver is evaluated in a parameterless closure: its error selects the argument (v3.3).
+      return `${this.atom(this.closureBody(n.left, 0), next)}.try_or(${this.render(n.right, next)})`;
+    }
     if (method !== undefined) {
       const arg = n.op === 'all' || n.op === 'any' ? this.lambda(n.right, next) : this.render(n.right, next);
       return `${this.atom(n.left, next)}.${method}(${arg})`;
@@ -213,13 +218,11 @@ class ExprPrinter {
     const grouped = (child: ExprNode, isRight: boolean): boolean => {
       const c = level(child);
       if (c === ATOM) return false;
-      // Bitwise precedence moved between grammar versions: never rely on it.
-      if (BITWISE.has(n.op) || (child.kind === 'binary' && BITWISE.has(child.op))) return true;
       return c < lvl || (c === lvl && (isRight || lvl === COMPARISON));
     };
     const l = this.render(n.left, next);
     const r = this.render(right, next);
-    return `${grouped(n.left, false) ? `(${l})` : l} ${infixSymbol(n.op, this.d)} ${grouped(right, true) ? `(${r})` : r}`;
+    return `${grouped(n.left, false) ? `(${l})` : l} ${infixSymbol(n.op)} ${grouped(right, true) ? `(${r})` : r}`;
   }
 
   /** A receiver of a method or of `!`: bare only when it is a term, a method call or parenthesised. */
@@ -242,18 +245,18 @@ class ExprPrinter {
   }
 }
 
-function predicate(p: Predicate, d: Dialect): string {
-  return `${name(p.name, 'predicate')}(${p.terms.map((t) => term(t, d)).join(', ')})`;
+function predicate(p: Predicate): string {
+  return `${name(p.name, 'predicate')}(${p.terms.map(term).join(', ')})`;
 }
 
 function scopeText(s: Scope): string {
   return typeof s === 'string' ? s : keyText(s.publicKey);
 }
 
-function body(q: Query, d: Dialect): string {
-  const printer = new ExprPrinter(d);
+function body(q: Query): string {
+  const printer = new ExprPrinter();
   const parts = [
-    ...q.body.map((p) => predicate(p, d)),
+    ...q.body.map(predicate),
     ...q.expressions.map((e) => {
       try {
         return printer.render(expressionTree(e));
@@ -268,21 +271,21 @@ function body(q: Query, d: Dialect): string {
   return parts.join(', ') + trusting;
 }
 
-function rule(r: Rule, d: Dialect): string {
-  return `${predicate(r.head, d)} <- ${body(r, d)}`;
+function rule(r: Rule): string {
+  return `${predicate(r.head)} <- ${body(r)}`;
 }
 
-function check(c: Check, d: Dialect): string {
+function check(c: Check): string {
   const keyword = { if: 'check if', all: 'check all', reject: 'reject if' }[c.kind];
   if (c.queries.length === 0) throw new Unprintable('a check without queries');
-  return `${keyword} ${c.queries.map((q) => body(q, d)).join(' or ')}`;
+  return `${keyword} ${c.queries.map(body).join(' or ')}`;
 }
 
 /**
  * Renders a block as Biscuit Datalog (facts, rules, checks; one statement per line, each ending in `;`),
  * in the layout of biscuit-rust's `print_source` but with strings escaped.
  *
- * @param block a decoded block or a `BlockModel`; without `version`, the lowest version that fits.
+ * @param block a decoded block or a `BlockModel` (printed the same whatever its version).
  * @throws BatonError `BATON_ERR_TOKEN_MALFORMED` when the block holds something Datalog cannot spell
  *   (e.g. a predicate name with a quote in it): such a block can only come from a forged token.
  *
@@ -290,19 +293,17 @@ function check(c: Check, d: Dialect): string {
  * blockToDatalog({ facts: [{ name: 'purpose', terms: [{ string: 'say "hi"' }] }] });
  * // 'purpose("say \\"hi\\"");\n'
  */
-export function blockToDatalog(block: BlockModel & { readonly version?: number }): string {
+export function blockToDatalog(block: BlockModel): string {
   const facts = block.facts ?? [];
   const rules = block.rules ?? [];
   const checks = block.checks ?? [];
   const scopes = block.scopes ?? [];
-  const version = block.version ?? requiredVersion({ facts, rules, checks, scopes, thirdParty: false });
-  const d: Dialect = { v33: version >= SCHEMA_VERSION.V3_3 };
   try {
     const lines = [
       ...(scopes.length > 0 ? [`trusting ${scopes.map(scopeText).join(', ')}`] : []),
-      ...facts.map((f) => predicate(f, d)),
-      ...rules.map((r) => rule(r, d)),
-      ...checks.map((c) => check(c, d)),
+      ...facts.map(predicate),
+      ...rules.map(rule),
+      ...checks.map(check),
     ];
     return lines.map((l) => `${l};\n`).join('');
   } catch (err) {

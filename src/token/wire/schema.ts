@@ -12,7 +12,8 @@
  * fatal decoder. protobufjs' own UTF-8 reader silently replaces invalid sequences, which prost rejects;
  * decoding leniently would let two different byte strings print as the same symbol.
  * `PublicKey.Algorithm.SECP256R1 = 1` comes from the newer upstream schema (biscuit-auth 6) so such
- * keys decode as what they are instead of as an unknown enum value.
+ * keys decode as what they are instead of as an unknown enum value, and `OpBinary.Kind.TryOr = 29`
+ * from the specification's `schema.proto` (Datalog v3.3 `.try_or()`, sample test038).
  *
  * @see https://github.com/biscuit-auth/biscuit/blob/main/schema.proto
  */
@@ -181,6 +182,7 @@ message OpBinary {
     Any = 26;
     Get = 27;
     Ffi = 28;
+    TryOr = 29;
   }
   required Kind kind = 1;
   optional uint64 ffiName = 2;

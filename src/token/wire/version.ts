@@ -30,6 +30,7 @@ const V3_3_BINARY: ReadonlySet<BinaryKind> = new Set([
   'any',
   'get',
   'ffi',
+  'tryOr',
 ]);
 const V3_3_UNARY: ReadonlySet<UnaryKind> = new Set(['typeOf', 'ffi']);
 

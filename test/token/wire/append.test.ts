@@ -18,7 +18,7 @@ import {
   variable,
   type BlockModel,
 } from '../../../src/token/wire/index.ts';
-import { allows, mint, newRoot, report, verified, wasmAppend } from './oracle.ts';
+import { allows, mint, newRoot, report, toCurrentSyntax, verified, wasmAppend } from './oracle.ts';
 
 const root = newRoot();
 const NOW = new Date('2026-11-23T12:00:00Z');
@@ -64,7 +64,7 @@ describe('appendBlock', () => {
     expect(decoded.blocks.map((b) => b.revocationId)).toEqual(lib.revocationIds);
     // biscuit-wasm prints quotes unescaped, so compare with a block free of them.
     const plain = appendBlock(parent, { ...attenuation, facts: [pred('purpose', str('plain'))] });
-    expect(report(root, plain).sources[1]).toBe(blockToDatalog(decodeToken(plain).blocks[1]!));
+    expect(toCurrentSyntax(report(root, plain).sources[1]!)).toBe(blockToDatalog(decodeToken(plain).blocks[1]!));
     expect(decoded.blocks[1]!.facts).toEqual(attenuation.facts);
   });
 
@@ -117,7 +117,9 @@ describe('appendBlock', () => {
       expect(decoded.blocks.map((b) => b.revocationId)).toEqual(lib.revocationIds);
       // Symbols shared across blocks resolve the same way in biscuit-wasm and here.
       expect(decoded.blocks.map((b) => blockToDatalog(b))).toEqual(
-        lib.sources.map((s) => s.replace(/summarise "yesterday's" orders\n/, 'summarise \\"yesterday\'s\\" orders\\n')),
+        lib.sources.map((s) =>
+          toCurrentSyntax(s.replace(/summarise "yesterday's" orders\n/, 'summarise \\"yesterday\'s\\" orders\\n')),
+        ),
       );
       previous = lib.revocationIds;
     });

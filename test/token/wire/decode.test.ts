@@ -1,8 +1,24 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { BatonError } from '../../../src/errors.ts';
-import { blockToDatalog, decodeToken, quoteString, type Term } from '../../../src/token/wire/index.ts';
-import { mint, newRoot, report, wasmAppend } from './oracle.ts';
+import {
+  appendBlock,
+  binary,
+  blockToDatalog,
+  bool,
+  checkIf,
+  decodeToken,
+  int,
+  query,
+  quoteString,
+  SCHEMA_VERSION,
+  set,
+  str,
+  unary,
+  type Expression,
+  type Term,
+} from '../../../src/token/wire/index.ts';
+import { canonical, mint, newRoot, report, toCurrentSyntax, toPre33Syntax, wasmAppend } from './oracle.ts';
 
 const root = newRoot();
 const EXPIRY = new Date('2026-11-23T13:00:00Z');
@@ -22,23 +38,10 @@ const HOSTILE = [
   '*/ // /* check if false;',
 ];
 
-/** Sets are unordered: biscuit-wasm orders them by symbol index, which differs between tokens. */
-function canonical(value: unknown): unknown {
-  const key = (v: unknown): string => JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? `${x}n` : x));
-  if (Array.isArray(value)) return value.map(canonical);
-  if (value instanceof Uint8Array || value instanceof Date || value === null || typeof value !== 'object') return value;
-  return Object.fromEntries(
-    Object.entries(value).map(([k, v]) => [
-      k,
-      k === 'set' ? (v as unknown[]).map(canonical).sort((x, y) => key(x).localeCompare(key(y))) : canonical(v),
-    ]),
-  );
-}
-
 function replay(token: string, index: number): string {
   // Feed our printed text to biscuit-wasm in a fresh block and decode what it made.
   const text = blockToDatalog(decodeToken(token).blocks[index]!);
-  const fresh = mint(root, text);
+  const fresh = mint(root, toPre33Syntax(text));
   return fresh;
 }
 
@@ -81,7 +84,7 @@ describe('decodeToken on tokens built by biscuit-wasm', () => {
     // v3.1 features (check all, !=, trusting) make biscuit-wasm write version 4, else 3.
     expect(decoded.blocks.map((b) => b.version)).toEqual([3, 3, 4]);
     // Without hostile strings the escaped printer and biscuit-wasm's printer agree to the byte.
-    expect(decoded.blocks.map((b) => blockToDatalog(b))).toEqual(lib.sources);
+    expect(decoded.blocks.map((b) => blockToDatalog(b))).toEqual(lib.sources.map(toCurrentSyntax));
   });
 
   it('decodes terms to the typed model', () => {
@@ -127,7 +130,7 @@ describe('decodeToken on tokens built by biscuit-wasm', () => {
   it('prints checks that biscuit-wasm parses back to the same checks', () => {
     const decoded = decodeToken(grandchild);
     for (const block of decoded.blocks) {
-      const again = decodeToken(mint(root, blockToDatalog(block))).blocks[0]!;
+      const again = decodeToken(mint(root, toPre33Syntax(blockToDatalog(block)))).blocks[0]!;
       expect(canonical({ facts: again.facts, rules: again.rules, checks: again.checks })).toEqual(
         canonical({ facts: block.facts, rules: block.rules, checks: block.checks }),
       );
@@ -183,5 +186,62 @@ describe('decodeToken on tokens built by biscuit-wasm', () => {
     } catch (err) {
       expect((err as BatonError).code).toBe('BATON_ERR_TOKEN_MALFORMED');
     }
+  });
+});
+
+describe('blockToDatalog writes the current grammar (Datalog v3.3), whatever the block version', () => {
+  const print = (...expressions: Expression[]): string => blockToDatalog({ checks: [checkIf(query([], ...expressions))] });
+  /** `receiver.try_or(fallback)` as biscuit-parser writes it: the receiver in a parameterless closure. */
+  const tryOr = (receiver: Expression, fallback: Term): Expression => [
+    { closure: { params: [], ops: receiver } },
+    { value: fallback },
+    { binary: 'tryOr' },
+  ];
+
+  it('prints strict and lenient equality, sets, arrays and maps as the specification does', () => {
+    expect(print(binary('equal', int(1), int(1)), binary('notEqual', str('a'), str('b')))).toBe(
+      'check if 1 === 1, "a" !== "b";\n',
+    );
+    expect(print(binary('heterogeneousEqual', int(1), str('1')), binary('heterogeneousNotEqual', int(1), bool(true)))).toBe(
+      'check if 1 == "1", 1 != true;\n',
+    );
+    expect(print(binary('contains', set(int(1), int(2)), int(2)), binary('equal', unary('length', set()), int(0)))).toBe(
+      'check if {1, 2}.contains(2), {,}.length() === 0;\n',
+    );
+    const array: Term = { array: [int(1), str('x')] };
+    const map: Term = { map: [{ key: 'k', value: int(1) }, { key: 2n, value: { null: true } }] };
+    expect(print(binary('heterogeneousEqual', array, map))).toBe(
+      'check if [1, "x"] == {"k": 1, 2: null};\n',
+    );
+  });
+
+  it('relies on the grammar for bitwise precedence (`^` < `|` < `&`) and parenthesises only against it', () => {
+    const or12 = binary('bitwiseOr', int(1), int(2));
+    expect(print(binary('equal', binary('bitwiseXor', or12, int(3)), int(0)))).toBe('check if 1 | 2 ^ 3 === 0;\n');
+    const xor23 = binary('bitwiseXor', int(2), int(3));
+    expect(print(binary('equal', binary('bitwiseOr', int(1), xor23), int(0)))).toBe('check if 1 | (2 ^ 3) === 0;\n');
+  });
+
+  it('prints `try_or` (sample test038), parenthesising a bare receiver, and refuses a malformed one', () => {
+    const strict = binary('equal', bool(true), int(12));
+    expect(print(tryOr(unary('parens', strict), bool(true)))).toBe('check if (true === 12).try_or(true);\n');
+    expect(print(tryOr(strict, bool(true)))).toBe('check if (true === 12).try_or(true);\n');
+    expect(print(tryOr([{ value: bool(true) }], bool(false)))).toBe('check if true.try_or(false);\n');
+    try {
+      print([{ value: bool(true) }, { value: bool(false) }, { binary: 'tryOr' }]);
+      expect.unreachable();
+    } catch (err) {
+      expect((err as BatonError).code).toBe('BATON_ERR_TOKEN_MALFORMED');
+    }
+  });
+
+  it('encodes `try_or` in a version 6 block (only when allowed) and decodes it back', () => {
+    const parent = mint(root, 'right("r", "read");');
+    const check = checkIf(query([], tryOr(unary('parens', binary('equal', bool(true), int(12))), bool(true))));
+    expect(() => appendBlock(parent, { checks: [check] })).toThrow();
+    const child = decodeToken(appendBlock(parent, { checks: [check] }, { maxVersion: SCHEMA_VERSION.V3_3 })).blocks[1]!;
+    expect(child.version).toBe(SCHEMA_VERSION.V3_3);
+    expect(child.checks).toEqual([check]);
+    expect(blockToDatalog(child)).toBe('check if (true === 12).try_or(true);\n');
   });
 });

@@ -88,3 +88,52 @@ export function allows(root: Root, token: string, resource: string, operation: s
     }
   }
 }
+
+/**
+ * Tokens of Datalog text that differ between the pre-3.3 grammar (biscuit-wasm 0.5) and the current
+ * one: string literals (skipped whole, escapes included), the equality operators, set brackets.
+ */
+const SYNTAX_TOKENS = /"(?:[^"\\]|\\.)*"|===|!==|==|!=|\{,\}|\[\]|[[\]{}]/gs;
+
+/**
+ * Our printer writes the current grammar (Datalog v3.3); biscuit-wasm 0.5 parses only the pre-3.3 one.
+ * Translates text of a pre-3.3 block (no maps, arrays or lenient equality, which this refuses) so
+ * biscuit-wasm 0.5 can parse it: `{…}` → `[…]`, `{,}` → `[]`, `===` → `==`, `!==` → `!=`.
+ */
+export function toPre33Syntax(text: string): string {
+  return text.replace(SYNTAX_TOKENS, (t) => {
+    if (t.startsWith('"')) return t;
+    const map: Record<string, string> = { '===': '==', '!==': '!=', '{,}': '[]', '{': '[', '}': ']' };
+    const out = map[t];
+    if (out === undefined) throw new Error(`${t} has no pre-3.3 form (in ${JSON.stringify(text)})`);
+    return out;
+  });
+}
+
+/**
+ * The inverse, for what biscuit-wasm 0.5's `getBlockSource` prints: `[…]` (always a set before v3.3)
+ * → `{…}`, `[]` → `{,}`, `==` → `===`, `!=` → `!==`. Only for text whose strings hold no `"`
+ * (biscuit-wasm prints strings unescaped).
+ */
+export function toCurrentSyntax(text: string): string {
+  return text.replace(SYNTAX_TOKENS, (t) => {
+    if (t.startsWith('"')) return t;
+    const map: Record<string, string> = { '==': '===', '!=': '!==', '[]': '{,}', '[': '{', ']': '}' };
+    const out = map[t];
+    if (out === undefined) throw new Error(`${t} is not pre-3.3 syntax (in ${JSON.stringify(text)})`);
+    return out;
+  });
+}
+
+/** Sets are unordered: biscuit-wasm orders them by symbol index, which differs between tokens. */
+export function canonical(value: unknown): unknown {
+  const key = (v: unknown): string => JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? `${x}n` : x));
+  if (Array.isArray(value)) return value.map(canonical);
+  if (value instanceof Uint8Array || value instanceof Date || value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(
+    Object.entries(value).map(([k, v]) => [
+      k,
+      k === 'set' ? (v as unknown[]).map(canonical).sort((x, y) => key(x).localeCompare(key(y))) : canonical(v),
+    ]),
+  );
+}
