@@ -27,6 +27,7 @@ import { COMMANDS } from '../../src/commands/index.ts';
 import { assertModeFitsEnvironment, loadConfig, type Role } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/schema.ts';
 import { loadPolicyFile } from '../../src/policy/load.ts';
+import { dropDemoUpstream } from '../../src/dev/demo-upstream.ts';
 import { upstreamFromUrl, upstreamRoleProblems } from '../../src/proxy/pg/upstreams.ts';
 import { freePort } from '../../src/util/free-port.ts';
 import { TEST_DATABASE_URL } from '../helpers/database.ts';
@@ -395,12 +396,12 @@ describe('Dockerfile and .dockerignore', () => {
     expect(jsonForm('ENTRYPOINT')).toEqual(['node', 'bin/baton.mjs']);
     expect(jsonForm('CMD')).toEqual(['serve', '--config', '/etc/baton/broker.yaml']);
     const lines = [jsonForm('CMD'), ...batonServices.map(([, s]) => s.command!)];
-    for (const [command, ...args] of lines) {
-      expect(Object.keys(COMMANDS)).toContain(command);
-      // the command's own usage (the same bin the image runs) names every option the compose file passes
-      const { stdout } = await run(process.execPath, [at('bin/baton.mjs'), command!, '--help'], { cwd: root });
-      for (const option of args.filter((a) => a.startsWith('--'))) expect(stdout, `baton ${command} ${option}`).toContain(option);
-    }
+    for (const [command] of lines) expect(Object.keys(COMMANDS)).toContain(command);
+    // the command's own usage (the same bin the image runs) names every option the compose file passes
+    const usages = await Promise.all(lines.map(([command]) => run(process.execPath, [at('bin/baton.mjs'), command!, '--help'], { cwd: root })));
+    lines.forEach(([command, ...args], i) => {
+      for (const option of args.filter((a) => a.startsWith('--'))) expect(usages[i]!.stdout, `baton ${command} ${option}`).toContain(option);
+    });
   });
 });
 
@@ -482,6 +483,7 @@ describe('the stack for real (PostgreSQL and Redis on this machine)', () => {
   const suffix = randomBytes(4).toString('hex');
   const upstreamDb = `baton_t_deploy_upstream_${suffix}`;
   const storeDb = `baton_t_deploy_store_${suffix}`;
+  const devDb = `baton_t_deploy_dev_${suffix}`;
   const sqlPassword = /PASSWORD '([^']+)'/.exec(readFileSync(at('deploy/upstream-init/10-appdb.sql'), 'utf8'))![1]!;
   const proxyUrl = withDatabase(TEST_DATABASE_URL, upstreamDb, { name: 'baton_proxy', password: sqlPassword });
   const scratch = mkdtempSync(join(tmpdir(), 'baton-deploy-'));
@@ -497,12 +499,16 @@ describe('the stack for real (PostgreSQL and Redis on this machine)', () => {
     await admin.connect();
     await admin.query(`CREATE DATABASE ${upstreamDb}`);
     await admin.query(`CREATE DATABASE ${storeDb}`);
+    await admin.query(`CREATE DATABASE ${devDb}`);
     for (const f of readdirSync(at('deploy/upstream-init')).sort()) await runInit(at('deploy/upstream-init', f));
   });
   afterAll(async () => {
     for (const stop of stops.reverse()) await stop().catch(() => {});
     await admin.query(`DROP DATABASE IF EXISTS ${upstreamDb} WITH (FORCE)`).catch(() => {});
     await admin.query(`DROP DATABASE IF EXISTS ${storeDb} WITH (FORCE)`).catch(() => {});
+    await admin.query(`DROP DATABASE IF EXISTS ${devDb} WITH (FORCE)`).catch(() => {});
+    // `baton dev` also seeds its own demo database on its server (src/dev/start.ts)
+    await dropDemoUpstream(withDatabase(TEST_DATABASE_URL, 'postgres'), 'baton_demo_appdb').catch(() => {});
     // the role is cluster-wide; it owns nothing once its database is gone
     await admin.query('DROP ROLE IF EXISTS baton_proxy').catch(() => {});
     await admin.end();
@@ -614,6 +620,72 @@ describe('the stack for real (PostgreSQL and Redis on this machine)', () => {
       // a healthcheck fails on a port nothing listens on
       await b.stop();
       await expect(run(process.execPath, health, { cwd: root })).rejects.toThrow();
+    },
+  );
+  it(
+    'the dev profile: `baton dev` from deploy/config/dev.yaml mints, exchanges and serves SQL from the compose upstream',
+    { timeout: 120_000 },
+    async () => {
+      const dev = serviceConfig('baton-dev');
+      const brokerPort = await freePort();
+      const proxyPort = await freePort();
+      // the compose network's upstream host → the database initialised above (same role and password)
+      const file = parseYaml(readFileSync(dev.file, 'utf8')) as { proxy: { upstreams: Record<string, { url: string }> } };
+      const up = new URL(file.proxy.upstreams.appdb!.url);
+      const local = new URL(proxyUrl);
+      up.host = local.host;
+      up.pathname = local.pathname;
+      file.proxy.upstreams.appdb!.url = up.toString();
+      const localDevFile = join(scratch, 'dev.yaml');
+      writeFileSync(localDevFile, stringifyYaml(file));
+      // its command line with this machine's ports and data directory
+      const argv = dev.argv.slice(2).map((a, i, all) =>
+        all[i - 1] === '--broker-port' ? String(brokerPort) : all[i - 1] === '--proxy-port' ? String(proxyPort) : all[i - 1] === '--data-dir' ? join(scratch, 'dev') : a,
+      );
+      const d = spawnBaton(argv, {
+        ...dev.env,
+        BATON_CONFIG: localDevFile,
+        DATABASE_URL: withDatabase(TEST_DATABASE_URL, devDb),
+        REDIS_URL: TEST_REDIS_URL,
+        BATON_BROKER_HOST: '127.0.0.1',
+        BATON_PROXY_HOST: '127.0.0.1',
+        BATON_PUBLIC_URL: `http://127.0.0.1:${brokerPort}`,
+      });
+      stops.push(d.stop);
+      await waitFor(d.child, d.output, /proxy\s+postgres:\/\//, '`baton dev`');
+      const broker = `http://127.0.0.1:${brokerPort}`;
+      const health = compose.services['baton-dev']!.healthcheck!.test.slice(2).map((a) => a.replace(`:${dev.config.broker.port}/`, `:${brokerPort}/`));
+      await expect(run(process.execPath, health, { cwd: root })).resolves.toBeDefined();
+
+      // the walk-through of docs/deploy.md: dev token → Baton token → SQL through the dev proxy
+      const { stdout: jwt } = await run(process.execPath, [at('bin/baton.mjs'), 'dev-token', '--sub', 'alice', '--groups', 'engineers', '--broker', broker], { cwd: root });
+      const res = await fetch(`${broker}/v1/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+          grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+          subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+          subject_token: jwt.trim(),
+        }),
+      });
+      expect(res.status).toBe(200);
+      const { access_token: token } = (await res.json()) as { access_token: string };
+      const client = new pg.Client({ host: '127.0.0.1', port: proxyPort, database: 'appdb', user: 'agent', password: token, ssl: { rejectUnauthorized: false } });
+      await client.connect();
+      try {
+        // the compose upstream (seeded by deploy/upstream-init), not the demo database of `baton dev`
+        const notes = await client.query<{ note: string }>('SELECT note FROM audit_notes ORDER BY id LIMIT 1');
+        expect(notes.rows[0]!.note).toBe('demo data seeded by deploy/upstream-init');
+        const orders = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM orders');
+        expect(orders.rows[0]!.n).toBe(300);
+        const denied = await client.query('DROP TABLE orders').then(
+          () => undefined,
+          (e: { code?: string }) => e.code,
+        );
+        expect(denied).toBe('42501');
+      } finally {
+        await client.end();
+      }
     },
   );
 });
