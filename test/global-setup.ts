@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startEmbeddedPostgres, type EmbeddedServer } from '../src/store/database.ts';
+import { startEmbeddedPostgres, type EmbeddedServer } from '../src/store/embedded-postgres.ts';
 
 let embedded: EmbeddedServer | undefined;
 let dir: string | undefined;
@@ -14,7 +14,14 @@ let dir: string | undefined;
 export async function setup(): Promise<void> {
   if (!process.env.DATABASE_URL) {
     dir = mkdtempSync(join(tmpdir(), 'baton-test-pg-'));
-    embedded = await startEmbeddedPostgres(dir, 0);
+    try {
+      embedded = await startEmbeddedPostgres(join(dir, 'pg'), 0, { log: (line) => console.log(line) });
+    } catch (err) {
+      // one line, no stack: the message says why and what to set
+      const failure = new Error((err as Error).message);
+      failure.stack = failure.message;
+      throw failure;
+    }
     await embedded.createDatabase('test');
     process.env.DATABASE_URL = embedded.url('test');
   }
