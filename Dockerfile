@@ -7,11 +7,14 @@ ARG NODE_IMAGE=node:20-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
-# dependencies first (cached while package*.json are unchanged); scripts run after the sources are in
-COPY package.json package-lock.json ./
-RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY . .
-RUN npm run build
+# install scripts skipped (`prepare` would build before we ask it to); then the build proper
+RUN npm ci --ignore-scripts --no-audit --no-fund \
+  && npm run build
+# the manifests the runtime stage installs from: the root's and each workspace's (if any)
+RUN mkdir -p /manifests \
+  && cp package.json package-lock.json /manifests/ \
+  && for m in packages/*/package.json; do [ -f "$m" ] && cp --parents "$m" /manifests/; done; true
 
 FROM ${NODE_IMAGE} AS runtime
 # openssl: `baton dev` makes its proxy's self-signed certificate with it (src/dev/certificate.ts)
@@ -21,10 +24,10 @@ RUN apt-get update \
 ENV NODE_ENV=production \
     BATON_DATA_DIR=/var/lib/baton
 WORKDIR /app
-COPY package.json package-lock.json ./
+COPY --from=build /manifests/ ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /src/dist ./dist
-COPY bin ./bin
+COPY bin/baton.mjs ./bin/baton.mjs
 COPY migrations ./migrations
 COPY schemas ./schemas
 COPY config ./config

@@ -367,7 +367,11 @@ describe('Dockerfile and .dockerignore', () => {
     const installs = runtime.filter((i) => i.op === 'RUN' && /\bnpm (ci|install)\b/.test(i.args)).map((i) => i.args);
     expect(installs).toHaveLength(1);
     expect(installs[0]).toMatch(/npm ci --omit=dev --ignore-scripts/);
-    expect(runtime.find((i) => i.op === 'COPY' && /--from=build/.test(i.args))?.args).toMatch(/\/dist\s+\.\/dist$/);
+    // from the build stage: the package manifests (to install from) and the compiled output, never
+    // its node_modules or sources; from the context: no sources either
+    const copies = runtime.filter((i) => i.op === 'COPY').map((i) => i.args.split(/\s+/));
+    expect(copies.filter((c) => c[0] === '--from=build').map((c) => c.slice(1, -1))).toEqual([['/manifests/'], ['/src/dist']]);
+    for (const c of copies.filter((x) => !x[0]!.startsWith('--from='))) for (const src of c.slice(0, -1)) expect(['.', 'src', 'node_modules', 'test']).not.toContain(src.replace(/\/$/, ''));
     const user = runtime.filter((i) => i.op === 'USER').at(-1)?.args;
     expect(user).toBeDefined();
     expect(['root', '0']).not.toContain(user);
