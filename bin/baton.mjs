@@ -1,6 +1,34 @@
 #!/usr/bin/env node
-// The `baton` command: runs the TypeScript CLI through tsx (no build step).
-import { register } from 'tsx/esm/api';
+// The `baton` command: runs the compiled CLI (dist/cli.js, built by `npm run build` / `prepare`).
+//
+// In a checkout (src/ next to dist/), a missing or stale build — any file under src/ newer than the
+// last build — runs the TypeScript sources through tsx instead (a dev dependency), so what runs is
+// always the code in the tree. An installed package has no src/ and always runs dist/.
+import { existsSync, readdirSync, statSync } from 'node:fs';
 
-register();
-await import('../src/cli.ts');
+const root = new URL('../', import.meta.url);
+const built = new URL('dist/.built', root);
+const src = new URL('src/', root);
+
+function newerThan(dir, time) {
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = new URL(e.isDirectory() ? `${e.name}/` : e.name, dir);
+    if (e.isDirectory() ? newerThan(p, time) : statSync(p).mtimeMs > time) return true;
+  }
+  return false;
+}
+
+function useSources() {
+  if (process.env.BATON_CLI_FROM === 'dist') return false;
+  if (!existsSync(src)) return false;
+  if (process.env.BATON_CLI_FROM === 'src' || !existsSync(built)) return true;
+  return newerThan(src, statSync(built).mtimeMs);
+}
+
+if (useSources()) {
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import(new URL('src/cli.ts', root).href);
+} else {
+  await import(new URL('dist/cli.js', root).href);
+}

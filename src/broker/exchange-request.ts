@@ -4,9 +4,10 @@
  */
 import { z } from 'zod';
 import { parseDuration } from '../policy/duration.ts';
+import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_BATON } from '../sdk/protocol.ts';
 
-export const GRANT_TYPE_TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
-export const TOKEN_TYPE_BATON = 'urn:baton:params:token-type:biscuit';
+// shared with the SDK (which must not import server code), so they live in a neutral module
+export { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_BATON };
 export const OIDC_TOKEN_TYPES = [
   'urn:ietf:params:oauth:token-type:jwt',
   'urn:ietf:params:oauth:token-type:id_token',

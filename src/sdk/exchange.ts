@@ -1,5 +1,5 @@
 /** Client for the broker's RFC 8693 token exchange. */
-import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_BATON } from '../broker/exchange-request.ts';
+import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_BATON } from './protocol.ts';
 
 /** The broker refused the exchange; `error` is the RFC 6749 §5.2 code. */
 export class ExchangeError extends Error {

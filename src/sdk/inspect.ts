@@ -1,7 +1,7 @@
 /** Reading a token's lineage and effective rights, verified when keys are given. */
 import type { ErrorCode } from '../errors.ts';
 import { admissionError } from '../token/admission.ts';
-import { keySetResolver, KeySetDocument, type KeyResolver } from '../token/keys.ts';
+import { keySetResolver, parseKeySet, type KeyResolver, type KeySetDocument } from './key-set.ts';
 import { effectiveRights, readLineage, type EffectiveRights, type LineageLink } from '../token/lineage.ts';
 import { verifyToken } from '../token/verify.ts';
 import { decodeToken } from '../token/wire/index.ts';
@@ -37,7 +37,7 @@ export function inspect(token: string, opts: InspectOptions = {}): Inspection {
   let decoded;
   let refusal: Inspection['refusal'];
   if (opts.publicKeys) {
-    const resolver = 'publicKey' in opts.publicKeys ? opts.publicKeys : keySetResolver(KeySetDocument.parse(opts.publicKeys));
+    const resolver = 'publicKey' in opts.publicKeys ? opts.publicKeys : keySetResolver(parseKeySet(opts.publicKeys));
     const v = verifyToken(token, resolver);
     v.biscuit.free();
     decoded = v.decoded;

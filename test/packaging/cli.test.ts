@@ -1,0 +1,65 @@
+/**
+ * The compiled CLI (issue #11): `npm run build` writes dist/, and bin/baton.mjs runs dist/cli.js with
+ * no TypeScript loader. --help lists the command table, an unknown command exits 2, and attenuate /
+ * inspect work from the compiled output (biscuit-wasm and protobufjs found from dist/).
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { COMMANDS } from '../../src/commands/index.ts';
+import { Keyring } from '../../src/keys/keyring.ts';
+import { mintToken } from '../../src/token/mint.ts';
+
+const exec = promisify(execFile);
+const root = new URL('../../', import.meta.url).pathname;
+// BATON_CLI_FROM=dist: the compiled output even when a source file is newer than the build
+const env = { ...process.env, BATON_CLI_FROM: 'dist', XDG_CONFIG_HOME: '/nonexistent-baton-test' };
+
+const baton = (args: string[], extra: Record<string, string> = {}) =>
+  exec(process.execPath, ['bin/baton.mjs', ...args], { cwd: root, env: { ...env, ...extra }, timeout: 30_000 }).then(
+    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+    (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+  );
+
+beforeAll(async () => {
+  await exec(process.execPath, ['bin/build.mjs', 'server'], { cwd: root, timeout: 60_000 });
+}, 90_000);
+
+describe('compiled CLI', () => {
+  it('dist/ mirrors src/ as plain JavaScript: relative imports end in .js, nothing refers to tsx', () => {
+    const cli = readFileSync(`${root}dist/cli.js`, 'utf8');
+    expect(cli).toMatch(/from "\.\/commands\/index\.js"/);
+    const index = readFileSync(`${root}dist/commands/index.js`, 'utf8');
+    expect(index).toMatch(/import\("\.\/attenuate\.js"\)/);
+    expect(index).not.toMatch(/\.ts["']/);
+    expect(existsSync(`${root}dist/store/migrate.js`)).toBe(true);
+  });
+
+  it('--help lists every command and exits 0; no arguments exits 2; an unknown command exits 2', async () => {
+    const help = await baton(['--help']);
+    expect(help.code).toBe(0);
+    for (const [name, entry] of Object.entries(COMMANDS)) {
+      expect(help.stdout).toContain(`  ${name.padEnd(12)} ${entry.summary}`);
+    }
+    expect((await baton([])).code).toBe(2);
+    const unknown = await baton(['frobnicate']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('unknown command "frobnicate"');
+    expect((await baton(['constructor'])).code).toBe(2); // not an Object.prototype key
+  });
+
+  it('attenuate and inspect run from dist/ (wasm and protobuf loaded from node_modules)', async () => {
+    const keyring = Keyring.ephemeral();
+    const { token } = mintToken(
+      { subject: 'alice@example.com', issuer: 'https://idp.example.com', agent: 'planner', rights: [{ resource: 'pg:appdb/public.*', operation: 'read' }], expiresAt: new Date(Date.now() + 3600_000) },
+      keyring.signingKey(),
+    );
+    const child = await baton(['attenuate', '--to', 'helper-7', '--resource', 'pg:appdb/public.orders', '--op', 'read', '--ttl', '5m'], { BATON_TOKEN: token });
+    expect(child.stderr).toBe('');
+    expect(child.code).toBe(0);
+    const seen = await baton(['inspect', '--json'], { BATON_TOKEN: child.stdout.trim() });
+    expect(seen.code).toBe(0);
+    expect(JSON.parse(seen.stdout)).toMatchObject({ lineage: [{ subject: 'alice@example.com' }, { delegatedTo: 'helper-7' }] });
+  });
+});
