@@ -1,41 +1,48 @@
-/** `baton attenuate` — offline: read a token (BATON_TOKEN or stdin), print a narrower child. */
+/** `baton attenuate` — offline: read a token (BATON_TOKEN, stdin or the login cache), print a narrower child. */
 import { attenuate as attenuateToken } from '../token/attenuate.ts';
-import { parseOptions, readStdin, type Command } from './command.ts';
+import { brokerUrl } from './broker-client.ts';
+import { parseCliDuration } from './cli-duration.ts';
+import { defineCommand, output, UsageError } from './command.ts';
+import { tokenFor } from './token-cache.ts';
 
-const USAGE = `usage: baton attenuate --to NAME [--resource R]... [--op OP]... [--ttl 5m] [--purpose TEXT] [--seal]
-  Reads the parent token from BATON_TOKEN or stdin; prints the child token on stdout. No network.`;
+const USAGE = `usage: baton attenuate --to NAME [--resource R]... [--op OP]... [--ttl 5m] [--purpose TEXT] [--seal] [--broker URL] [--json]
+  Reads the parent token from BATON_TOKEN, else stdin, else the token \`baton login\` cached for the
+  broker (--broker, BATON_BROKER, default http://127.0.0.1:8080). Prints the child token on stdout
+  (--json: {"token": "..."}). No network.
+  --ttl   30s, 5m, 2h, 1d, "5 minutes" or 1h30m; a unit is required (default: the parent's expiry)`;
 
-export async function readToken(): Promise<string> {
-  const token = (process.env.BATON_TOKEN ?? '').trim() || (await readStdin()).trim();
-  if (!token) throw new Error('no token: set BATON_TOKEN or pipe one on stdin');
-  return token;
+/** The token BATON_TOKEN / stdin / cache holds (kept for other commands and callers). */
+export async function readToken(broker?: string): Promise<string> {
+  return (await tokenFor({ broker: brokerUrl(broker), cache: true })).token;
 }
 
-export const attenuate: Command = {
-  summary: 'narrow a token offline (resources, operations, TTL, delegate)',
-  async run(argv) {
-    const { values } = parseOptions(
-      argv,
-      {
-        resource: { type: 'string', multiple: true },
-        op: { type: 'string', multiple: true },
-        ttl: { type: 'string' },
-        to: { type: 'string' },
-        purpose: { type: 'string' },
-        seal: { type: 'boolean' },
-      },
-      USAGE,
-    );
-    if (!values.to) throw new Error('--to NAME is required (who the child token is for)');
-    const child = attenuateToken(await readToken(), {
+export const attenuate = defineCommand(
+  'narrow a token offline (resources, operations, TTL, delegate)',
+  {
+    name: 'attenuate',
+    usage: USAGE,
+    options: {
+      resource: { type: 'string', multiple: true },
+      op: { type: 'string', multiple: true },
+      ttl: { type: 'string' },
+      to: { type: 'string' },
+      purpose: { type: 'string' },
+      seal: { type: 'boolean' },
+      broker: { type: 'string' },
+    },
+  },
+  async ({ values }) => {
+    if (!values.to) throw new UsageError('--to NAME is required (who the child token is for)');
+    const ttl = values.ttl !== undefined ? parseCliDuration(values.ttl, '--ttl') : undefined;
+    const child = attenuateToken(await readToken(values.broker), {
       resources: values.resource,
       operations: values.op,
-      ...(values.ttl !== undefined ? { ttl: /^\d+$/.test(values.ttl) ? Number(values.ttl) : values.ttl } : {}),
+      ...(ttl !== undefined ? { ttl } : {}),
       delegateTo: values.to,
       ...(values.purpose !== undefined ? { purpose: values.purpose } : {}),
       seal: values.seal ?? false,
     });
-    process.stdout.write(`${child}\n`);
+    output(values.json, { token: child }, child);
     return 0;
   },
-};
+);

@@ -1,30 +1,40 @@
 /** `baton audit verify|tail|tree|export` — the audit trail through the broker (admin token). */
 import type { AuditRecord } from '../audit/event.ts';
 import { bearerToken, brokerUrl, callBroker } from './broker-client.ts';
-import { parseOptions, type Command } from './command.ts';
+import { defineCommand, output, UsageError } from './command.ts';
 import { terminalJson, terminalJsonText, terminalText as t } from './terminal-text.ts';
 
-const USAGE = `usage: baton audit <verify | tail [--follow] [--json] [--limit N] | tree TOKEN_ID | export> [--broker URL]
+const USAGE = `usage: baton audit <verify | tail [--follow] [--limit N] | tree TOKEN_ID | export> [--broker URL] [--json]
   Uses the broker's /v1/audit API with the admin Baton token in BATON_TOKEN.
   verify  check every hash chain and its signed heads; exit 1 and name each chain's first broken entry
   tail    the newest events (oldest first); --follow keeps printing new ones
   tree    the delegation tree of a token with allowed/denied counts per link
-  export  every event as JSON lines (for SIEMs)`;
+  export  every event as JSON lines (for SIEMs)
+  --json  verify: the broker's verification result; tail: one event per line; tree: the tree`;
 
-export const audit: Command = {
-  summary: 'verify, tail, tree or export the audit trail',
-  async run(argv) {
-    const { values, positionals } = parseOptions(
-      argv,
-      { broker: { type: 'string' }, follow: { type: 'boolean' }, json: { type: 'boolean' }, limit: { type: 'string' } },
-      USAGE,
-    );
+export const audit = defineCommand(
+  'verify, tail, tree or export the audit trail',
+  {
+    name: 'audit',
+    usage: USAGE,
+    options: { broker: { type: 'string' }, follow: { type: 'boolean' }, limit: { type: 'string' } },
+    positionals: { max: 2 },
+    subcommands: ['verify', 'tail', 'tree', 'export'],
+  },
+  async ({ values, positionals }) => {
+    const [action, arg] = positionals;
+    if (!['verify', 'tail', 'tree', 'export'].includes(action ?? '')) throw new UsageError('say verify, tail, tree TOKEN_ID or export');
+    if (action === 'tree' ? !arg : arg !== undefined) throw new UsageError(action === 'tree' ? 'tree needs a TOKEN_ID' : `unexpected argument "${t(arg)}"`);
+    if (values.limit !== undefined && !/^[1-9]\d{0,5}$/.test(values.limit)) throw new UsageError(`--limit "${t(values.limit)}" must be a positive whole number`);
     const base = brokerUrl(values.broker);
     const headers = { authorization: `Bearer ${bearerToken()}` };
-    const [action, arg] = positionals;
     if (action === 'verify') {
       const result = (await (await callBroker(`${base}/v1/audit/verify`, { headers })).json()) as VerifyResult;
       const chains = result.chains ?? [];
+      if (values.json) {
+        output(true, result, '');
+        return result.ok ? 0 : 1;
+      }
       if (result.ok) {
         process.stdout.write(`audit trail OK (${t(result.count)} events, ${t(result.outcomes ?? 0)} outcomes in ${chains.length} chains)\n`);
         return 0;
@@ -38,7 +48,7 @@ export const audit: Command = {
     if (action === 'tail') return tail(base, headers, values.follow ?? false, values.json ?? false, Number(values.limit ?? 20));
     if (action === 'tree' && arg) {
       const tree = await (await callBroker(`${base}/v1/audit/tree/${encodeURIComponent(arg)}`, { headers })).json();
-      process.stdout.write(values.json ? `${terminalJson(tree, 2)}\n` : renderTree(tree as Tree));
+      output(values.json, tree, () => renderTree(tree as Tree));
       return 0;
     }
     if (action === 'export') {
@@ -49,10 +59,9 @@ export const audit: Command = {
       process.stdout.write(terminalJsonText(decoder.decode()));
       return 0;
     }
-    process.stderr.write(`${USAGE}\n`);
     return 2;
   },
-};
+);
 
 async function tail(base: string, headers: Record<string, string>, follow: boolean, json: boolean, limit: number): Promise<number> {
   const page = (await (await callBroker(`${base}/v1/audit?limit=${limit}`, { headers })).json()) as { events: AuditRecord[] };

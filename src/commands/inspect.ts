@@ -3,25 +3,30 @@ import { readFileSync } from 'node:fs';
 import { inspect as inspectToken, type Inspection } from '../sdk/inspect.ts';
 import { KeySetDocument } from '../token/keys.ts';
 import { readToken } from './attenuate.ts';
-import { parseOptions, type Command } from './command.ts';
-import { terminalJson, terminalText as t } from './terminal-text.ts';
+import { brokerUrl, callBroker } from './broker-client.ts';
+import { defineCommand, output } from './command.ts';
+import { terminalText as t } from './terminal-text.ts';
 
-const USAGE = `usage: baton inspect [--json] [--keys FILE | --broker URL]
-  Reads the token from BATON_TOKEN or stdin. With --keys/--broker the signatures are verified;
-  without, the token is decoded UNVERIFIED (and says so).`;
+const USAGE = `usage: baton inspect [--json] [--keys FILE | --verify [--broker URL]]
+  Reads the token from BATON_TOKEN, else stdin, else the token \`baton login\` cached for the broker
+  (--broker, BATON_BROKER, default http://127.0.0.1:8080). With --keys FILE, or --broker URL / --verify
+  (the broker's key set), the signatures are verified; without, the token is decoded UNVERIFIED (and
+  says so).`;
 
-export const inspect: Command = {
-  summary: "show a token's lineage and effective rights",
-  async run(argv) {
-    const { values } = parseOptions(argv, { json: { type: 'boolean' }, keys: { type: 'string' }, broker: { type: 'string' } }, USAGE);
+export const inspect = defineCommand(
+  "show a token's lineage and effective rights",
+  { name: 'inspect', usage: USAGE, options: { keys: { type: 'string' }, broker: { type: 'string' }, verify: { type: 'boolean' } } },
+  async ({ values }) => {
     let publicKeys: KeySetDocument | undefined;
     if (values.keys) publicKeys = KeySetDocument.parse(JSON.parse(readFileSync(values.keys, 'utf8')));
-    else if (values.broker) publicKeys = KeySetDocument.parse(await (await fetch(`${values.broker}/.well-known/baton-keys.json`)).json());
-    const result = inspectToken(await readToken(), { publicKeys });
-    process.stdout.write(values.json ? `${terminalJson(result, 2)}\n` : renderTree(result));
+    else if (values.broker || values.verify) {
+      publicKeys = KeySetDocument.parse(await (await callBroker(`${brokerUrl(values.broker)}/.well-known/baton-keys.json`)).json());
+    }
+    const result = inspectToken(await readToken(values.broker), { publicKeys });
+    output(values.json, result, () => renderTree(result));
     return 0;
   },
-};
+);
 
 function renderTree(r: Inspection): string {
   const lines = [r.verified ? 'token (signatures VERIFIED)' : 'token (UNVERIFIED: decoded without the root key)'];

@@ -2,20 +2,20 @@
 import { loadConfig } from '../config/load.ts';
 import { openDatabase } from '../store/database.ts';
 import { applyMigrations } from '../store/migrate.ts';
-import { parseOptions, type Command } from './command.ts';
+import { defineCommand, output } from './command.ts';
 
-export const migrate: Command = {
-  summary: 'apply pending database migrations',
-  async run(argv) {
-    const { values } = parseOptions(argv, { config: { type: 'string' } }, 'usage: baton migrate [--config FILE]');
+export const migrate = defineCommand(
+  'apply pending database migrations',
+  { name: 'migrate', usage: 'usage: baton migrate [--config FILE] [--json]', options: { config: { type: 'string' } } },
+  async ({ values }) => {
     const config = loadConfig({ file: values.config, overrides: { mode: 'dev' } });
     const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, migrate: false });
     try {
       const applied = await applyMigrations(db.pool);
-      process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'up to date\n');
+      output(values.json, { applied }, applied.length ? `applied: ${applied.join(', ')}` : 'up to date');
       return 0;
     } finally {
       await db.close();
     }
   },
-};
+);
