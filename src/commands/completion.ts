@@ -44,13 +44,23 @@ function optionsOf(spec: OptionsSpec): OptionInfo[] {
   }));
 }
 
+/**
+ * Options of the server commands, which do not declare a spec (yet): their usage lines, by hand.
+ * A command's own spec wins when it has one.
+ */
+const UNDECLARED: Record<string, OptionsSpec> = {
+  dev: { 'broker-port': { type: 'string' }, 'proxy-port': { type: 'string' }, 'data-dir': { type: 'string' } },
+  serve: { config: { type: 'string' } },
+  proxy: { config: { type: 'string' } },
+};
+
 /** The table the scripts are generated from (every command in `commands`, in order). */
 export function commandTable(commands: Record<string, Command>): CommandInfo[] {
   return Object.entries(commands).map(([name, c]) => ({
     name,
     summary: c.summary,
     subcommands: [...(c.spec?.subcommands ?? [])],
-    options: optionsOf(c.spec?.options ?? {}),
+    options: optionsOf(c.spec?.options ?? UNDECLARED[name] ?? {}),
   }));
 }
 
@@ -145,7 +155,6 @@ fi
 const fq = (s: string) => `'${s.replace(/[\\']/g, (c) => `\\${c}`)}'`;
 
 export function fishScript(table: CommandInfo[]): string {
-  const names = table.map((c) => c.name).join(' ');
   const lines = [
     '# baton completion for fish: baton completion fish > ~/.config/fish/completions/baton.fish',
     'complete -c baton -f',
@@ -160,7 +169,6 @@ export function fishScript(table: CommandInfo[]): string {
       lines.push(`complete -c baton -n '__fish_seen_subcommand_from ${c.name}' ${flags.join(' ')}`);
     }
   }
-  lines.push(`# commands: ${names}`);
   return `${lines.join('\n')}\n`;
 }
 

@@ -177,6 +177,12 @@ describe('baton completion', () => {
       expect(commands.map((c) => c.name)).toEqual(names);
       expect(commands.find((c) => c.name === 'attenuate')!.options.map((o) => o.name)).toEqual(expect.arrayContaining(['to', 'ttl', 'resource', 'op', 'json', 'help']));
 
+      // the server commands declare no spec: their completed options must still be real ones
+      for (const name of ['dev', 'serve', 'proxy']) {
+        const help = (await baton([name, '--help'])).stdout;
+        for (const o of commands.find((c) => c.name === name)!.options) expect(help + ' --help --json', `${name} --${o.name}`).toContain(`--${o.name}`);
+      }
+
       const script = join(home, 'baton.bash');
       writeFileSync(script, (await baton(['completion', 'bash'])).stdout);
       const complete = (...words: string[]) =>
