@@ -4,7 +4,10 @@
  * inspect work from the compiled output (biscuit-wasm and protobufjs found from dist/).
  */
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../src/commands/index.ts';
@@ -36,6 +39,18 @@ describe('compiled CLI', () => {
     expect(existsSync(`${root}dist/store/migrate.js`)).toBe(true);
   });
 
+  it('the vendored protobufjs bundle is the same library, with its optional Long support', async () => {
+    const vendored = ((await import(`${root}dist/vendor/protobufjs.js`)) as { default: typeof import('protobufjs') }).default;
+    const original = ((await import('protobufjs')) as { default: typeof import('protobufjs') }).default;
+    expect(Boolean(vendored.util.Long)).toBe(Boolean(original.util.Long));
+    expect(readFileSync(`${root}dist/token/wire/schema.js`, 'utf8')).toMatch(/from "\.\.\/\.\.\/vendor\/protobufjs\.js"/);
+    const proto = 'syntax = "proto2"; message M { optional int64 big = 1; optional string s = 2; }';
+    const bytes = original.parse(proto).root.lookupType('M').encode({ big: '9007199254740993', s: 'é' }).finish();
+    const decode = (p: typeof original) => p.parse(proto).root.lookupType('M').toObject(p.parse(proto).root.lookupType('M').decode(bytes), { longs: String });
+    expect(decode(vendored)).toEqual(decode(original));
+    expect(decode(vendored)).toEqual({ big: '9007199254740993', s: 'é' });
+  });
+
   it('--help lists every command and exits 0; no arguments exits 2; an unknown command exits 2', async () => {
     const help = await baton(['--help']);
     expect(help.code).toBe(0);
@@ -47,6 +62,21 @@ describe('compiled CLI', () => {
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('unknown command "frobnicate"');
     expect((await baton(['constructor'])).code).toBe(2); // not an Object.prototype key
+  });
+
+  it('--help imports only the dispatcher and the command table, from dist/ (no command module, no package)', async () => {
+    // a module.register() hook that reports every module Node loads
+    const dir = mkdtempSync(join(tmpdir(), 'baton-cli-hook-'));
+    try {
+      writeFileSync(join(dir, 'hook.mjs'), `export async function load(url, context, next) { if (!url.startsWith('node:')) process.stderr.write('LOADED ' + url + '\\n'); return next(url, context); }\n`);
+      writeFileSync(join(dir, 'register.mjs'), `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(join(dir, 'hook.mjs')).href)});\n`);
+      const { stdout, stderr } = await exec(process.execPath, ['--import', pathToFileURL(join(dir, 'register.mjs')).href, 'bin/baton.mjs', '--help'], { cwd: root, env, timeout: 30_000 });
+      expect(stdout).toContain('usage: baton');
+      const loaded = [...stderr.matchAll(/^LOADED (.*)$/gm)].map((m) => m[1]!.replace(pathToFileURL(root).href, ''));
+      expect(loaded.sort()).toEqual(['bin/baton.mjs', 'dist/cli.js', 'dist/commands/index.js', 'dist/commands/terminal-text.js']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('attenuate and inspect run from dist/ (wasm and protobuf loaded from node_modules)', async () => {
