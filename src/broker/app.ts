@@ -5,6 +5,7 @@
 import formbody from '@fastify/formbody';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { installErrorHandling } from './http-errors.ts';
+import { HealthRouteLogController } from './metrics.ts';
 import { opsRoutes, type OpsDeps } from './routes/ops.ts';
 import { tokenRoutes, type TokenRouteDeps } from './routes/token.ts';
 
@@ -26,7 +27,8 @@ export function routesOf(app: FastifyInstance): { method: string; url: string }[
 }
 
 export async function buildBrokerApp(deps: BrokerDeps, logger: FastifyServerOptions['logger'] = false): Promise<FastifyInstance> {
-  const app = Fastify({ logger, bodyLimit: BODY_LIMIT, trustProxy: false, return503OnClosing: true });
+  // probes hit /healthz, /readyz and /metrics every few seconds: logged at debug, not info
+  const app = Fastify({ logger, bodyLimit: BODY_LIMIT, trustProxy: false, return503OnClosing: true, logController: new HealthRouteLogController() });
   const routes: { method: string; url: string }[] = [];
   registeredRoutes.set(app, routes);
   app.addHook('onRoute', (r) => {

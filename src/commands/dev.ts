@@ -4,7 +4,8 @@
  */
 import { loadConfig } from '../config/load.ts';
 import { startDev } from '../dev/start.ts';
-import { onShutdown, parseOptions, type Command } from './command.ts';
+import { onShutdown } from '../util/shutdown.ts';
+import { parseOptions, type Command } from './command.ts';
 
 const USAGE = `usage: baton dev [--broker-port N] [--proxy-port N] [--data-dir DIR]
   DEV MODE: a built-in OIDC issuer mints tokens for anyone. Never expose it.`;

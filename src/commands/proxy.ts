@@ -1,12 +1,16 @@
 /**
  * `baton proxy` — the Postgres enforcement proxy as its own process: public keys and revocations
- * from the broker (Redis fan-out + HTTP resync), audit into DATABASE_URL, upstreams from config.
+ * from the broker (Redis fan-out + HTTP resync), audit into DATABASE_URL, upstreams from config,
+ * and (with `proxy.admin.port`) an admin HTTP listener: /healthz, /readyz, /metrics.
  */
 import { pino } from 'pino';
 import { checkpointChannel, checkpointPublisher } from '../audit/witness.ts';
 import { createAuditWriter } from '../audit/writer.ts';
 import { assertModeFitsEnvironment, loadConfig } from '../config/load.ts';
-import { RemoteKeySet, staticKeySet } from '../proxy/pg/keyset.ts';
+import { createMetrics } from '../broker/metrics.ts';
+import { observedAuditWriter, TimedRemoteKeySet, timedRevocationSource } from '../proxy/admin/observe.ts';
+import { startAdminServer, type ReadinessCheck } from '../proxy/admin/server.ts';
+import { staticKeySet } from '../proxy/pg/keyset.ts';
 import { startPgProxy } from '../proxy/pg/start.ts';
 import { assertLeastPrivilegedUpstreams, upstreamMap } from '../proxy/pg/upstreams.ts';
 import { RevocationSet } from '../revocation/set.ts';
@@ -14,7 +18,8 @@ import { httpRevocationSource } from '../revocation/sources.ts';
 import { openDatabase } from '../store/database.ts';
 import { openSharedState } from '../store/shared-state.ts';
 import { warmUpAuthorizer } from '../token/warmup.ts';
-import { onShutdown, parseOptions, type Command } from './command.ts';
+import { onShutdown } from '../util/shutdown.ts';
+import { parseOptions, type Command } from './command.ts';
 
 const USAGE = `usage: baton proxy [--config FILE]
   Needs proxy.upstreams, proxy.brokerUrl (revocation resync), proxy.keySetUrl or keySetFile,
@@ -39,16 +44,19 @@ export const proxy: Command = {
     await warmUpAuthorizer();
     const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
     const state = openSharedState({ url: config.redisUrl });
-    const revocations = new RevocationSet({ source: httpRevocationSource(p.brokerUrl), state, stalenessMs: p.revocationStalenessSeconds * 1000 });
+    const metrics = createMetrics();
+    const revocationSource = timedRevocationSource(httpRevocationSource(p.brokerUrl));
+    const revocations = new RevocationSet({ source: revocationSource.source, state, stalenessMs: p.revocationStalenessSeconds * 1000 });
     await revocations.start();
     // its chain heads are published for the broker's witness (kept outside the database)
-    const audit = createAuditWriter(db.pool, { description: 'baton proxy', onCheckpoint: checkpointPublisher(state, await checkpointChannel(db.pool)) });
+    const rawAudit = createAuditWriter(db.pool, { description: 'baton proxy', onCheckpoint: checkpointPublisher(state, await checkpointChannel(db.pool)) });
+    const audit = observedAuditWriter(rawAudit, metrics);
     const logger = pino({ level: config.logLevel });
     // key retirements end sessions: poll often (ETag), refetch on the broker's announcement, and fail
     // closed past the same staleness bound as revocations
     const remoteKeys = p.keySetFile
       ? undefined
-      : new RemoteKeySet(p.keySetUrl!, {
+      : new TimedRemoteKeySet(p.keySetUrl!, {
           state,
           refreshMs: (p.keySetRefreshSeconds ?? 2) * 1000,
           stalenessMs: p.revocationStalenessSeconds * 1000,
@@ -63,9 +71,43 @@ export const proxy: Command = {
       upstreams,
       logger,
     });
-    process.stderr.write(`baton: proxy listening on ${running.host}:${running.port} (audit: ${db.kind}, revocations: ${state.kind})\n`);
+    Object.assign(metrics.sources, {
+      sessions: () => running.proxy.sessionCount,
+      auditQueue: () => {
+        const h = rawAudit.health();
+        return { events: h.events.pending, outcomes: h.outcomes.pending };
+      },
+      revocationStaleness: () => revocationSource.ageSeconds(),
+      keySetAge: () => remoteKeys?.ageSeconds(),
+    });
+    let closing = false;
+    const checks: ReadinessCheck[] = [
+      { name: 'listener', check: () => (closing ? 'shutting down' : undefined) },
+      { name: 'keys', check: () => remoteKeys?.staleReason() },
+      { name: 'revocations', check: () => revocations.staleReason() },
+      {
+        name: 'audit',
+        check: async () => {
+          const h = rawAudit.health();
+          if (h.closed) return 'the audit writer is closed';
+          if (!h.ok) return `the last audit batch failed${h.events.lastError ? `: ${h.events.lastError.detail}` : ''}`;
+          try {
+            await db.pool.query('SELECT 1');
+            return undefined;
+          } catch (e) {
+            return `audit database unavailable: ${(e as Error).message}`;
+          }
+        },
+      },
+    ];
+    const admin = p.admin ? await startAdminServer({ host: p.admin.host, port: p.admin.port, registry: metrics.registry, checks, logger }) : undefined;
+    process.stderr.write(
+      `baton: proxy listening on ${running.host}:${running.port} (audit: ${db.kind}, revocations: ${state.kind})${admin ? `; admin on ${admin.url} (/healthz /readyz /metrics)` : ''}\n`,
+    );
     onShutdown(async () => {
+      closing = true;
       await running.close();
+      await admin?.close();
       await revocations.stop();
       await remoteKeys?.stop();
       await audit.close();

@@ -1,7 +1,8 @@
 /** `baton serve` — the broker, configured from file/env (production settings). */
 import { assertModeFitsEnvironment, loadConfig } from '../config/load.ts';
 import { startBroker } from '../broker/server.ts';
-import { onShutdown, parseOptions, type Command } from './command.ts';
+import { onShutdown } from '../util/shutdown.ts';
+import { parseOptions, type Command } from './command.ts';
 
 export const serve: Command = {
   summary: 'run the broker (config from --config / BATON_CONFIG and the environment)',

@@ -1,4 +1,14 @@
-/** Building the validated, frozen configuration from file + environment, with clear errors. */
+/**
+ * Building the validated, frozen configuration from file + environment, with clear errors.
+ *
+ * Secrets need not sit in the YAML file (docs/operations.md, "Secrets in configuration"):
+ * - `${VAR}` in a string value of the file is replaced by the environment variable VAR (unset → an
+ *   error naming it); `$${` is a literal `${`.
+ * - a key ending in `_FILE` (`password_FILE: /run/secrets/appdb`) sets the key without the suffix to
+ *   the file's content (one trailing newline dropped); so does an environment variable (`DATABASE_URL_FILE`
+ *   for `DATABASE_URL`). Setting both forms is an error.
+ * Both are resolved before validation; errors name the variable, key or file, never a value.
+ */
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -18,7 +28,12 @@ export const ENVIRONMENT = {
   BATON_PROXY_PORT: ['proxy', 'port'],
   BATON_KEYSET_URL: ['proxy', 'keySetUrl'],
   BATON_BROKER_URL: ['proxy', 'brokerUrl'],
+  BATON_PROXY_ADMIN_HOST: ['proxy', 'admin', 'host'],
+  BATON_PROXY_ADMIN_PORT: ['proxy', 'admin', 'port'],
 } as const;
+
+/** The suffix that reads a value from a file (config keys and environment variables alike). */
+export const FILE_SUFFIX = '_FILE';
 
 /** Which process the configuration is for: production checks differ. */
 export type Role = 'broker' | 'proxy';
@@ -26,9 +41,9 @@ export type Role = 'broker' | 'proxy';
 export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; overrides?: ConfigInput; role?: Role } = {}): Config {
   const env = opts.env ?? process.env;
   const file = opts.file ?? env.BATON_CONFIG;
-  const raw: Record<string, unknown> = file ? readConfigFile(file) : {};
+  const raw: Record<string, unknown> = file ? (resolveReferences(readConfigFile(file), env, []) as Record<string, unknown>) : {};
   for (const [name, path] of Object.entries(ENVIRONMENT)) {
-    const value = env[name];
+    const value = environmentValue(env, name);
     if (value !== undefined && value !== '') setPath(raw, path, value);
   }
   const merged = deepMerge(raw, (opts.overrides ?? {}) as Record<string, unknown>);
@@ -36,7 +51,7 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; overr
   if (!parsed.success) {
     throw new Error(`invalid Baton configuration${file ? ` (${file})` : ''}:\n${z.prettifyError(parsed.error)}`);
   }
-  const config = parsed.data;
+  const config = withUpstreamPasswords(parsed.data);
   if (config.mode === 'production') assertProductionReady(config, opts.role ?? 'broker');
   return deepFreeze(config);
 }
@@ -70,6 +85,77 @@ function assertProductionReady(c: Config, role: Role): void {
   }
   if (c.proxy.allowInsecure) problems.push('proxy.allowInsecure is not allowed in production');
   if (problems.length) throw new Error(`refusing to start in production mode:\n- ${problems.join('\n- ')}`);
+}
+
+/** `${VAR}` in strings, `key_FILE` keys; `at` is the key path (for errors). */
+function resolveReferences(node: unknown, env: NodeJS.ProcessEnv, at: string[]): unknown {
+  if (typeof node === 'string') return interpolate(node, env, at);
+  if (Array.isArray(node)) return node.map((v, i) => resolveReferences(v, env, [...at, String(i)]));
+  if (!node || typeof node !== 'object') return node;
+  const source = node as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(source)) {
+    if (key.endsWith(FILE_SUFFIX) && key.length > FILE_SUFFIX.length) {
+      const target = key.slice(0, -FILE_SUFFIX.length);
+      const where = [...at, key].join('.');
+      if (target in source) throw new Error(`config ${[...at, target].join('.')} is set twice: directly and by ${where}; keep one`);
+      const path = resolveReferences(value, env, [...at, key]);
+      if (typeof path !== 'string' || path === '') throw new Error(`config ${where} must be a file path`);
+      out[target] = readSecretFile(path, `config ${where}`);
+    } else {
+      out[key] = resolveReferences(value, env, [...at, key]);
+    }
+  }
+  return out;
+}
+
+const REFERENCE = /\$(\$?)\{([^}]*)\}?/g;
+const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+function interpolate(text: string, env: NodeJS.ProcessEnv, at: string[]): string {
+  if (!text.includes('${')) return text;
+  return text.replace(REFERENCE, (match, escaped: string, name: string) => {
+    const where = `config ${at.join('.') || '(top level)'}`;
+    if (!match.endsWith('}')) throw new Error(`${where}: unterminated \${…} reference (write $\${ for a literal \${)`);
+    if (escaped) return match.slice(1);
+    if (!VARIABLE_NAME.test(name)) throw new Error(`${where}: \${${name.slice(0, 40)}} is not a valid environment variable name (write $\${ for a literal \${)`);
+    const value = env[name];
+    if (value === undefined) throw new Error(`${where} references \${${name}}, but ${name} is not set in the environment`);
+    return value;
+  });
+}
+
+/** env[name], or the content of the file env[name_FILE] names. */
+function environmentValue(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const file = env[`${name}${FILE_SUFFIX}`];
+  if (file === undefined || file === '') return env[name];
+  if (env[name] !== undefined && env[name] !== '') throw new Error(`both ${name} and ${name}${FILE_SUFFIX} are set; keep one`);
+  return readSecretFile(file, `environment variable ${name}${FILE_SUFFIX}`);
+}
+
+/** A secret's file: its content without one trailing newline. Errors name the file, never its content. */
+function readSecretFile(path: string, what: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new Error(`${what}: cannot read ${path} (${err.code ?? err.message})`);
+  }
+  return text.replace(/\r?\n$/, '');
+}
+
+/** Upstreams' separate `password` goes into their URL (percent-encoded), where the proxy reads it. */
+function withUpstreamPasswords(config: Config): Config {
+  for (const [name, upstream] of Object.entries(config.proxy.upstreams)) {
+    if (upstream.password === undefined) continue;
+    const url = new URL(upstream.url);
+    if (url.password) throw new Error(`config proxy.upstreams.${name}: the url has a password and password is set too; keep one`);
+    if (!url.username) throw new Error(`config proxy.upstreams.${name}: password needs a user name in the url (postgres://USER@host/db)`);
+    url.password = encodeURIComponent(upstream.password);
+    config.proxy.upstreams[name] = { url: url.toString() };
+  }
+  return config;
 }
 
 function readConfigFile(path: string): Record<string, unknown> {

@@ -10,6 +10,11 @@ const Port = z.coerce.number().int().min(0).max(65535);
 export const UpstreamSchema = z.strictObject({
   /** Connection string with the PROXY's own credentials; clients never see it. */
   url: z.string().regex(/^postgres(ql)?:\/\//, { message: 'must be a postgres:// connection string' }),
+  /**
+   * The upstream login's password, kept out of `url` (e.g. `password_FILE: /run/secrets/appdb` or
+   * `password: ${APPDB_PASSWORD}`); loadConfig puts it into `url` (percent-encoded) and drops it.
+   */
+  password: z.string().min(1).optional(),
 });
 
 export const ConfigSchema = z.strictObject({
@@ -66,6 +71,11 @@ export const ConfigSchema = z.strictObject({
       revocationStalenessSeconds: z.number().min(1).max(300).default(5),
       /** A standalone proxy polls the broker's key set this often (retirements end sessions). Default 2. */
       keySetRefreshSeconds: z.number().min(0.2).max(60).optional(),
+      /**
+       * `baton proxy`'s admin HTTP listener: /healthz, /readyz, /metrics (src/proxy/admin/server.ts).
+       * Off unless `port` is set (0 = any free port); loopback unless `host` says otherwise.
+       */
+      admin: z.strictObject({ host: z.string().default('127.0.0.1'), port: Port }).optional(),
       /** Where the proxy resyncs revocations: the broker's base URL. */
       brokerUrl: z.string().url().optional(),
       /** Pinned upstream `statement_timeout` (ms) for every proxied session; 0 = none. */

@@ -11,6 +11,8 @@ export interface StandaloneProxy {
   port: number;
   /** Everything the process wrote to stderr so far (its logs). */
   readonly stderr: string;
+  /** The admin listener's base URL (/healthz, /readyz, /metrics), when `proxy.admin` was configured. */
+  adminUrl?: string;
   /** SIGTERM (or `signal`) and wait for the exit; safe to call twice. */
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
@@ -20,6 +22,7 @@ export async function launchStandaloneProxy(
   broker: TestBroker,
   upstreams: Record<string, string>,
   proxy: Record<string, unknown> = {},
+  env: Record<string, string> = {},
 ): Promise<{ child: ChildProcess; port: number; stderr: () => string; exited: Promise<number | null> }> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'baton-proxy-'));
@@ -33,6 +36,7 @@ export async function launchStandaloneProxy(
       BATON_BROKER_URL: broker.url,
       BATON_KEYSET_URL: `${broker.url}/.well-known/baton-keys.json`,
       BATON_DATA_DIR: dir,
+      ...env,
     },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -43,16 +47,23 @@ export async function launchStandaloneProxy(
 }
 
 /** Starts `baton proxy` and waits until it listens (throws with its stderr if it does not). */
-export async function spawnStandaloneProxy(broker: TestBroker, upstreams: Record<string, string>, proxy: Record<string, unknown> = {}): Promise<StandaloneProxy> {
-  const { child, port, stderr, exited } = await launchStandaloneProxy(broker, upstreams, proxy);
+export async function spawnStandaloneProxy(
+  broker: TestBroker,
+  upstreams: Record<string, string>,
+  proxy: Record<string, unknown> = {},
+  env: Record<string, string> = {},
+): Promise<StandaloneProxy> {
+  const { child, port, stderr, exited } = await launchStandaloneProxy(broker, upstreams, proxy, env);
   for (let i = 0; i < 100 && !/proxy listening/.test(stderr()) && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 100));
   if (!/proxy listening/.test(stderr())) {
     child.kill('SIGKILL');
     throw new Error(`baton proxy did not start: ${stderr()}`);
   }
+  const admin = /admin on (http:\/\/\S+) /.exec(stderr())?.[1];
   return {
     process: child,
     port,
+    ...(admin ? { adminUrl: admin } : {}),
     get stderr() {
       return stderr();
     },
