@@ -4,7 +4,7 @@
  * line and exit 2, `--ttl 5 minutes` is refused, psql runs through the proxy, completion covers every
  * command.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -197,5 +197,36 @@ describe('baton completion', () => {
     },
     SLOW,
   );
-});
 
+  // zsh and fish are not part of the test toolchain: checked where installed (Debian: zsh, fish)
+  const has = (shell: string) => spawnSync(shell, ['-c', 'exit 0']).status === 0;
+  it.skipIf(!has('zsh'))(
+    'the zsh script parses (zsh -n)',
+    async () => {
+      const script = join(home, '_baton');
+      writeFileSync(script, (await baton(['completion', 'zsh'])).stdout);
+      expect(spawnSync('zsh', ['-n', script], { encoding: 'utf8' })).toMatchObject({ status: 0, stderr: '' });
+    },
+    SLOW,
+  );
+  it.skipIf(!has('fish'))(
+    'fish completes commands, options, subcommands and file names after --keys',
+    async () => {
+      const script = join(home, 'baton.fish');
+      writeFileSync(script, (await baton(['completion', 'fish'])).stdout);
+      const complete = (line: string) =>
+        execFileSync('fish', ['-c', `source $argv[1]; complete -C $argv[2]`, script, line], {
+          encoding: 'utf8',
+          env: { ...process.env, HOME: home, XDG_CONFIG_HOME: join(home, 'fish-config'), XDG_DATA_HOME: join(home, 'fish-data') }, // fish writes its own state there
+        })
+          .trim()
+          .split('\n')
+          .map((l) => l.split('\t')[0]);
+      expect(complete('baton att')).toEqual(['attenuate']);
+      expect(complete('baton attenuate --t').sort()).toEqual(['--to', '--ttl']);
+      expect(complete('baton audit ').sort()).toEqual(['export', 'tail', 'tree', 'verify']);
+      expect(complete(`baton inspect --keys ${script.slice(0, -3)}`)).toEqual([script]);
+    },
+    SLOW,
+  );
+});
