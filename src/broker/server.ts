@@ -25,7 +25,7 @@ import { buildBrokerApp, LOG_REDACT } from './app.ts';
 import { exchangeDenied, exchangeGranted } from './audit-events.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { issuedTokenRecorder } from './issued-tokens.ts';
-import { createMetrics } from './metrics.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
 import { freePort } from '../util/free-port.ts';
 
 export const DEV_POLICY_FILE = fileURLToPath(new URL('../../config/dev-policy.yaml', import.meta.url));
@@ -41,6 +41,8 @@ export interface BrokerHandle {
   audit: AuditWriter;
   /** The broker's own revocation set, fed from its database and the shared channel. */
   revocations: RevocationSet;
+  /** Its Prometheus registry and metrics (`baton dev` feeds the in-process proxy's into them too). */
+  metrics: Metrics;
   close(): Promise<void>;
 }
 
@@ -49,6 +51,8 @@ export interface StartBrokerOptions {
   devIssuer?: boolean;
   /** Use this shared state (and leave closing it to the caller), e.g. one with its own key prefix. */
   state?: SharedState;
+  /** Where the log goes (default stdout, JSON); `baton dev` passes its readable stream. */
+  logStream?: NodeJS.WritableStream;
 }
 
 export async function startBroker(config: Config, opts: StartBrokerOptions = {}): Promise<BrokerHandle> {
@@ -77,6 +81,10 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
   const channel = await checkpointChannel(db.pool);
   const witness = await startAnchorWitness(state, { channel, file: join(config.dataDir, 'audit-anchors.json') });
   const audit = createAuditWriter(db.pool, { description: 'broker', onCheckpoint: checkpointPublisher(state, channel) });
+  metrics.sources.auditQueue = () => {
+    const h = audit.health();
+    return { events: h.events.pending, outcomes: h.outcomes.pending };
+  };
   const revocations = new RevocationSet({ source: databaseRevocationSource(db.pool), state, stalenessMs: config.proxy.revocationStalenessSeconds * 1000 });
   // not awaited to be current: bearer endpoints and the proxy fail closed (503/57P03) until it is
   await revocations.start();
@@ -110,7 +118,7 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
         ...(devIssuer ? [async (a: FastifyInstance) => void (await a.register(devIssuer.plugin, { prefix: '/dev/oidc' }))] : []),
       ],
     },
-    { level: config.logLevel, redact: LOG_REDACT },
+    { level: config.logLevel, redact: LOG_REDACT, ...(opts.logStream ? { stream: opts.logStream } : {}) },
   );
   await app.listen({ host: config.broker.host, port });
 
@@ -135,6 +143,7 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
     keyring,
     audit,
     revocations,
+    metrics,
     async close() {
       stopFollowingKeys();
       await app.close();

@@ -3,6 +3,7 @@
  * and its demo upstream). Refuses NODE_ENV=production.
  */
 import { loadConfig } from '../config/load.ts';
+import { prettyLogStream } from '../dev/pretty-log.ts';
 import { startDev } from '../dev/start.ts';
 import { onShutdown } from '../util/shutdown.ts';
 import { parseOptions, type Command } from './command.ts';
@@ -27,7 +28,8 @@ export const dev: Command = {
         proxy: { port: Number(values['proxy-port'] ?? process.env.BATON_PROXY_PORT ?? 6432) },
       },
     });
-    const running = await startDev(config);
+    // a person reads this log: one short line per entry (servers keep JSON)
+    const running = await startDev(config, { logStream: prettyLogStream() });
     process.stdout.write(running.banner);
     onShutdown(() => running.close());
     return -1;

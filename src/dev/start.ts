@@ -1,6 +1,7 @@
 /** Everything `baton dev` starts, in order, and the banner it prints. */
 import type { Config } from '../config/schema.ts';
 import { startBroker } from '../broker/server.ts';
+import { observedAuditWriter } from '../proxy/admin/observe.ts';
 import { assertLeastPrivilegedUpstreams, upstreamFromUrl } from '../proxy/pg/upstreams.ts';
 import { startPgProxy } from '../proxy/pg/start.ts';
 import { devCertificate } from './certificate.ts';
@@ -16,8 +17,13 @@ function demoDatabase(config: Config): string {
   return config.databaseUrl ? 'baton_demo_appdb' : 'appdb';
 }
 
-export async function startDev(config: Config): Promise<DevRunning> {
-  const broker = await startBroker(config, { devIssuer: true });
+export interface StartDevOptions {
+  /** Where the log goes; `baton dev` passes a readable stream (src/dev/pretty-log.ts). Default JSON on stdout. */
+  logStream?: NodeJS.WritableStream;
+}
+
+export async function startDev(config: Config, opts: StartDevOptions = {}): Promise<DevRunning> {
+  const broker = await startBroker(config, { devIssuer: true, ...(opts.logStream ? { logStream: opts.logStream } : {}) });
   const adminUrl = new URL(broker.db.url);
   adminUrl.pathname = '/postgres';
   const appdbUrl = await ensureDemoUpstream(adminUrl.toString(), demoDatabase(config));
@@ -36,12 +42,14 @@ export async function startDev(config: Config): Promise<DevRunning> {
   const proxy = await startPgProxy(config.proxy, {
     keys: { resolver: async () => broker.keyring, current: () => broker.keyring },
     revocations: broker.revocations,
-    audit: broker.audit,
+    // the proxy's statements, sessions and latencies go into the broker's /metrics
+    audit: observedAuditWriter(broker.audit, broker.metrics),
     auditOrdering: config.audit.ordering,
     upstreams,
     ...(tls ? { tls } : {}),
     logger: broker.app.log,
   });
+  broker.metrics.sources.sessions = () => proxy.proxy.sessionCount;
   const b = broker.url;
   const banner = `
   Baton DEV MODE — the dev OIDC issuer at ${b}/dev/oidc mints tokens for anyone. Never expose it.
