@@ -65,14 +65,20 @@ describe('compiled CLI', () => {
   });
 
   it('--help imports only the dispatcher and the command table, from dist/ (no command module, no package)', async () => {
-    // a module.register() hook that reports every module Node loads
+    // a module.register() hook that records every module Node loads (appendFileSync: the hooks run on
+    // their own thread, whose stderr writes may be lost when the process exits)
     const dir = mkdtempSync(join(tmpdir(), 'baton-cli-hook-'));
+    const log = join(dir, 'loaded.txt');
     try {
-      writeFileSync(join(dir, 'hook.mjs'), `export async function load(url, context, next) { if (!url.startsWith('node:')) process.stderr.write('LOADED ' + url + '\\n'); return next(url, context); }\n`);
+      writeFileSync(log, '');
+      writeFileSync(
+        join(dir, 'hook.mjs'),
+        `import { appendFileSync } from 'node:fs';\nexport async function load(url, context, next) { if (!url.startsWith('node:')) appendFileSync(${JSON.stringify(log)}, url + '\\n'); return next(url, context); }\n`,
+      );
       writeFileSync(join(dir, 'register.mjs'), `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(join(dir, 'hook.mjs')).href)});\n`);
-      const { stdout, stderr } = await exec(process.execPath, ['--import', pathToFileURL(join(dir, 'register.mjs')).href, 'bin/baton.mjs', '--help'], { cwd: root, env, timeout: 30_000 });
+      const { stdout } = await exec(process.execPath, ['--import', pathToFileURL(join(dir, 'register.mjs')).href, 'bin/baton.mjs', '--help'], { cwd: root, env, timeout: 30_000 });
       expect(stdout).toContain('usage: baton');
-      const loaded = [...stderr.matchAll(/^LOADED (.*)$/gm)].map((m) => m[1]!.replace(pathToFileURL(root).href, ''));
+      const loaded = readFileSync(log, 'utf8').split('\n').filter(Boolean).map((u) => u.replace(pathToFileURL(root).href, ''));
       expect(loaded.sort()).toEqual(['bin/baton.mjs', 'dist/cli.js', 'dist/commands/index.js', 'dist/commands/terminal-text.js']);
     } finally {
       rmSync(dir, { recursive: true, force: true });
