@@ -54,3 +54,55 @@ describe('baton dev shutdown', () => {
     }
   }, 200_000);
 });
+
+/** A node process running `onShutdown(close)` with the given close body; resolves once it waits for signals. */
+async function shutdownChild(closeBody: string) {
+  const script = `
+    import { onShutdown } from ${JSON.stringify(new URL('../../src/util/shutdown.ts', import.meta.url).pathname)};
+    onShutdown(async () => { ${closeBody} }, { timeoutMs: 1500 });
+    setInterval(() => {}, 1000);
+    process.stdout.write('ready\\n');
+  `;
+  const child = spawn('node', ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  for (let i = 0; i < 200 && !stdout.includes('ready'); i++) await new Promise((r) => setTimeout(r, 50));
+  expect(stdout).toContain('ready');
+  return { child, exited, stderr: () => stderr };
+}
+
+describe('onShutdown (src/util/shutdown.ts)', () => {
+  it('swallows errors stores raise while going away: one line, exit 0', async () => {
+    const c = await shutdownChild(`
+      setImmediate(() => { throw new Error('terminating connection due to administrator command'); });
+      Promise.reject(new Error('socket hang up'));
+      await new Promise((r) => setTimeout(r, 100));`);
+    c.child.kill('SIGTERM');
+    expect(await c.exited).toBe(0);
+    expect(c.stderr()).toBe('baton: SIGTERM received, shutting down\n');
+  });
+
+  it('a failing close: one line, exit 1', async () => {
+    const c = await shutdownChild(`throw new Error('pool did not close\\n   at some stack frame');`);
+    c.child.kill('SIGINT');
+    expect(await c.exited).toBe(1);
+    expect(c.stderr()).toBe('baton: SIGINT received, shutting down\nbaton: shutdown error: pool did not close\n');
+  });
+
+  it('a second signal exits at once; a hung close times out', async () => {
+    const hung = `await new Promise(() => {});`;
+    const twice = await shutdownChild(hung);
+    twice.child.kill('SIGINT');
+    await new Promise((r) => setTimeout(r, 200));
+    twice.child.kill('SIGINT');
+    expect(await twice.exited).toBe(1);
+    expect(twice.stderr()).toBe('baton: SIGINT received, shutting down\nbaton: SIGINT received again, exiting without finishing shutdown\n');
+    const slow = await shutdownChild(hung);
+    slow.child.kill('SIGTERM');
+    expect(await slow.exited).toBe(1);
+    expect(slow.stderr()).toBe('baton: SIGTERM received, shutting down\nbaton: shutdown did not finish within 1500 ms, exiting\n');
+  });
+});
