@@ -3,6 +3,7 @@
  * machine with neither, the suite starts an embedded PostgreSQL (same migrations) and uses the
  * in-process shared state, so `npm test` still passes. Either way the run says which it used.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +13,10 @@ let embedded: EmbeddedServer | undefined;
 let dir: string | undefined;
 
 export async function setup(): Promise<void> {
+  // Tests that start `baton` as a process run the compiled CLI, as users do (and it starts in a
+  // fraction of the sources' time, which keeps those tests steady on a loaded machine).
+  // (test/meta/exit-code.test.ts runs nested suites beside this one: they must not rebuild under it)
+  if (!process.env.BATON_TEST_NESTED) execFileSync(process.execPath, ['bin/build.mjs'], { cwd: new URL('..', import.meta.url), stdio: ['ignore', 'ignore', 'inherit'] });
   if (!process.env.DATABASE_URL) {
     dir = mkdtempSync(join(tmpdir(), 'baton-test-pg-'));
     try {

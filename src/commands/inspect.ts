@@ -1,7 +1,7 @@
 /** `baton inspect` — print a token's delegation lineage as a tree (or JSON). */
 import { readFileSync } from 'node:fs';
 import { inspect as inspectToken, type Inspection } from '../sdk/inspect.ts';
-import { KeySetDocument } from '../token/keys.ts';
+import { parseKeySet, type KeySetDocument } from '../sdk/key-set.ts';
 import { readToken } from './attenuate.ts';
 import { brokerUrl, callBroker } from './broker-client.ts';
 import { defineCommand, output } from './command.ts';
@@ -18,9 +18,9 @@ export const inspect = defineCommand(
   { name: 'inspect', usage: USAGE, options: { keys: { type: 'string' }, broker: { type: 'string' }, verify: { type: 'boolean' } } },
   async ({ values }) => {
     let publicKeys: KeySetDocument | undefined;
-    if (values.keys) publicKeys = KeySetDocument.parse(JSON.parse(readFileSync(values.keys, 'utf8')));
+    if (values.keys) publicKeys = parseKeySet(JSON.parse(readFileSync(values.keys, 'utf8')));
     else if (values.broker || values.verify) {
-      publicKeys = KeySetDocument.parse(await (await callBroker(`${brokerUrl(values.broker)}/.well-known/baton-keys.json`)).json());
+      publicKeys = parseKeySet(await (await callBroker(`${brokerUrl(values.broker)}/.well-known/baton-keys.json`)).json());
     }
     const result = inspectToken(await readToken(values.broker), { publicKeys });
     output(values.json, result, () => renderTree(result));

@@ -10,6 +10,7 @@ import { assertModeFitsEnvironment, loadConfig } from '../config/load.ts';
 import { createMetrics } from '../broker/metrics.ts';
 import { observedAuditWriter, TimedRemoteKeySet, timedRevocationSource } from '../proxy/admin/observe.ts';
 import { startAdminServer, type ReadinessCheck } from '../proxy/admin/server.ts';
+import { loggedSessions } from '../proxy/admin/session-log.ts';
 import { staticKeySet } from '../proxy/pg/keyset.ts';
 import { startPgProxy } from '../proxy/pg/start.ts';
 import { assertLeastPrivilegedUpstreams, upstreamMap } from '../proxy/pg/upstreams.ts';
@@ -70,6 +71,7 @@ export const proxy: Command = {
       auditOrdering: config.audit.ordering,
       upstreams,
       logger,
+      wrapGate: (gate) => loggedSessions(gate, logger),
     });
     Object.assign(metrics.sources, {
       sessions: () => running.proxy.sessionCount,

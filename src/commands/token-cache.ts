@@ -11,7 +11,8 @@
 import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
-import { inspect } from '../sdk/inspect.ts';
+import { effectiveRights, readLineage } from '../token/lineage.ts';
+import { decodeToken } from '../token/wire/index.ts';
 import { CliError, readStdin } from './command.ts';
 import { terminalText as t } from './terminal-text.ts';
 
@@ -94,12 +95,14 @@ function writeCache(path: string, cache: CacheFile): void {
 
 /** What the token says about itself (unverified: only for display and the expiry check). */
 function describe(token: string): Pick<CachedToken, 'subject' | 'agent' | 'expires_at'> {
-  const r = inspect(token);
-  const root = r.lineage[0];
+  // decoded only (no verifier, so no wasm to compile on every CLI start that reads the cache)
+  const decoded = decodeToken(token);
+  const root = readLineage(decoded)[0];
+  const { expiresAt } = effectiveRights(decoded);
   return {
     ...(root?.subject ? { subject: root.subject } : {}),
     ...(root?.agent ? { agent: root.agent } : {}),
-    ...(r.effective.expiresAt ? { expires_at: r.effective.expiresAt } : {}),
+    ...(expiresAt ? { expires_at: expiresAt } : {}),
   };
 }
 

@@ -2,6 +2,7 @@
 import type { Config } from '../config/schema.ts';
 import { startBroker } from '../broker/server.ts';
 import { observedAuditWriter } from '../proxy/admin/observe.ts';
+import { loggedSessions } from '../proxy/admin/session-log.ts';
 import { assertLeastPrivilegedUpstreams, upstreamFromUrl } from '../proxy/pg/upstreams.ts';
 import { startPgProxy } from '../proxy/pg/start.ts';
 import { devCertificate } from './certificate.ts';
@@ -48,6 +49,7 @@ export async function startDev(config: Config, opts: StartDevOptions = {}): Prom
     upstreams,
     ...(tls ? { tls } : {}),
     logger: broker.app.log,
+    wrapGate: (gate) => loggedSessions(gate, broker.app.log),
   });
   broker.metrics.sources.sessions = () => proxy.proxy.sessionCount;
   const b = broker.url;

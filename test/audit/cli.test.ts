@@ -79,7 +79,7 @@ describe('untrusted text on the terminal', () => {
   it('baton inspect escapes hostile delegate names and purposes (tree and --json)', async () => {
     const evil = handMinted(await stack.token('alice', ['engineers'], 'planner'));
     const inspect = (args: string[]) =>
-      run('node', ['--import', 'tsx', 'src/cli.ts', 'inspect', ...args], { env: { ...process.env, BATON_TOKEN: evil } }).then((r) => r.stdout);
+      run('node', ['bin/baton.mjs', 'inspect', ...args], { env: { ...process.env, BATON_TOKEN: evil } }).then((r) => r.stdout);
     const tree = await inspect([]);
     expect(tree).not.toMatch(RAW_CONTROL);
     expect(tree.split('\n').some((l) => l.trimStart().startsWith('[ALLOW]'))).toBe(false);

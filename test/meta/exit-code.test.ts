@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 const root = new URL('../..', import.meta.url).pathname;
 
 function npmTest(outcome: 'pass' | 'fail', backends: 'embedded' | 'given'): Promise<{ code: number | null; output: string }> {
-  const env: NodeJS.ProcessEnv = { ...process.env, BATON_FIXTURE_OUTCOME: outcome, NO_COLOR: '1' };
+  const env: NodeJS.ProcessEnv = { ...process.env, BATON_FIXTURE_OUTCOME: outcome, BATON_TEST_NESTED: '1', NO_COLOR: '1' };
   delete env.VITEST; // a fresh vitest, not a worker of this one
   delete env.VITEST_WORKER_ID;
   delete env.VITEST_POOL_ID;

@@ -25,9 +25,8 @@ const baton = (args: string[], extra: Record<string, string> = {}) =>
     (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
   );
 
-beforeAll(async () => {
-  await exec(process.execPath, ['bin/build.mjs', 'server'], { cwd: root, timeout: 60_000 });
-}, 90_000);
+// dist/ is built once by the suite's global set-up (test/global-setup.ts): rebuilding it here would
+// swap it under the CLI processes other test files are running.
 
 describe('compiled CLI', () => {
   it('dist/ mirrors src/ as plain JavaScript: relative imports end in .js, nothing refers to tsx', () => {
@@ -98,4 +97,46 @@ describe('compiled CLI', () => {
     expect(seen.code).toBe(0);
     expect(JSON.parse(seen.stdout)).toMatchObject({ lineage: [{ subject: 'alice@example.com' }, { delegatedTo: 'helper-7' }] });
   });
+});
+
+describe('the packed @batonhq/baton tarball', () => {
+  let scratch: string;
+  beforeAll(async () => {
+    scratch = mkdtempSync(join(tmpdir(), 'baton-cli-consumer-'));
+    const { stdout } = await exec('npm', ['pack', '--pack-destination', scratch, '--ignore-scripts', '--loglevel=error'], { cwd: root, timeout: 120_000 });
+    const tarball = stdout.trim().split('\n').at(-1)!;
+    writeFileSync(join(scratch, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
+    await exec('npm', ['install', '--prefer-offline', '--omit=dev', '--no-audit', '--no-fund', '--loglevel=error', `./${tarball}`], { cwd: scratch, timeout: 240_000 });
+  }, 300_000);
+
+  it('installs into a scratch project whose `baton` runs compiled code with no dev dependency', async () => {
+    const installed = join(scratch, 'node_modules', '@batonhq', 'baton');
+    expect(existsSync(join(installed, 'src'))).toBe(false); // dist only: bin/baton.mjs cannot fall back to tsx
+    expect(existsSync(join(scratch, 'node_modules', 'tsx'))).toBe(false);
+    const bin = join(scratch, 'node_modules', '.bin', 'baton');
+    const help = await exec(bin, ['--help'], { cwd: scratch, timeout: 30_000 });
+    expect(help.stdout).toContain('attenuate');
+
+    const keyring = Keyring.ephemeral();
+    const { token } = mintToken(
+      { subject: 'alice@example.com', issuer: 'https://idp.example.com', agent: 'planner', rights: [{ resource: 'pg:appdb/public.*', operation: 'read' }], expiresAt: new Date(Date.now() + 3600_000) },
+      keyring.signingKey(),
+    );
+    const child = await exec(bin, ['attenuate', '--to', 'helper-7', '--resource', 'pg:appdb/public.orders', '--op', 'read', '--ttl', '5m'], {
+      cwd: scratch,
+      env: { ...process.env, BATON_TOKEN: token, XDG_CONFIG_HOME: '/nonexistent-baton-test' },
+      timeout: 30_000,
+    });
+    const seen = await exec(bin, ['inspect', '--json'], { cwd: scratch, env: { ...process.env, BATON_TOKEN: child.stdout.trim(), XDG_CONFIG_HOME: '/nonexistent-baton-test' }, timeout: 30_000 });
+    expect(JSON.parse(seen.stdout)).toMatchObject({ lineage: [{ subject: 'alice@example.com' }, { delegatedTo: 'helper-7' }] });
+    // the proxy's classifier workers run from dist/ without tsx (large statements go to them)
+    const script = join(scratch, 'classify.mjs'); // a file, not -e: workers inherit --input-type
+    writeFileSync(
+      script,
+      `const { createClassifierPool } = await import(${JSON.stringify(pathToFileURL(join(installed, 'dist/proxy/pg/classify/pool.js')).href)});\n` +
+        "const p = createClassifierPool({ workers: 1 });\nconst r = await p.classify('SELECT 1 FROM t', { upstream: 'a', searchPath: ['public'] });\nawait p.close();\nconsole.log(JSON.stringify(r.ok));\n",
+    );
+    const classify = await exec(process.execPath, [script], { cwd: scratch, timeout: 60_000 });
+    expect(classify.stdout.trim()).toBe('true');
+  }, 120_000);
 });

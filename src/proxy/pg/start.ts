@@ -6,7 +6,7 @@ import type { RevocationView } from '../../revocation/view.ts';
 import { createBatonGate } from './baton-gate.ts';
 import { createClassifierCache, initClassifier } from './classify/index.ts';
 import { createClassifierPool } from './classify/pool.ts';
-import type { UpstreamTarget } from './gate.ts';
+import type { SessionGate, UpstreamTarget } from './gate.ts';
 import type { KeySetSource } from './keyset.ts';
 import { upstreamObjectsSource, type UpstreamObjectsSource } from './upstream-objects.ts';
 import type { ProxyLogger } from './log.ts';
@@ -23,6 +23,8 @@ export interface PgProxyDeps {
   auditOrdering?: 'default' | 'strict';
   /** Structured logger (pino/fastify shape); never given tokens or SQL text. Default: silent. */
   logger?: ProxyLogger;
+  /** Wraps the gate before the listener uses it (e.g. src/proxy/admin/session-log.ts). */
+  wrapGate?: (gate: SessionGate) => SessionGate;
 }
 
 export interface RunningPgProxy {
@@ -89,7 +91,7 @@ export async function startPgProxy(config: PgProxyConfig, deps: PgProxyDeps): Pr
   });
   const tls = deps.tls ?? (config.tls ? { cert: readFileSync(config.tls.certFile, 'utf8'), key: readFileSync(config.tls.keyFile, 'utf8') } : undefined);
   const proxy = createPgProxy({
-    gate,
+    gate: deps.wrapGate ? deps.wrapGate(gate) : gate,
     host: config.host,
     port: config.port,
     allowInsecure: config.allowInsecure,

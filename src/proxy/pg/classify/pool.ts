@@ -66,16 +66,20 @@ type FromWorker = { type: 'ready' } | { type: 'result'; result: Classification }
 
 const WORKER_FLAG = 'batonClassifierWorker';
 
-/** Boot script (CommonJS eval): load the TypeScript loader the CLI and tests use, then this file. */
+/**
+ * Boot script (CommonJS eval): load this file — compiled JavaScript as installed, or TypeScript
+ * source (tests, bench) through the tsx loader, a dev dependency an installed package does not have.
+ */
 const BOOT = `
 const { workerData, parentPort } = require('node:worker_threads');
-import(workerData.tsx)
-  .then((m) => { m.register(); return import(workerData.entry); })
+(workerData.tsx ? import(workerData.tsx).then((m) => m.register()) : Promise.resolve())
+  .then(() => import(workerData.entry))
   .catch((err) => parentPort.postMessage({ type: 'failed', reason: String(err && err.message || err) }));
 `;
 
-/** The ESM entry of `tsx/esm/api` (its `import` export: the CommonJS one cannot register from a worker). */
-function tsxLoaderUrl(): string {
+/** The ESM entry of `tsx/esm/api` when this module runs from TypeScript source, else undefined. */
+function tsxLoaderUrl(): string | undefined {
+  if (!import.meta.url.endsWith('.ts')) return undefined;
   const require = createRequire(import.meta.url);
   const manifest = require.resolve('tsx/package.json');
   const pkg = JSON.parse(readFileSync(manifest, 'utf8')) as { exports: Record<string, { import?: { default?: string } }> };
