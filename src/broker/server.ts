@@ -12,7 +12,7 @@ import { createDevIssuer } from '../oidc/dev-issuer.ts';
 import { createOidcVerifier } from '../oidc/verify.ts';
 import type { OidcIssuerInput } from '../oidc/config.ts';
 import { loadPolicyFile } from '../policy/load.ts';
-import { openDatabase, type Database } from '../store/database.ts';
+import { logDatabase, openDatabase, type Database } from '../store/database.ts';
 import { openSharedState, type SharedState } from '../store/shared-state.ts';
 import { warmUpAuthorizer } from '../token/warmup.ts';
 import { createAuditWriter, type AuditWriter } from '../audit/writer.ts';
@@ -61,7 +61,7 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
   const url = config.broker.publicUrl ?? `http://${config.broker.host}:${port}`;
   await warmUpAuthorizer();
 
-  const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+  const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, log: logDatabase });
   const state = opts.state ?? openSharedState({ url: config.redisUrl });
   const keyring = Keyring.open(join(config.dataDir, 'keys.json'));
   const policyFile = config.broker.policyFile ?? (config.mode === 'dev' ? DEV_POLICY_FILE : undefined);

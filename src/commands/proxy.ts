@@ -16,7 +16,7 @@ import { startPgProxy } from '../proxy/pg/start.ts';
 import { assertLeastPrivilegedUpstreams, upstreamMap } from '../proxy/pg/upstreams.ts';
 import { RevocationSet } from '../revocation/set.ts';
 import { httpRevocationSource } from '../revocation/sources.ts';
-import { openDatabase } from '../store/database.ts';
+import { logDatabase, openDatabase } from '../store/database.ts';
 import { openSharedState } from '../store/shared-state.ts';
 import { warmUpAuthorizer } from '../token/warmup.ts';
 import { onShutdown } from '../util/shutdown.ts';
@@ -43,7 +43,7 @@ export const proxy: Command = {
       warn: (message) => process.stderr.write(`baton: warning: ${message}\n`),
     });
     await warmUpAuthorizer();
-    const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+    const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, log: logDatabase });
     const state = openSharedState({ url: config.redisUrl });
     const metrics = createMetrics();
     const revocationSource = timedRevocationSource(httpRevocationSource(p.brokerUrl));

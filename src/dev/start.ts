@@ -61,14 +61,12 @@ export async function startDev(config: Config, opts: StartDevOptions = {}): Prom
   data     ${config.dataDir}
 
   Try:
-    JWT=$(npx baton dev-token --sub alice --groups engineers --broker ${b})
-    TOKEN=$(curl -s ${b}/v1/token -d grant_type=urn:ietf:params:oauth:grant-type:token-exchange \\
-      -d subject_token_type=urn:ietf:params:oauth:token-type:jwt --data-urlencode subject_token=$JWT \\
-      | node -pe 'JSON.parse(require("fs").readFileSync(0)).access_token')
-    CHILD=$(BATON_TOKEN=$TOKEN npx baton attenuate --resource pg:appdb/public.orders --op read --ttl 5m --to helper-7)
+    export BATON_BROKER=${b}
+    npx baton login --sub alice --groups engineers          # dev OIDC token → Baton token, cached
+    CHILD=$(npx baton attenuate --resource pg:appdb/public.orders --op read --ttl 5m --to helper-7)
     BATON_TOKEN=$CHILD npx baton inspect
-    PGPASSWORD=$CHILD psql "host=127.0.0.1 port=${proxy.port} dbname=appdb user=agent" -c 'SELECT count(*) FROM orders'
-    PGPASSWORD=$CHILD psql "host=127.0.0.1 port=${proxy.port} dbname=appdb user=agent" -c 'DELETE FROM orders'   # denied: 42501
+    BATON_TOKEN=$CHILD npx baton db connect appdb --port ${proxy.port} -- -c 'SELECT count(*) FROM orders'
+    BATON_TOKEN=$CHILD npx baton db connect appdb --port ${proxy.port} -- -c 'DELETE FROM orders'   # denied: 42501
 `;
   return {
     banner,

@@ -27,6 +27,11 @@ export interface OpenDatabaseOptions {
   log?: (line: string) => void;
 }
 
+/** Where the database's own notices go when the caller has no logger yet: one `baton:` line on stderr. */
+export function logDatabase(line: string): void {
+  process.stderr.write(`baton: ${line}\n`);
+}
+
 export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database> {
   let embedded: EmbeddedServer | undefined;
   let url = opts.url;

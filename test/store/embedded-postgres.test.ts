@@ -35,6 +35,9 @@ describe.skipIf(!asRoot)('embedded PostgreSQL as root from a 0700 home', () => {
     } finally {
       await server.stop();
       rmSync(server.dataDir, { recursive: true, force: true });
+      // the copy is keyed by this test's throw-away path: nothing will reuse it
+      const copy = lines.join('\n').match(/using a copy of the binaries in (\S+)/)?.[1];
+      if (copy?.startsWith(`${ROOT_RUNTIME_DIR}/bin-`)) rmSync(copy, { recursive: true, force: true });
     }
     expect(existsSync(join(server.dataDir, 'postmaster.pid'))).toBe(false);
   }, 120_000);
