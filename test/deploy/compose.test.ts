@@ -271,7 +271,9 @@ describe('docker-compose.yml', () => {
       expect(test.slice(0, 3)).toEqual(['CMD', 'node', 'deploy/healthcheck.mjs']);
       const targets = test.slice(3);
       if (argv[2] === 'proxy') {
-        expect(targets).toEqual([`tcp://127.0.0.1:${config.proxy.port}`]);
+        const admin = (config.proxy as { admin?: { port?: number } }).admin?.port;
+        expect(admin).toBeGreaterThan(0);
+        expect(targets).toEqual([`http://127.0.0.1:${admin}/healthz`, `http://127.0.0.1:${admin}/readyz`]);
       } else {
         expect(targets).toEqual([`http://127.0.0.1:${config.broker.port}/healthz`, `http://127.0.0.1:${config.broker.port}/readyz`]);
       }
@@ -588,6 +590,7 @@ describe('the stack for real (PostgreSQL and Redis on this machine)', () => {
       const tls = join(scratch, 'tls');
       await run('sh', [at('deploy/tls/generate.sh'), tls]);
       const proxyPort = await freePort();
+      const adminPort = await freePort();
       const file = parseYaml(readFileSync(proxy.file, 'utf8')) as { proxy: { tls: { certFile: string; keyFile: string }; upstreams: Record<string, { url: string }> } };
       file.proxy.tls = { certFile: join(tls, basename(file.proxy.tls.certFile)), keyFile: join(tls, basename(file.proxy.tls.keyFile)) };
       const up = new URL(file.proxy.upstreams.appdb!.url);
@@ -604,13 +607,14 @@ describe('the stack for real (PostgreSQL and Redis on this machine)', () => {
         BATON_DATA_DIR: join(scratch, 'proxy'),
         BATON_PROXY_HOST: '127.0.0.1',
         BATON_PROXY_PORT: String(proxyPort),
+        BATON_PROXY_ADMIN_PORT: String(adminPort),
         BATON_BROKER_URL: `http://127.0.0.1:${brokerPort}`,
         BATON_KEYSET_URL: `http://127.0.0.1:${brokerPort}/.well-known/baton-keys.json`,
       });
       stops.push(p.stop);
       await waitFor(p.child, p.output, /proxy listening/, 'the proxy');
       expect(p.output()).not.toMatch(/warning/i);
-      const probe = compose.services.proxy!.healthcheck!.test.slice(2).map((a) => a.replace(':6432', `:${proxyPort}`));
+      const probe = compose.services.proxy!.healthcheck!.test.slice(2).map((a) => a.replace(':9090/', `:${adminPort}/`));
       await expect(run(process.execPath, probe, { cwd: root })).resolves.toBeDefined();
 
       // a client verifies the proxy's certificate against generate.sh's CA and gets to the password
