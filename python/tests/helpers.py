@@ -15,7 +15,7 @@ from baton_sdk import biscuit_schema_pb2 as pb  # noqa: E402
 from baton_sdk.model import BlockModel, Check, Predicate, PublicKey, Query  # noqa: E402
 from baton_sdk.wire import block_signature_payload, encode_block, token_text  # noqa: E402
 
-SAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "biscuit-samples")
+SAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "test", "fixtures", "biscuit-samples")
 SAMPLES = os.environ.get("BISCUIT_SAMPLES_DIR", os.path.normpath(SAMPLES))
 
 

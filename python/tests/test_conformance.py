@@ -1,4 +1,4 @@
-"""The Biscuit specification's conformance samples (../shared/biscuit-samples, see its README):
+"""The Biscuit specification's conformance samples (test/fixtures/biscuit-samples, vendored from ../shared/biscuit-samples; see its README):
 every sample decodes (except test004_random_block, refused with a clear error), every block prints
 the spec's Datalog, symbols and versions match, and the signature chain verifies exactly when the
 expected result is not a format/signature error."""

@@ -7,7 +7,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
 
-const SCHEMA = `
+/** The demo tables; deploy/upstream-init/10-appdb.sql (the compose upstream) carries the same text, pinned by test/deploy. */
+export const DEMO_SCHEMA = `
 CREATE TABLE IF NOT EXISTS public.customers (
   id serial PRIMARY KEY,
   name text NOT NULL,
@@ -88,7 +89,7 @@ export async function ensureDemoUpstream(adminUrl: string, database: string): Pr
   const db = new pg.Client({ connectionString: url.toString() });
   await db.connect();
   try {
-    await db.query(SCHEMA);
+    await db.query(DEMO_SCHEMA);
     const { rows } = await db.query<{ n: string }>('SELECT count(*) AS n FROM public.customers');
     if (Number(rows[0]!.n) === 0) {
       await db.query(`

@@ -25,13 +25,5 @@ export const KeySetDocument = z.object({
 });
 export type KeySetDocument = z.infer<typeof KeySetDocument>;
 
-/** A resolver over a published key set document (what proxies and SDK users hold). */
-export function keySetResolver(doc: KeySetDocument): KeyResolver {
-  const byId = new Map(doc.keys.map((k) => [k.id, k.public_key]));
-  return {
-    publicKey(id) {
-      const hex = byId.get(id);
-      return hex ? PublicKey.fromString(hex) : undefined;
-    },
-  };
-}
+/** A resolver over a published key set document: one implementation, in the SDK (which cannot import zod). */
+export { keySetResolver } from '../sdk/key-set.ts';

@@ -27,7 +27,7 @@ import { COMMANDS } from '../../src/commands/index.ts';
 import { assertModeFitsEnvironment, loadConfig, type Role } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/schema.ts';
 import { loadPolicyFile } from '../../src/policy/load.ts';
-import { dropDemoUpstream } from '../../src/dev/demo-upstream.ts';
+import { DEMO_SCHEMA, dropDemoUpstream } from '../../src/dev/demo-upstream.ts';
 import { upstreamFromUrl, upstreamRoleProblems } from '../../src/proxy/pg/upstreams.ts';
 import { freePort } from '../../src/util/free-port.ts';
 import { TEST_DATABASE_URL } from '../helpers/database.ts';
@@ -348,6 +348,8 @@ describe('docker-compose.yml', () => {
     expect(new URL(serviceConfig('baton-dev').config.redisUrl!).hostname).not.toBe(new URL(serviceConfig('broker').config.redisUrl!).hostname);
 
     const sql = readFileSync(at('deploy/upstream-init/10-appdb.sql'), 'utf8');
+    // the compose upstream has baton dev's demo tables, word for word
+    expect(sql).toContain(DEMO_SCHEMA.trim());
     const rolePassword = /PASSWORD '([^']+)'/.exec(sql)![1];
     for (const name of ['proxy', 'baton-dev']) {
       const up = new URL(serviceConfig(name).config.proxy.upstreams.appdb!.url);

@@ -1,5 +1,5 @@
 /**
- * Conformance of the wire codec with the Biscuit specification's samples (`../shared/biscuit-samples/`,
+ * Conformance of the wire codec with the Biscuit specification's samples (`test/fixtures/biscuit-samples/`, vendored from `../shared/biscuit-samples/`,
  * the official `samples/current/` vectors; see the README there and docs/biscuit-conformance.md).
  *
  * For EVERY sample of samples.json:
@@ -27,7 +27,7 @@ import {
 } from '../../src/token/wire/index.ts';
 import { canonical, mint, newRoot, toCurrentSyntax, toPre33Syntax } from './wire/oracle.ts';
 
-const DIR = fileURLToPath(new URL('../../../shared/biscuit-samples/', import.meta.url));
+const DIR = fileURLToPath(new URL('../fixtures/biscuit-samples/', import.meta.url));
 
 interface SampleBlock {
   symbols: string[];
@@ -126,7 +126,7 @@ function authorize(token: Biscuit, code: string): unknown {
 
 const isFormatError = (v: Validation): boolean => 'Err' in v.result && 'Format' in v.result.Err;
 
-describe('Biscuit specification samples (../shared/biscuit-samples)', () => {
+describe('Biscuit specification samples (test/fixtures/biscuit-samples)', () => {
   it('covers every sample of samples.json', () => {
     expect(samples.testcases.length).toBeGreaterThanOrEqual(38);
     for (const name of [...Object.keys(REFUSED), ...Object.keys(FILE_ORDER)]) {
