@@ -119,12 +119,19 @@ async function start(dir: string, port: number, options: EmbeddedOptions): Promi
   const url = (database: string) => `postgres://postgres:${PASSWORD}@127.0.0.1:${actualPort}/${database}`;
   const admin = new pg.Client({ connectionString: url('postgres') });
   admin.on('error', () => {}); // the server going away is reported by stop() or the next query
-  await admin.connect();
   const createDatabase = async (name: string) => {
     const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
     if (exists.rowCount === 0) await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
   };
-  await createDatabase('baton');
+  try {
+    await admin.connect();
+    await createDatabase('baton');
+  } catch (err) {
+    // started but unusable (e.g. a cluster from elsewhere with another password): do not leave it running
+    await admin.end().catch(() => {});
+    await shutdown(child);
+    throw err;
+  }
   return {
     port: actualPort,
     dataDir,
