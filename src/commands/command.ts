@@ -111,15 +111,15 @@ export interface Parsed<T extends OptionsSpec> {
  * parseArgs, strict: unknown options, options without their value and (unless the command declares
  * them) positional words are usage errors — one line, exit 2. `--help` prints `usage` and exits 0.
  */
-export function parseOptions<T extends OptionsSpec>(argv: string[], options: T, usage: string, extra: Partial<Omit<CommandSpec, 'options' | 'usage'>> = {}): Parsed<T> {
-  const name = extra.name ?? /^usage: baton ([a-z][a-z-]*)/.exec(usage)?.[1] ?? 'baton';
+function parseOptions<T extends OptionsSpec>(argv: string[], spec: CommandSpec & { options: T }): Parsed<T> {
+  const { name, options, usage } = spec;
   const json = jsonRequested(argv);
   let parsed;
   try {
     parsed = parseArgs({ args: argv, options: { ...options, ...GLOBAL_OPTIONS }, strict: true, allowPositionals: true, tokens: true });
   } catch (err) {
     const message = describeParseError(err as Error);
-    usageExit(name, extra.passthrough && message.startsWith('unknown option') ? `${message} (arguments for the program go after --)` : message, json);
+    usageExit(name, spec.passthrough && message.startsWith('unknown option') ? `${message} (arguments for the program go after --)` : message, json);
   }
   if ((parsed.values as { help?: boolean }).help) {
     process.stdout.write(`${usage}\n`);
@@ -131,8 +131,8 @@ export function parseOptions<T extends OptionsSpec>(argv: string[], options: T, 
   let previous: (typeof parsed.tokens)[number] | undefined;
   for (const token of parsed.tokens) {
     if (token.kind === 'positional') {
-      if (extra.passthrough && token.index > terminator) rest.push(token.value);
-      else if (positionals.length < (extra.positionals?.max ?? 0)) positionals.push(token.value);
+      if (spec.passthrough && token.index > terminator) rest.push(token.value);
+      else if (positionals.length < (spec.positionals?.max ?? 0)) positionals.push(token.value);
       else {
         // `--ttl 5 minutes`: "minutes" is a word of its own — say where it came from
         const after = previous?.kind === 'option' && previous.value !== undefined && previous.inlineValue === false ? ` after ${previous.rawName} ${terminalText(previous.value)}` : '';
@@ -158,7 +158,7 @@ export function defineCommand<T extends OptionsSpec>(
     summary,
     spec,
     async run(argv) {
-      const args = parseOptions(argv, spec.options, spec.usage, spec);
+      const args = parseOptions(argv, spec);
       try {
         return await run(args);
       } catch (err) {

@@ -44,23 +44,13 @@ function optionsOf(spec: OptionsSpec): OptionInfo[] {
   }));
 }
 
-/**
- * Options of the server commands, which do not declare a spec (yet): their usage lines, by hand.
- * A command's own spec wins when it has one.
- */
-const UNDECLARED: Record<string, OptionsSpec> = {
-  dev: { 'broker-port': { type: 'string' }, 'proxy-port': { type: 'string' }, 'data-dir': { type: 'string' } },
-  serve: { config: { type: 'string' } },
-  proxy: { config: { type: 'string' } },
-};
-
 /** The table the scripts are generated from (every command in `commands`, in order). */
 export function commandTable(commands: Record<string, Command>): CommandInfo[] {
   return Object.entries(commands).map(([name, c]) => ({
     name,
     summary: c.summary,
     subcommands: [...(c.spec?.subcommands ?? [])],
-    options: optionsOf(c.spec?.options ?? UNDECLARED[name] ?? {}),
+    options: optionsOf(c.spec?.options ?? {}),
   }));
 }
 

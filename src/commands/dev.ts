@@ -6,19 +6,19 @@ import { loadConfig } from '../config/load.ts';
 import { prettyLogStream } from '../dev/pretty-log.ts';
 import { startDev } from '../dev/start.ts';
 import { onShutdown } from '../util/shutdown.ts';
-import { parseOptions, type Command } from './command.ts';
+import { defineCommand } from './command.ts';
 
 const USAGE = `usage: baton dev [--broker-port N] [--proxy-port N] [--data-dir DIR]
   DEV MODE: a built-in OIDC issuer mints tokens for anyone. Never expose it.`;
 
-export const dev: Command = {
-  summary: 'run broker + proxy with embedded defaults and a dev OIDC issuer',
-  async run(argv) {
-    const { values } = parseOptions(
-      argv,
-      { 'broker-port': { type: 'string' }, 'proxy-port': { type: 'string' }, 'data-dir': { type: 'string' } },
-      USAGE,
-    );
+export const dev = defineCommand(
+  'run broker + proxy with embedded defaults and a dev OIDC issuer',
+  {
+    name: 'dev',
+    usage: USAGE,
+    options: { 'broker-port': { type: 'string' }, 'proxy-port': { type: 'string' }, 'data-dir': { type: 'string' } },
+  },
+  async ({ values }) => {
     if (process.env.NODE_ENV === 'production') throw new Error('baton dev refuses to run with NODE_ENV=production');
     const config = loadConfig({
       overrides: {
@@ -34,4 +34,4 @@ export const dev: Command = {
     onShutdown(() => running.close());
     return -1;
   },
-};
+);

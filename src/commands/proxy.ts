@@ -20,16 +20,16 @@ import { logDatabase, openDatabase } from '../store/database.ts';
 import { openSharedState } from '../store/shared-state.ts';
 import { warmUpAuthorizer } from '../token/warmup.ts';
 import { onShutdown } from '../util/shutdown.ts';
-import { parseOptions, type Command } from './command.ts';
+import { defineCommand } from './command.ts';
 
 const USAGE = `usage: baton proxy [--config FILE]
   Needs proxy.upstreams, proxy.brokerUrl (revocation resync), proxy.keySetUrl or keySetFile,
   DATABASE_URL (audit store) and, for more than one process, REDIS_URL (revocation fan-out).`;
 
-export const proxy: Command = {
-  summary: 'run the Postgres enforcement proxy',
-  async run(argv) {
-    const { values } = parseOptions(argv, { config: { type: 'string' } }, USAGE);
+export const proxy = defineCommand(
+  'run the Postgres enforcement proxy',
+  { name: 'proxy', usage: USAGE, options: { config: { type: 'string' } } },
+  async ({ values }) => {
     const config = loadConfig({ file: values.config, role: 'proxy' });
     assertModeFitsEnvironment(config); // dev settings never run under NODE_ENV=production
     const p = config.proxy;
@@ -118,4 +118,4 @@ export const proxy: Command = {
     });
     return -1;
   },
-};
+);

@@ -2,12 +2,12 @@
 import { assertModeFitsEnvironment, loadConfig } from '../config/load.ts';
 import { startBroker } from '../broker/server.ts';
 import { onShutdown } from '../util/shutdown.ts';
-import { parseOptions, type Command } from './command.ts';
+import { defineCommand } from './command.ts';
 
-export const serve: Command = {
-  summary: 'run the broker (config from --config / BATON_CONFIG and the environment)',
-  async run(argv) {
-    const { values } = parseOptions(argv, { config: { type: 'string' } }, 'usage: baton serve [--config FILE]');
+export const serve = defineCommand(
+  'run the broker (config from --config / BATON_CONFIG and the environment)',
+  { name: 'serve', usage: 'usage: baton serve [--config FILE]', options: { config: { type: 'string' } } },
+  async ({ values }) => {
     const config = loadConfig({ file: values.config });
     assertModeFitsEnvironment(config); // before anything starts
     const broker = await startBroker(config);
@@ -15,4 +15,4 @@ export const serve: Command = {
     onShutdown(() => broker.close());
     return -1;
   },
-};
+);
