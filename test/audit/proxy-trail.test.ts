@@ -2,7 +2,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryAudit, verifyAuditChain } from '../../src/audit/index.ts';
-import { startTestStack, type TestStack } from '../helpers/stack.ts';
+import { sqlstate, startTestStack, type TestStack } from '../helpers/stack.ts';
 import { TEST_DATABASE_URL } from '../helpers/database.ts';
 
 let stack: TestStack;
@@ -10,8 +10,6 @@ beforeAll(async () => {
   stack = await startTestStack('trail');
 });
 afterAll(async () => stack?.stop());
-
-const sqlstate = (p: Promise<unknown>) => p.then(() => undefined, (e: { code?: string }) => e.code);
 
 describe('audit entries written by the proxy', () => {
   it('carry one lineage link per block: alice via planner → helper → grand-helper', async () => {

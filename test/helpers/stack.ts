@@ -81,3 +81,13 @@ export async function startTestStack(area: string, proxyConfig: Partial<PgProxyC
     },
   };
 }
+
+/** The SQLSTATE a query failed with, or undefined when it succeeded. */
+export async function sqlstate(p: Promise<unknown>): Promise<string | undefined> {
+  try {
+    await p;
+    return undefined;
+  } catch (e) {
+    return (e as { code?: string }).code;
+  }
+}

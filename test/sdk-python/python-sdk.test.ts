@@ -12,7 +12,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inspect } from '../../src/sdk/inspect.ts';
-import { startTestStack, type TestStack } from '../helpers/stack.ts';
+import { sqlstate, startTestStack, type TestStack } from '../helpers/stack.ts';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const PYTHON_DIR = resolve(REPO, 'python');
@@ -43,15 +43,6 @@ function py(args: string[], stdin: string): Promise<PyResult> {
     });
     child.stdin!.end(stdin);
   });
-}
-
-async function sqlstate(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-    return undefined;
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
 }
 
 if (missing) {

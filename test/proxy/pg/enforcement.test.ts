@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BlockBuilder } from '../../../src/token/biscuit.ts';
 import { dateParam } from '../../../src/token/terms.ts';
 import { verifyToken } from '../../../src/token/verify.ts';
-import { startTestStack, type TestStack } from '../../helpers/stack.ts';
+import { sqlstate, startTestStack, type TestStack } from '../../helpers/stack.ts';
 
 const run = promisify(execFile);
 let stack: TestStack;
@@ -21,15 +21,6 @@ beforeAll(async () => {
   ordersReader = stack.attenuate(parent, { resources: ['pg:appdb/public.orders'], operations: ['read'], ttl: '5m', delegateTo: 'helper-7', purpose: 'count orders' });
 });
 afterAll(async () => stack?.stop());
-
-async function sqlstate(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-    return undefined;
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
-}
 
 describe('a read-only, one-table token through the proxy', () => {
   it('lets allowed reads through', async () => {
