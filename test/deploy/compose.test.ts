@@ -447,6 +447,15 @@ describe('deploy/tls/generate.sh', () => {
 // ---------------------------------------------------------------------------------------------
 // The real thing: init SQL on PostgreSQL, then the broker and the proxy from their compose configs
 
+/** A compose upstream URL (host `upstream`) pointed at `local`'s host and database; role and password kept. */
+function onThisMachine(composeUrl: string, local: string): string {
+  const up = new URL(composeUrl);
+  const here = new URL(local);
+  up.host = here.host;
+  up.pathname = here.pathname;
+  return up.toString();
+}
+
 function withDatabase(url: string, name: string, user?: { name: string; password: string }): string {
   const u = new URL(url);
   u.pathname = `/${name}`;
@@ -595,11 +604,7 @@ describe('the stack for real (PostgreSQL and Redis on this machine)', () => {
       const adminPort = await freePort();
       const file = parseYaml(readFileSync(proxy.file, 'utf8')) as { proxy: { tls: { certFile: string; keyFile: string }; upstreams: Record<string, { url: string }> } };
       file.proxy.tls = { certFile: join(tls, basename(file.proxy.tls.certFile)), keyFile: join(tls, basename(file.proxy.tls.keyFile)) };
-      const up = new URL(file.proxy.upstreams.appdb!.url);
-      const local = new URL(proxyUrl);
-      up.host = local.host;
-      up.pathname = local.pathname;
-      file.proxy.upstreams.appdb!.url = up.toString();
+      file.proxy.upstreams.appdb!.url = onThisMachine(file.proxy.upstreams.appdb!.url, proxyUrl);
       const localProxyFile = join(scratch, 'proxy.yaml');
       writeFileSync(localProxyFile, stringifyYaml(file));
       const p = spawnBaton(['proxy', '--config', localProxyFile], {
@@ -641,11 +646,7 @@ describe('the stack for real (PostgreSQL and Redis on this machine)', () => {
       const proxyPort = await freePort();
       // the compose network's upstream host → the database initialised above (same role and password)
       const file = parseYaml(readFileSync(dev.file, 'utf8')) as { proxy: { upstreams: Record<string, { url: string }> } };
-      const up = new URL(file.proxy.upstreams.appdb!.url);
-      const local = new URL(proxyUrl);
-      up.host = local.host;
-      up.pathname = local.pathname;
-      file.proxy.upstreams.appdb!.url = up.toString();
+      file.proxy.upstreams.appdb!.url = onThisMachine(file.proxy.upstreams.appdb!.url, proxyUrl);
       const localDevFile = join(scratch, 'dev.yaml');
       writeFileSync(localDevFile, stringifyYaml(file));
       // its command line with this machine's ports and data directory
