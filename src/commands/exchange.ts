@@ -32,7 +32,8 @@ export interface ExchangeArgs {
   subjectTokenType?: string | undefined;
   resource?: string[] | undefined;
   scope?: string[] | undefined;
-  ttl?: string | undefined;
+  /** Requested lifetime in seconds (callers parse `--ttl` with parseCliDuration, before any network call). */
+  ttlSeconds?: number | undefined;
   noCache?: boolean | undefined;
 }
 
@@ -46,14 +47,13 @@ export interface Exchanged {
 export async function exchangeAndCache(a: ExchangeArgs): Promise<Exchanged> {
   const type = a.subjectTokenType ?? 'jwt';
   if (!(SUBJECT_TOKEN_TYPES as readonly string[]).includes(type)) throw new UsageError(`--subject-token-type "${t(type)}" must be jwt, id_token or access_token`);
-  const ttl = a.ttl !== undefined ? parseCliDuration(a.ttl, '--ttl') : undefined;
   const token = await exchangeToken({
     broker: a.broker,
     subjectToken: a.subjectToken,
     subjectTokenType: type as (typeof SUBJECT_TOKEN_TYPES)[number],
     ...(a.resource?.length ? { resources: a.resource } : {}),
     ...(a.scope?.length ? { scope: a.scope } : {}),
-    ...(ttl !== undefined ? { ttl } : {}),
+    ...(a.ttlSeconds !== undefined ? { ttl: a.ttlSeconds } : {}),
   }).catch((e: Error) => {
     if (e.name === 'ExchangeError') throw e;
     throw new CliError('BATON_CLI_UNREACHABLE', `cannot reach the broker at ${t(a.broker)}: ${t(e.message)}`);
@@ -79,6 +79,7 @@ export const exchange = defineCommand(
   'trade an OIDC token for a Baton token (and cache it)',
   { name: 'exchange', usage: USAGE, options: exchangeOptions },
   async ({ values }) => {
+    const ttlSeconds = values.ttl !== undefined ? parseCliDuration(values.ttl, '--ttl') : undefined;
     const subjectToken = (values['subject-token'] ?? (await readStdin())).trim();
     if (!subjectToken) throw new UsageError('no subject token: give --subject-token JWT or pipe it on stdin');
     const broker = brokerUrl(values.broker);
@@ -88,7 +89,7 @@ export const exchange = defineCommand(
       subjectTokenType: values['subject-token-type'],
       resource: values.resource,
       scope: values.scope,
-      ttl: values.ttl,
+      ttlSeconds,
       noCache: values['no-cache'],
     });
     output(values.json, describeExchanged(broker, result), result.token);

@@ -37,6 +37,8 @@ export const login = defineCommand(
   },
   async ({ values }) => {
     const broker = brokerUrl(values.broker);
+    // parsed before any network call: a bad --ttl fails before a dev token is minted
+    const ttlSeconds = values.ttl !== undefined ? parseCliDuration(values.ttl, '--ttl') : undefined;
     if (values.sub !== undefined && values['subject-token'] !== undefined) throw new UsageError('give --sub (dev issuer) or --subject-token, not both');
     if (values.sub === undefined && (values.groups !== undefined || values.client !== undefined)) throw new UsageError('--groups and --client need --sub (dev issuer)');
     let subjectToken: string;
@@ -53,8 +55,7 @@ export const login = defineCommand(
       subjectToken = (values['subject-token'] ?? (await readStdin())).trim();
       if (!subjectToken) throw new UsageError('say who you are: --sub NAME (dev issuer), --subject-token JWT, or pipe an OIDC token on stdin');
     }
-    if (values.ttl !== undefined) parseCliDuration(values.ttl, '--ttl');
-    const result = await exchangeAndCache({ broker, subjectToken, subjectTokenType: values['subject-token-type'], ttl: values.ttl });
+    const result = await exchangeAndCache({ broker, subjectToken, subjectTokenType: values['subject-token-type'], ttlSeconds });
     const { token: _token, ...described } = describeExchanged(broker, result);
     const e = result.entry!;
     output(
