@@ -8,10 +8,10 @@ import { checkpointChannel, checkpointPublisher } from '../audit/witness.ts';
 import { createAuditWriter } from '../audit/writer.ts';
 import { assertModeFitsEnvironment, loadConfig } from '../config/load.ts';
 import { createMetrics } from '../broker/metrics.ts';
-import { observedAuditWriter, TimedRemoteKeySet, timedRevocationSource } from '../proxy/admin/observe.ts';
+import { observedAuditWriter } from '../proxy/admin/observe.ts';
 import { startAdminServer, type ReadinessCheck } from '../proxy/admin/server.ts';
 import { loggedSessions } from '../proxy/admin/session-log.ts';
-import { staticKeySet } from '../proxy/pg/keyset.ts';
+import { RemoteKeySet, staticKeySet } from '../proxy/pg/keyset.ts';
 import { startPgProxy } from '../proxy/pg/start.ts';
 import { assertLeastPrivilegedUpstreams, upstreamMap } from '../proxy/pg/upstreams.ts';
 import { RevocationSet } from '../revocation/set.ts';
@@ -46,8 +46,7 @@ export const proxy = defineCommand(
     const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, log: logDatabase });
     const state = openSharedState({ url: config.redisUrl });
     const metrics = createMetrics();
-    const revocationSource = timedRevocationSource(httpRevocationSource(p.brokerUrl));
-    const revocations = new RevocationSet({ source: revocationSource.source, state, stalenessMs: p.revocationStalenessSeconds * 1000 });
+    const revocations = new RevocationSet({ source: httpRevocationSource(p.brokerUrl), state, stalenessMs: p.revocationStalenessSeconds * 1000 });
     await revocations.start();
     // its chain heads are published for the broker's witness (kept outside the database)
     const rawAudit = createAuditWriter(db.pool, { description: 'baton proxy', onCheckpoint: checkpointPublisher(state, await checkpointChannel(db.pool)) });
@@ -57,7 +56,7 @@ export const proxy = defineCommand(
     // closed past the same staleness bound as revocations
     const remoteKeys = p.keySetFile
       ? undefined
-      : new TimedRemoteKeySet(p.keySetUrl!, {
+      : new RemoteKeySet(p.keySetUrl!, {
           state,
           refreshMs: (p.keySetRefreshSeconds ?? 2) * 1000,
           stalenessMs: p.revocationStalenessSeconds * 1000,
@@ -79,7 +78,7 @@ export const proxy = defineCommand(
         const h = rawAudit.health();
         return { events: h.events.pending, outcomes: h.outcomes.pending };
       },
-      revocationStaleness: () => revocationSource.ageSeconds(),
+      revocationStaleness: () => revocations.ageSeconds(),
       keySetAge: () => remoteKeys?.ageSeconds(),
     });
     let closing = false;

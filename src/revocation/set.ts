@@ -119,6 +119,11 @@ export class RevocationSet implements RevocationView {
     if (reason) throw new BatonError('BATON_ERR_REVOCATION_STALE', 'revocation state is not current; refusing until it is', { detail: reason });
   }
 
+  /** Seconds since the last successful sync started; undefined before the first (a metric). */
+  ageSeconds(): number | undefined {
+    return this.#syncedAt === undefined ? undefined : (this.#opts.now() - this.#syncedAt) / 1000;
+  }
+
   /** Why the set is not current, or undefined when it is. */
   staleReason(): string | undefined {
     const now = this.#opts.now();

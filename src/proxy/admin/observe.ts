@@ -1,13 +1,11 @@
 /**
- * What the standalone proxy's metrics are fed from, without reaching into the relay: every statement
- * decision and outcome passes through the audit writer (DESIGN.md rule 6), so a thin wrapper around
- * it counts decisions, times commits and records upstream latency; revocation and key-set freshness
- * are timed around their fetches.
+ * What the standalone proxy's statement metrics are fed from, without reaching into the relay: every
+ * statement decision and outcome passes through the audit writer (DESIGN.md rule 6), so a thin
+ * wrapper around it counts decisions, times commits and records upstream latency. (Revocation and
+ * key-set freshness come from the RevocationSet and RemoteKeySet themselves: `ageSeconds()`.)
  */
 import type { AuditWriter } from '../../audit/writer.ts';
 import { denyReason, type Metrics } from '../../broker/metrics.ts';
-import { RemoteKeySet } from '../pg/keyset.ts';
-import type { RevocationSource } from '../../revocation/set.ts';
 
 /**
  * The same writer, observed: `baton_proxy_statements_total` (statement entries: allowed once
@@ -40,52 +38,4 @@ export function observedAuditWriter(audit: AuditWriter, metrics: Metrics): Audit
     health: () => audit.health(),
     close: () => audit.close(),
   };
-}
-
-/** A revocation source that remembers when its last successful fetch started. */
-export function timedRevocationSource(source: RevocationSource, now: () => number = Date.now): { source: RevocationSource; ageSeconds(): number | undefined } {
-  let lastOk: number | undefined;
-  return {
-    async source(cursor) {
-      const started = now();
-      const page = await source(cursor);
-      lastOk = Math.max(lastOk ?? 0, started);
-      return page;
-    },
-    ageSeconds: () => (lastOk === undefined ? undefined : (now() - lastOk) / 1000),
-  };
-}
-
-/**
- * The broker key set, polled (see RemoteKeySet), that also knows how old its last good refresh is:
- * a refresh that ended without a `keys.refresh_failed` event succeeded.
- */
-export class TimedRemoteKeySet extends RemoteKeySet {
-  #lastOk: number | undefined;
-  #failures = 0;
-
-  constructor(url: string, opts: ConstructorParameters<typeof RemoteKeySet>[1] = {}) {
-    const log = opts.log;
-    let self: TimedRemoteKeySet | undefined;
-    super(url, {
-      ...opts,
-      log: (e) => {
-        if (e.event === 'keys.refresh_failed' && self) self.#failures++;
-        log?.(e);
-      },
-    });
-    self = this;
-  }
-
-  override async refresh(): Promise<void> {
-    const started = Date.now();
-    const failuresBefore = this.#failures;
-    await super.refresh();
-    if (this.#failures === failuresBefore && this.staleReason() === undefined) this.#lastOk = Math.max(this.#lastOk ?? 0, started);
-  }
-
-  /** Seconds since the last successful refresh started; undefined before the first. */
-  ageSeconds(): number | undefined {
-    return this.#lastOk === undefined ? undefined : (Date.now() - this.#lastOk) / 1000;
-  }
 }

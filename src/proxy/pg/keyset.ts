@@ -129,6 +129,11 @@ export class RemoteKeySet implements KeySetSource {
     await this.#fetches.running;
   }
 
+  /** Seconds since the last successful refresh started; undefined before the first (a metric). */
+  ageSeconds(): number | undefined {
+    return this.#freshAt === undefined ? undefined : (this.#opts.now() - this.#freshAt) / 1000;
+  }
+
   /** Why the set is not current, or undefined when it is. */
   staleReason(): string | undefined {
     if (this.#freshAt === undefined || !this.#keys) return 'the broker key set has not been fetched yet';
