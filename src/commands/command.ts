@@ -184,24 +184,3 @@ export async function readStdin(): Promise<string> {
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString('utf8');
 }
-
-/** Stops a server on SIGINT/SIGTERM, then exits. */
-export function onShutdown(close: () => Promise<void>): void {
-  let closing = false;
-  const stop = (signal: string) => {
-    if (closing) return;
-    closing = true;
-    process.stderr.write(`baton: ${signal} received, shutting down\n`);
-    const force = setTimeout(() => process.exit(1), 10_000);
-    force.unref();
-    close().then(
-      () => process.exit(0),
-      (e: unknown) => {
-        process.stderr.write(`baton: shutdown error: ${String(e)}\n`);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
-}
