@@ -33,7 +33,7 @@ export const ENVIRONMENT = {
 } as const;
 
 /** The suffix that reads a value from a file (config keys and environment variables alike). */
-export const FILE_SUFFIX = '_FILE';
+const FILE_SUFFIX = '_FILE';
 
 /** Which process the configuration is for: production checks differ. */
 export type Role = 'broker' | 'proxy';

@@ -77,7 +77,7 @@ export async function startEmbeddedPostgres(dir: string, port: number, options: 
 }
 
 /** A start-up failure: its message is the whole story (no stack is worth showing a user). */
-export class EmbeddedPostgresError extends Error {
+class EmbeddedPostgresError extends Error {
   override name = 'EmbeddedPostgresError';
 }
 
