@@ -4,6 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
+import { UPSTREAM_NAME } from '../config/names.ts';
 import { brokerUrl } from './broker-client.ts';
 import { CliError, defineCommand, UsageError } from './command.ts';
 import { tokenFor } from './token-cache.ts';
@@ -30,6 +31,8 @@ export const db = defineCommand(
     const [action, upstream] = positionals;
     if (action !== 'connect') throw new UsageError(action === undefined ? 'say connect <upstream>' : `unknown subcommand "${t(action)}" (say connect <upstream>)`);
     if (!upstream) throw new UsageError('connect needs an upstream name (e.g. appdb)');
+    // a plain name, never a connection string psql could read as one (where the token would go)
+    if (!UPSTREAM_NAME.test(upstream)) throw new UsageError(`"${t(upstream)}" is not an upstream name (letters, digits, _ and -)`);
     const port = values.port ?? '6432';
     if (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) throw new UsageError(`--port "${t(port)}" is not a port number`);
     const { token } = await tokenFor({ broker: brokerUrl(values.broker), stdin: false, cache: true });

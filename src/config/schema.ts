@@ -3,6 +3,7 @@
  * Sources, later wins: built-in defaults → YAML file (`--config` / BATON_CONFIG) → environment.
  */
 import { z } from 'zod';
+import { UPSTREAM_NAME } from './names.ts';
 import { OidcIssuersSchema } from '../oidc/config.ts';
 
 const Port = z.coerce.number().int().min(0).max(65535);
@@ -60,7 +61,7 @@ export const ConfigSchema = z.strictObject({
     .strictObject({
       host: z.string().default('127.0.0.1'),
       port: Port.default(6432),
-      upstreams: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/), UpstreamSchema).default({}),
+      upstreams: z.record(z.string().regex(UPSTREAM_NAME), UpstreamSchema).default({}),
       tls: z.strictObject({ certFile: z.string(), keyFile: z.string() }).optional(),
       /** Allow cleartext passwords (tokens) on a non-loopback listener without TLS. Never in production. */
       allowInsecure: z.boolean().default(false),

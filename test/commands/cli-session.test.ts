@@ -144,6 +144,7 @@ describe('usage errors: one line, exit 2', () => {
         [['revoke', 'now'], /^baton revoke: unexpected argument "now"$/],
         [['keys', 'list', '--bogus'], /^baton keys: unknown option --bogus$/],
         [['db', 'connect', 'appdb', '-c', 'select 1'], /^baton db: unknown option -c \(arguments for the program go after --\)$/],
+        [['db', 'connect', 'appdb host=evil.example'], /^baton db: "appdb host=evil.example" is not an upstream name/],
         [['completion', 'tcsh'], /^baton completion: unknown shell "tcsh"/],
         [['serve', 'extra'], /^baton serve: unexpected argument "extra"$/],
       ];
