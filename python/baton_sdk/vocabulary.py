@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 OPERATIONS = {
-    "pg": ("read", "insert", "update", "delete", "truncate", "ddl", "admin", "execute"),
+    "pg": ("read", "insert", "update", "delete", "truncate", "ddl", "admin", "execute", "read_unmasked"),
     "http": ("read", "write", "delete"),
     "aws": ("read", "write", "assume"),
     "baton": ("admin",),

@@ -53,9 +53,22 @@ export const lineageLinkSchema = z.strictObject({
 /** One (resource, operation) pair a statement or request touched. */
 export const accessSchema = z.strictObject({ resource: text(1024), operation: text(64) });
 
+/**
+ * What the proxy masked in a statement's results (the columns and rules, never the values), and
+ * which predicates of the statement read a masked column (allowed, flagged for review).
+ */
+export const auditMaskingSchema = z.strictObject({
+  /** `<relation>.<column>` or `$<n>` (an output position) with the rule applied, e.g. `public.customers.card_number:last4`. */
+  columns: z.array(text(512)).max(256),
+  /** Masked columns read by WHERE/JOIN/HAVING predicates. */
+  predicates: z.array(text(512)).max(256).optional(),
+});
+
 /** What happened upstream: rows affected, SQLSTATE on error, command tag. */
 export const auditOutcomeSchema = z.strictObject({
   rowCount: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+  /** Values the proxy masked in the results delivered (never the values themselves). */
+  maskedValues: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
   sqlstate: z.string().regex(/^[0-9A-Z]{5}$/).optional(),
   tag: text(64).optional(),
 });
@@ -91,6 +104,9 @@ export const auditEventSchema = z.strictObject({
   normalized: text(100_000).optional(),
   outcome: auditOutcomeSchema.optional(),
   durationMs: z.number().min(0).max(1e12).optional(),
+  masking: auditMaskingSchema.optional(),
+  /** The just-in-time approval this entry requested, decided or used (`apr_…`). */
+  approvalId: z.string().regex(/^apr_[A-Za-z0-9_-]{8,64}$/).optional(),
   prevHash: sha256Hex,
   hash: sha256Hex,
 });
@@ -134,6 +150,7 @@ export const auditRecordSchema = auditEventSchema.extend({
 
 export type AuditSource = z.infer<typeof auditSourceSchema>;
 export type LineageLink = z.infer<typeof lineageLinkSchema>;
+export type AuditLineage = z.infer<typeof auditLineageSchema>;
 export type AuditOutcome = z.infer<typeof auditOutcomeSchema>;
 export type AuditEvent = z.infer<typeof auditEventSchema>;
 export type AuditEventInput = z.input<typeof auditEventInputSchema>;

@@ -149,6 +149,8 @@ const eventCodec: ChainCodec<PendingEvent> = {
     ['duration_ms', 'numeric'],
     ['lineage_hash', 'text'],
     ['resources', 'text', 'text[]'],
+    ['masking', 'jsonb'],
+    ['approval_id', 'text'],
   ],
   content: (p) => canonicalJson(p.entry),
   row: ({ entry: e }) => [
@@ -168,6 +170,8 @@ const eventCodec: ChainCodec<PendingEvent> = {
     numeric(e.durationMs),
     e.lineageHash,
     arrayLiteral(touchedResources(e)),
+    json(e.masking),
+    nul(e.approvalId),
   ],
   lineage: (p) => ({ hash: p.entry.lineageHash, json: p.lineageJson }),
 };

@@ -47,6 +47,23 @@ export const ConfigSchema = z.strictObject({
     })
     .prefault({}),
   oidc: z.strictObject({ issuers: OidcIssuersSchema.default([]) }).prefault({}),
+  /** Just-in-time approvals (rules live in the grant policy's `approvals` section). */
+  approvals: z
+    .strictObject({
+      /**
+       * Slack-compatible webhook notified of every pending request (JSON `{text, approval}`), signed
+       * with `X-Baton-Signature: sha256=<hex HMAC of the body with secret>`; retried, never blocking.
+       */
+      webhook: z.strictObject({ url: z.string().url(), secret: z.string().min(16) }).optional(),
+    })
+    .prefault({}),
+  /** Inline masking (rules live in the grant policy's `masking` section). */
+  masking: z
+    .strictObject({
+      /** Key of the `hmac` method (≥ 32 chars); default: generated once into `<dataDir>/masking-hmac.key`. */
+      hmacKey: z.string().min(32).optional(),
+    })
+    .prefault({}),
   audit: z
     .strictObject({
       /**
@@ -77,8 +94,13 @@ export const ConfigSchema = z.strictObject({
        * Off unless `port` is set (0 = any free port); loopback unless `host` says otherwise.
        */
       admin: z.strictObject({ host: z.string().default('127.0.0.1'), port: Port }).optional(),
-      /** Where the proxy resyncs revocations: the broker's base URL. */
+      /** Where the proxy resyncs revocations: the broker's base URL (also the approval links it hands out). */
       brokerUrl: z.string().url().optional(),
+      /**
+       * The grant policy whose `masking` and `approvals` sections the proxy enforces; default
+       * `broker.policyFile` (the same file), the seeded dev policy in dev mode.
+       */
+      policyFile: z.string().optional(),
       /** Pinned upstream `statement_timeout` (ms) for every proxied session; 0 = none. */
       statementTimeoutMs: z.number().int().min(0).default(30_000),
       /**

@@ -6,7 +6,7 @@
 
 /** Operations per resource kind. `*` in a right means every operation (admin grants only). */
 export const OPERATIONS = {
-  pg: ['read', 'insert', 'update', 'delete', 'truncate', 'ddl', 'admin', 'execute'],
+  pg: ['read', 'insert', 'update', 'delete', 'truncate', 'ddl', 'admin', 'execute', 'read_unmasked'],
   http: ['read', 'write', 'delete'],
   aws: ['read', 'write', 'assume'],
   baton: ['admin'],

@@ -22,10 +22,15 @@ describe('grant policy', () => {
     expect(g.rights).toEqual([{ resource: 'pg:appdb/public.*', operation: 'read' }]);
     expect(g.roles).toEqual([]);
   });
-  it('gives admins every operation everywhere plus the admin role', () => {
+  it('gives admins every operation everywhere plus the admin and approver roles', () => {
     const g = evaluatePolicy(dev, who(['admins']));
     expect(g.rights).toEqual([{ resource: '*', operation: '*' }]);
-    expect(g.roles).toEqual(['admin']);
+    expect(g.roles).toEqual(['admin', 'approver']);
+  });
+  it('the seeded dev policy masks customers.email and card_number and holds unqualified DELETE/UPDATE and TRUNCATE', () => {
+    expect(dev.masking.rules).toEqual([{ resources: ['pg:appdb/public.customers'], columns: { email: 'email-domain', card_number: 'last4' } }]);
+    expect(dev.approvals.rules.map((r) => r.when)).toEqual(['delete-without-where', 'update-without-where', 'truncate']);
+    expect(dev.approvals.ttl).toBe(900);
   });
   it('denies when no rule matches', () => {
     expect(codeOf(() => evaluatePolicy(dev, who(['visitors'])))).toBe('BATON_ERR_POLICY_NO_MATCH');
