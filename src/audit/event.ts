@@ -32,6 +32,8 @@ export const lineageConstraintsSchema = z.strictObject({
   resources: z.array(text(1024)).max(256).optional(),
   operations: z.array(text(64)).max(64).optional(),
   expiresAt: z.iso.datetime({ offset: true }).optional(),
+  /** Operations this link's holder may run only after a just-in-time approval. */
+  requireApproval: z.array(text(64)).max(16).optional(),
 });
 
 /**

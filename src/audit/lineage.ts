@@ -14,6 +14,7 @@ export function toAuditLineage(links: readonly TokenLink[]): AuditLink[] {
       ...(l.resources ? { resources: l.resources } : {}),
       ...(l.operations ? { operations: l.operations } : {}),
       ...(l.expiresAt ? { expiresAt: l.expiresAt } : {}),
+      ...(l.requireApproval ? { requireApproval: l.requireApproval } : {}),
     },
     revocationId: l.revocationId,
   }));

@@ -1,6 +1,8 @@
 /** Everything `baton dev` starts, in order, and the banner it prints. */
 import type { Config } from '../config/schema.ts';
-import { startBroker } from '../broker/server.ts';
+import { DEV_POLICY_FILE, startBroker } from '../broker/server.ts';
+import { enforcementFromPolicy } from '../enforce/from-policy.ts';
+import { loadPolicyFile } from '../policy/load.ts';
 import { observedAuditWriter } from '../proxy/admin/observe.ts';
 import { loggedSessions } from '../proxy/admin/session-log.ts';
 import { assertLeastPrivilegedUpstreams, upstreamFromUrl } from '../proxy/pg/upstreams.ts';
@@ -40,6 +42,8 @@ export async function startDev(config: Config, opts: StartDevOptions = {}): Prom
     await broker.close();
     throw err;
   }
+  const policy = loadPolicyFile(config.proxy.policyFile ?? config.broker.policyFile ?? DEV_POLICY_FILE);
+  const enforcement = enforcementFromPolicy(policy, { dataDir: config.dataDir, ...(config.masking.hmacKey ? { hmacKey: config.masking.hmacKey } : {}) });
   const proxy = await startPgProxy(config.proxy, {
     keys: { resolver: async () => broker.keyring, current: () => broker.keyring },
     revocations: broker.revocations,
@@ -50,6 +54,7 @@ export async function startDev(config: Config, opts: StartDevOptions = {}): Prom
     ...(tls ? { tls } : {}),
     logger: broker.app.log,
     wrapGate: (gate) => loggedSessions(gate, broker.app.log),
+    enforcement,
   });
   broker.metrics.sources.sessions = () => proxy.proxy.sessionCount;
   const b = broker.url;

@@ -8,7 +8,7 @@ import { BatonError } from '../errors.ts';
 import { parseDuration } from '../policy/duration.ts';
 import { assertAdmissible } from './admission.ts';
 import { effectiveRights } from './lineage.ts';
-import { covers, isOperation, parseResource, printable } from './vocabulary.ts';
+import { APPROVAL_FACT, covers, isOperation, parseResource, printable } from './vocabulary.ts';
 import { appendBlock, decodeToken, sealToken, type BlockModel, type Check, type Predicate } from './wire/index.ts';
 
 export interface AttenuateOptions {
@@ -21,6 +21,11 @@ export interface AttenuateOptions {
   /** Who the child token is for (a helper / sub-agent name). Required: every link names its holder. */
   delegateTo: string;
   purpose?: string;
+  /**
+   * Operations (e.g. `["delete"]`) whose statements the child's holder may run only after a
+   * just-in-time approval. Adds a requirement: it never widens the token.
+   */
+  requireApproval?: string[];
   /** Seal the result: nobody can attenuate it further. */
   seal?: boolean;
   /** The clock (tests). */
@@ -46,6 +51,8 @@ export function attenuate(token: string, opts: AttenuateOptions): string {
   for (const r of resources ?? []) parseResource(r);
   for (const op of operations ?? []) if (!isOperation(op) || op === '*') throw new TypeError(`unknown operation "${printable(op, 20)}"`);
   refuseWidening(effective.rights, resources, operations);
+  const requireApproval = opts.requireApproval?.length ? [...new Set(opts.requireApproval)] : undefined;
+  for (const op of requireApproval ?? []) if (!isOperation(op)) throw new TypeError(`unknown operation "${printable(op, 20)}" in requireApproval`);
 
   const parentExpiry = effective.expiresAt ? new Date(effective.expiresAt) : undefined;
   let expiresAt = parentExpiry;
@@ -60,7 +67,7 @@ export function attenuate(token: string, opts: AttenuateOptions): string {
   }
   if (parentExpiry && parentExpiry <= now) throw new BatonError('BATON_ERR_TOKEN_EXPIRED', 'the parent token has expired');
 
-  const child = appendBlock(token.trim(), attenuationBlock({ delegateTo: opts.delegateTo, purpose: opts.purpose, resources, operations, expiresAt }));
+  const child = appendBlock(token.trim(), attenuationBlock({ delegateTo: opts.delegateTo, purpose: opts.purpose, resources, operations, expiresAt, requireApproval }));
   // never hand out a token every verifier would refuse (too many links or prefixes, a bad parent)
   assertAdmissible(decodeToken(child), child.length);
   return opts.seal ? sealToken(child) : child;
@@ -118,9 +125,11 @@ export function attenuationBlock(o: {
   resources?: string[];
   operations?: string[];
   expiresAt?: Date;
+  requireApproval?: string[];
 }): BlockModel {
   const facts: Predicate[] = [fact('delegated_to', o.delegateTo)];
   if (o.purpose !== undefined) facts.push(fact('purpose', o.purpose));
+  for (const op of o.requireApproval ?? []) facts.push(fact(APPROVAL_FACT, op));
   const checks: Check[] = [];
   if (o.resources) checks.push(membershipCheck('resource', '$r', o.resources));
   if (o.operations) checks.push(membershipCheck('operation', '$op', o.operations));

@@ -8,7 +8,7 @@
  */
 import type { Check, DecodedBlock, DecodedToken, Op, Predicate, Query, Term } from './wire/index.ts';
 import { blockToDatalog } from './wire/index.ts';
-import { covers, LINEAGE_FACTS } from './vocabulary.ts';
+import { APPROVAL_FACT, covers, isOperation, LINEAGE_FACTS } from './vocabulary.ts';
 import type { Right } from './mint.ts';
 
 export interface LineageLink {
@@ -27,6 +27,8 @@ export interface LineageLink {
   /** ISO time this link expires. */
   expiresAt?: string;
   roles?: string[];
+  /** Operations whose statements need a just-in-time approval for this link's holder and below. */
+  requireApproval?: string[];
   revocationId: string;
   /** Facts, rules, scopes and checks outside the vocabulary, as Datalog text. */
   opaque?: string[];
@@ -82,10 +84,12 @@ function linkOf(block: DecodedBlock): LineageLink {
       ...opaque,
     };
   }
+  const approvals = [...new Set(block.facts.map((f) => stringFact(f, APPROVAL_FACT)).filter((op): op is string => op !== undefined && isOperation(op)))];
   return {
     ...base,
     delegatedTo: firstFact(block.facts, 'delegated_to'),
     purpose: firstFact(block.facts, 'purpose'),
+    ...(approvals.length ? { requireApproval: approvals } : {}),
     ...(c.resources ? { resources: c.resources } : {}),
     ...(c.operations ? { operations: c.operations } : {}),
     ...opaque,
@@ -181,6 +185,8 @@ function constraintsOf(block: DecodedBlock): Constraints {
 
 /** The first `delegated_to("…")` or `purpose("…")` of an attenuation block; repeats are opaque. */
 function isLineageFact(facts: readonly Predicate[], fact: Predicate, index: number): boolean {
+  const approval = stringFact(fact, APPROVAL_FACT);
+  if (approval !== undefined) return isOperation(approval); // '*': every operation
   if (!LINEAGE_FACTS.some((name) => stringFact(fact, name) !== undefined)) return false;
   return facts.findIndex((f) => f.name === fact.name) === index;
 }

@@ -113,6 +113,13 @@ export const AUTHORIZER_POLICY =
 export const LINEAGE_FACTS: readonly string[] = ['delegated_to', 'purpose'];
 
 /**
+ * `require_approval("<operation>")` in an attenuation block: the holder's statements doing that
+ * operation wait for a just-in-time approval (a parent makes its helper ask first). May repeat, one
+ * per operation; only ever adds a requirement, so it can never widen a token.
+ */
+export const APPROVAL_FACT = 'require_approval';
+
+/**
  * Predicate names the broker's authority block or the authorizer gives meaning to, read from the
  * Datalog above so a name added there is reserved here too; plus `query` (the head every check has
  * on the wire) and `revocation_id` (which older Biscuit authorizers supplied). A non-authority block

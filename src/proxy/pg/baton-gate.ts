@@ -15,10 +15,17 @@ import { effectiveRights, readLineage, type LineageLink } from '../../token/line
 import { verifyToken, type VerifiedToken } from '../../token/verify.ts';
 import { decodeToken } from '../../token/wire/index.ts';
 import { isPublished } from './keyset.ts';
-import type { Classification, ClassifyContext } from './classify/types.ts';
+import type { Classification, ClassifiedStatement, ClassifyContext } from './classify/types.ts';
 import type { UpstreamObjects } from './classify/upstream-objects.ts';
 import { covers } from '../../token/vocabulary.ts';
-import type { AuthenticateRequest, AuthenticateResult, CheckContext, CheckPhase, CheckResult, GateSession, StatementOutcome, UpstreamTarget } from './gate.ts';
+import type { AuthenticateRequest, AuthenticateResult, CheckContext, CheckPhase, CheckResult, GateSession, ResultMask, StatementOutcome, UpstreamTarget } from './gate.ts';
+import { createHash } from 'node:crypto';
+import type { ApprovalDesk } from '../../approvals/desk.ts';
+import { approvalRulesHit } from '../../enforce/approval-rules.ts';
+import type { DetectorSet } from '../../enforce/masking/detectors.ts';
+import { SessionMasking } from '../../enforce/masking/plan.ts';
+import type { ApprovalRule, MaskingPolicy } from '../../policy/schema.ts';
+import { UNANALYSABLE, type ResultShape } from './classify/provenance.ts';
 
 export interface BatonGateDeps {
   /**
@@ -47,9 +54,19 @@ export interface BatonGateDeps {
    * statement is forwarded (config `audit.ordering`).
    */
   ordering?: 'default' | 'strict';
+  /** Inline masking of result rows (the policy's `masking` section); absent = none. */
+  masking?: { policy: MaskingPolicy; detectors: DetectorSet; hmacKey: string | Buffer };
+  /**
+   * Just-in-time approvals: the policy's rules and the store that holds requests. Rules without a
+   * desk refuse every statement they hit (fail closed).
+   */
+  approvals?: { rules: readonly ApprovalRule[]; desk?: ApprovalDesk };
   now?: () => Date;
   log?: (event: Record<string, unknown>) => void;
 }
+
+/** SQLSTATEs of the approval flow (class 55, object not in prerequisite state; implementation-defined subclass). */
+export const APPROVAL_SQLSTATE = { pending: '55W01', denied: '55W02' } as const;
 
 const SQLSTATE = { insufficientPrivilege: '42501', invalidPassword: '28P01', cannotConnectNow: '57P03' } as const;
 
@@ -218,6 +235,11 @@ class BatonSession implements GateSession {
   /** SQL text → its classification, for the snapshot and search path it was made with. */
   readonly #recent = new Map<string, { classification: Classification; objects: UpstreamObjects; searchPath: readonly string[] }>();
   #closed = false;
+  readonly #masking: SessionMasking | undefined;
+  /** SQL-level cursors this session declared, with the shape of their rows (FETCH is masked like the query). */
+  readonly #cursors = new Map<string, ResultShape | undefined>();
+  /** Operations the token's links require approval for (`require_approval` facts). */
+  readonly #approvalOps: string[];
 
   constructor(deps: BatonGateDeps, database: string, upstream: UpstreamTarget, token: VerifiedToken, lineage: LineageLink[], expiresAt: Date | undefined, cacheDecisions: boolean) {
     this.#deps = deps;
@@ -229,6 +251,51 @@ class BatonSession implements GateSession {
     this.#auditLineage = toAuditLineage(lineage);
     this.#expiresAt = expiresAt;
     this.#cacheDecisions = cacheDecisions;
+    this.#approvalOps = [...new Set(lineage.flatMap((l) => l.requireApproval ?? []))];
+    this.#masking = deps.masking
+      ? new SessionMasking({ ...deps.masking, mayUnmask: (relation) => this.#mayUnmask(relation) })
+      : undefined;
+  }
+
+  /** `read_unmasked` on the relation (any failure: no). */
+  #mayUnmask(relation: string): boolean {
+    try {
+      return this.#authorize(relation, 'read_unmasked', (this.#deps.now ?? (() => new Date()))()).allow;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Masking of each statement's rows, and what the audit records of it. Cursors: DECLARE remembers
+   * its query's shape, FETCH is masked by it (an unknown cursor as if it read everything).
+   */
+  #maskStatements(statements: readonly ClassifiedStatement[]): { mask?: (ResultMask | undefined)[]; columns: string[]; predicates: string[]; copyRefused?: boolean } {
+    const masking = this.#masking;
+    if (!masking) return { columns: [], predicates: [] };
+    const mask: (ResultMask | undefined)[] = [];
+    const columns: string[] = [];
+    const predicates: string[] = [];
+    let copyRefused = false;
+    for (const s of statements) {
+      let shape = s.result;
+      if (s.cursor?.action === 'declare') {
+        this.#cursors.set(s.cursor.name, s.result);
+        shape = undefined; // DECLARE itself returns no rows; its predicates still count
+        predicates.push(...masking.statement(s.result).predicates);
+      } else if (s.cursor?.action === 'fetch') {
+        shape = this.#cursors.has(s.cursor.name) ? this.#cursors.get(s.cursor.name) : UNANALYSABLE;
+      } else if (s.cursor?.action === 'close') {
+        if (s.cursor.name === '*') this.#cursors.clear();
+        else this.#cursors.delete(s.cursor.name);
+      }
+      const m = masking.statement(shape);
+      mask.push(m.mask);
+      columns.push(...m.columns);
+      predicates.push(...m.predicates);
+      if (m.mask && s.copyOut === 'other') copyRefused = true;
+    }
+    return { ...(mask.some((m) => m !== undefined) ? { mask } : {}), columns: [...new Set(columns)], predicates: [...new Set(predicates)], ...(copyRefused ? { copyRefused } : {}) };
   }
 
   /**
@@ -259,7 +326,7 @@ class BatonSession implements GateSession {
       }
       // 2. what does the SQL touch?
       return settle(() => this.#deps.objects(this.#database), unavailable, (objects) =>
-        settle(() => this.#classify(sql, objects), unavailable, (classification) => this.#decide(phase, context, classification, now, started)),
+        settle(() => this.#classify(sql, objects), unavailable, (classification) => this.#decide(sql, phase, context, classification, now, started)),
       );
     });
   }
@@ -288,7 +355,7 @@ class BatonSession implements GateSession {
     return classified instanceof Promise ? classified.then(remember) : remember(classified);
   }
 
-  #decide(phase: CheckPhase, context: CheckContext | undefined, classification: Classification, now: Date, started: number): CheckResult | Promise<CheckResult> {
+  #decide(sql: string, phase: CheckPhase, context: CheckContext | undefined, classification: Classification, now: Date, started: number): CheckResult | Promise<CheckResult> {
     if (!classification.ok) return this.#deny(phase, `statement refused: ${classification.reason}`, undefined);
     // 3. every (resource, operation) on its own
     const accesses = classification.statements.flatMap((s) => s.accesses);
@@ -306,14 +373,24 @@ class BatonSession implements GateSession {
       const next = s.sessionEffect?.searchPath;
       if (next && next.some((schema) => !this.#searchPath.includes(schema))) this.#searchPath = [...this.#searchPath, ...next.filter((x) => !this.#searchPath.includes(x))];
     }
-    if (phase === 'parse') return { allow: true }; // nothing runs at Parse; Execute is audited
+    const masked = this.#maskStatements(classification.statements);
+    if (masked.copyRefused) {
+      return this.#deny(phase, 'COPY of masked columns is supported only in text format with the default delimiter (use FORMAT text, or SELECT)', classification, { sqlstate: '0A000' });
+    }
+    const maskAudit = masked.columns.length || masked.predicates.length ? { columns: masked.columns.slice(0, 256), ...(masked.predicates.length ? { predicates: masked.predicates.slice(0, 256) } : {}) } : undefined;
+    // nothing runs at Parse; Execute is audited (the mask rides along so Describe answers are masked too)
+    if (phase === 'parse') return masked.mask ? { allow: true, mask: masked.mask } : { allow: true };
+    // 3b. statements that wait for a person (DESIGN.md rule 7)
+    const rules = this.#deps.approvals ? approvalRulesHit(classification.statements, this.#deps.approvals.rules, this.#approvalOps) : approvalRulesHit(classification.statements, [], this.#approvalOps);
+    if (rules.length) return this.#approved(sql, context, classification, accesses, rules, masked.mask, maskAudit, started);
     // 4. the audit entry (DESIGN.md rule 6). A read — or a write inside an explicit transaction
     // block — may run while its entry is in flight: the relay holds its answers (and the block's
     // COMMIT) until the entry is durable. Everything else is durable BEFORE it is forwarded.
     const changesObjects = accesses.some((a) => OBJECT_CHANGING.has(a.operation));
     if (changesObjects) this.#deps.objectsMayHaveChanged?.(this.#database);
     const txControl = mayChangeTransactionBlock(classification);
-    const event = this.#event('allow', undefined, classification, accesses);
+    const event = { ...this.#event('allow', undefined, classification, accesses), ...(maskAudit ? { masking: maskAudit } : {}) };
+    const mask = masked.mask ? { mask: masked.mask } : {};
     if (this.#deps.ordering !== 'strict' && mayOverlapAudit(classification, context?.inTransactionBlock === true)) {
       const receipt = this.#deps.audit.append(event);
       const durable = receipt.then(
@@ -324,16 +401,72 @@ class BatonSession implements GateSession {
           throw e;
         },
       );
-      return { allow: true, ticket: { receipt, startedAt: started, changesObjects } satisfies Ticket, durable, txControl, holdAnswers: answersReveal(classification) };
+      return { allow: true, ticket: { receipt, startedAt: started, changesObjects } satisfies Ticket, durable, txControl, holdAnswers: answersReveal(classification), ...mask };
     }
-    return this.#durableFirst(event, started, changesObjects, txControl);
+    return this.#durableFirst(event, started, changesObjects, txControl, masked.mask);
+  }
+
+  /**
+   * A statement an approval rule holds: it runs only with an approved, unused, unexpired approval
+   * bound to this chain's last block and to this exact statement (text and parameter values);
+   * otherwise it is refused with the approval id and where to approve it. Never overlapped: the
+   * entry (naming the approval) is durable before the statement is forwarded.
+   */
+  async #approved(
+    sql: string,
+    context: CheckContext | undefined,
+    classification: Extract<Classification, { ok: true }>,
+    accesses: readonly { resource: string; operation: string }[],
+    rules: string[],
+    mask: (ResultMask | undefined)[] | undefined,
+    maskAudit: AuditEventInput['masking'],
+    started: number,
+  ): Promise<CheckResult> {
+    const desk = this.#deps.approvals?.desk;
+    if (!desk) return this.#deny('query', `statement needs approval (${rules.join(', ')}) but this proxy has no approval store`, classification, { sqlstate: APPROVAL_SQLSTATE.pending });
+    const hash = createHash('sha256').update(sql, 'utf8');
+    if (context?.parameters) hash.update('\u0000').update(context.parameters);
+    const statements = classification.statements;
+    let admitted;
+    try {
+      admitted = await desk.admit({
+        binding: { revocationId: this.#token.revocationIds.at(-1)!, statementHash: hash.digest('hex') },
+        revocationIds: this.#token.revocationIds,
+        upstream: this.#database,
+        statement: sql.slice(0, 100_000),
+        normalized: statements.map((s) => s.normalized).join('; ').slice(0, 100_000),
+        accesses: uniqueAccesses(accesses),
+        rules,
+        lineage: this.#auditLineage,
+        ...(this.#lineage[0]?.tokenId ? { tokenId: this.#lineage[0].tokenId } : {}),
+      });
+    } catch (err) {
+      const e = asBatonError(err);
+      this.#deps.log?.({ event: 'approvals.unavailable', code: e.code, detail: e.detail });
+      return { allow: false, sqlstate: SQLSTATE.cannotConnectNow, message: 'baton: the approval store is unavailable; statement refused (nothing was run)' };
+    }
+    if (admitted.state !== 'approved') {
+      const message =
+        admitted.state === 'pending'
+          ? `approval required (${rules.join(', ')}): request ${admitted.id} is pending; an approver can approve it at ${admitted.url} (or: baton approvals approve ${admitted.id}); then run the same statement again`
+          : `approval ${admitted.id} was denied: ${admitted.reason}`;
+      return this.#deny('query', message, classification, { sqlstate: admitted.state === 'pending' ? APPROVAL_SQLSTATE.pending : APPROVAL_SQLSTATE.denied, approvalId: admitted.id });
+    }
+    const changesObjects = accesses.some((a) => OBJECT_CHANGING.has(a.operation));
+    if (changesObjects) this.#deps.objectsMayHaveChanged?.(this.#database);
+    const event: AuditEventInput = {
+      ...this.#event('allow', `approved by ${admitted.approver} (${admitted.id})`, classification, accesses),
+      approvalId: admitted.id,
+      ...(maskAudit ? { masking: maskAudit } : {}),
+    };
+    return this.#durableFirst(event, started, changesObjects, mayChangeTransactionBlock(classification), mask);
   }
 
   /** Everything that may not overlap: the entry is durable before the statement is forwarded. */
-  async #durableFirst(event: AuditEventInput, started: number, changesObjects: boolean, txControl: boolean): Promise<CheckResult> {
+  async #durableFirst(event: AuditEventInput, started: number, changesObjects: boolean, txControl: boolean, mask?: (ResultMask | undefined)[]): Promise<CheckResult> {
     try {
       const receipt = await this.#deps.audit.append(event);
-      return { allow: true, ticket: { receipt, startedAt: started, changesObjects } satisfies Ticket, txControl };
+      return { allow: true, ticket: { receipt, startedAt: started, changesObjects } satisfies Ticket, txControl, ...(mask ? { mask } : {}) };
     } catch (err) {
       const e = asBatonError(err);
       this.#deps.log?.({ event: 'audit.unavailable', code: e.code, detail: e.detail });
@@ -355,6 +488,7 @@ class BatonSession implements GateSession {
           {
           ...(outcome.rows !== undefined ? { rowCount: outcome.rows } : {}),
           ...(outcome.sqlstate ? { sqlstate: outcome.sqlstate } : {}),
+          ...(outcome.maskedValues ? { maskedValues: outcome.maskedValues } : {}),
             tag: outcome.tag ?? outcome.status,
             durationMs,
           },
@@ -402,11 +536,12 @@ class BatonSession implements GateSession {
     phase: CheckPhase,
     reason: string,
     classification: Classification | undefined,
-    opts: { access?: { resource: string; operation: string }; sqlstate?: string; fatal?: boolean } = {},
+    opts: { access?: { resource: string; operation: string }; sqlstate?: string; fatal?: boolean; approvalId?: string } = {},
   ): Promise<CheckResult> {
     const statements = classification?.ok ? classification.statements : [];
     try {
-      await this.#deps.audit.append(this.#event('deny', reason, classification, statements.flatMap((s) => s.accesses), opts.access));
+      const event = this.#event('deny', reason, classification, statements.flatMap((s) => s.accesses), opts.access);
+      await this.#deps.audit.append(opts.approvalId ? { ...event, approvalId: opts.approvalId } : event);
     } catch (err) {
       // the denial stands either way; record that its audit entry could not be written
       this.#deps.log?.({ event: 'audit.deny_unrecorded', phase, detail: asBatonError(err).detail });

@@ -59,6 +59,29 @@ export interface CheckContext {
    * then commits only with the block's COMMIT, which the relay holds until every entry is durable.
    */
   inTransactionBlock: boolean;
+  /** Execute: the Bind message's parameter section (raw bytes): an approval binds the exact values. */
+  parameters?: Uint8Array;
+}
+
+/**
+ * How the relay treats the values of one result column: pass them (`undefined`), replace each by a
+ * policy method's output (`apply`; null = SQL NULL), or run the value detectors (`scan`: the masked
+ * text, or undefined when nothing matched).
+ */
+export type ColumnMask =
+  | undefined
+  | { readonly kind: 'method'; readonly apply: (value: string) => string | null }
+  | { readonly kind: 'detect'; readonly scan: (value: string) => string | undefined };
+
+/** What to mask in one statement's result rows. */
+export interface ResultMask {
+  /** Per output column, in order. */
+  readonly columns?: readonly ColumnMask[];
+  /**
+   * For every column when `columns` is absent or the row's width differs from it (the relation
+   * changed since the snapshot): the strictest treatment any column could need.
+   */
+  readonly every: ColumnMask;
 }
 
 /** Which protocol message carried the SQL being checked. */
@@ -83,6 +106,11 @@ export type CheckResult =
       holdAnswers?: boolean;
       /** The statement may begin or end a transaction block (or its effect on one is unknown). */
       txControl?: boolean;
+      /**
+       * Masking of the result rows, one entry per statement of the checked SQL (undefined = nothing
+       * to mask in that statement's rows). Absent: no masking at all (the relay does not look at rows).
+       */
+      mask?: readonly (ResultMask | undefined)[];
     }
   | {
       allow: false;
@@ -106,6 +134,8 @@ export interface StatementOutcome {
   tag?: string;
   rows?: number;
   sqlstate?: string;
+  /** Values the relay masked in what it delivered. */
+  maskedValues?: number;
 }
 
 /**

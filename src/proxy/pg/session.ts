@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { MessageFramer } from './framer.ts';
-import type { CheckPhase, CheckResult, GateSession, StatementOutcome, UpstreamTarget } from './gate.ts';
+import type { CheckPhase, CheckResult, GateSession, ResultMask, StatementOutcome, UpstreamTarget } from './gate.ts';
 import { HeldOutput, HoldState } from './held-output.ts';
 import type { ProxyLogger } from './log.ts';
 import {
@@ -21,6 +21,7 @@ import {
   sanitizeText,
 } from './protocol.ts';
 import { sendCancel, type UpstreamConnection } from './upstream.ts';
+import { bindResultFormats, ResultMasker } from './result-mask.ts';
 
 /**
  * The relay after authentication: one client socket, one upstream connection.
@@ -50,6 +51,24 @@ interface Entry {
   sql: string | undefined;
   /** The upstream confirmed it (ParseComplete / BindComplete). */
   confirmed: boolean;
+  /** What the gate masks in its result (decided at Parse; a portal inherits its statement's). */
+  mask?: readonly (ResultMask | undefined)[];
+  /** Portal: the Bind's result-column format codes (read only when its statement masks something). */
+  formats?: readonly number[];
+  /** Portal: the Bind's parameter section (an approval binds the exact values). */
+  parameters?: Buffer;
+}
+
+/** Result messages a masker rewrites or follows. */
+function maskable(type: number): boolean {
+  return (
+    type === Backend.DataRow ||
+    type === Backend.RowDescription ||
+    type === Backend.CommandComplete ||
+    type === Backend.CopyData ||
+    type === Backend.CopyOutResponse ||
+    type === Backend.EmptyQueryResponse
+  );
 }
 
 interface Denial {
@@ -80,6 +99,8 @@ class Expectation {
   txControl = false;
   /** Syncs forwarded before it (to tell whether its extended-protocol pipeline has ended). */
   syncsBefore = 0;
+  /** Rewrites its result messages (only when the gate masks something in them). */
+  masker: ResultMasker | undefined;
 
   constructor(
     readonly kind: Kind,
@@ -326,9 +347,15 @@ export class RelaySession {
       }
       case Frontend.Bind: {
         const [portal, afterPortal] = readCString(buf, body, end);
-        const [statement] = readCString(buf, afterPortal, end);
+        const [statement, afterStatement] = readCString(buf, afterPortal, end);
         const e = new Expectation(Kind.Bind);
-        this.track(e, this.portals, portal, { sql: this.statements.get(statement)?.sql, confirmed: false });
+        const prepared = this.statements.get(statement);
+        const entry: Entry = { sql: prepared?.sql, confirmed: false, parameters: buf.subarray(afterStatement, end) };
+        if (prepared?.mask) {
+          entry.mask = prepared.mask;
+          entry.formats = bindResultFormats(buf, afterStatement, end) ?? [];
+        }
+        this.track(e, this.portals, portal, entry);
         this.enqueue(e);
         this.pass(buf, start, end);
         return undefined;
@@ -343,10 +370,17 @@ export class RelaySession {
         }
         return this.gated(sql, 'execute', Kind.Execute, portal, buf, start, end);
       }
-      case Frontend.Describe:
-        this.enqueue(new Expectation(Kind.Describe));
+      case Frontend.Describe: {
+        const e = new Expectation(Kind.Describe);
+        if (end - body >= 2) {
+          const [name] = readCString(buf, body + 1, end);
+          const described = buf[body] === 0x53 /* S */ ? this.statements.get(name) : this.portals.get(name);
+          if (described?.mask) e.masker = new ResultMasker(described.mask, described.formats);
+        }
+        this.enqueue(e);
         this.pass(buf, start, end);
         return undefined;
+      }
       case Frontend.Close: {
         if (end - body < 2) throw new ProtocolError('invalid Close message');
         const which = buf[body];
@@ -413,7 +447,8 @@ export class RelaySession {
       result = POISONED;
     } else {
       try {
-        result = this.gate.check(sql, phase, { inTransactionBlock });
+        const parameters = phase === 'execute' ? this.portals.get(name)?.parameters : undefined;
+        result = this.gate.check(sql, phase, parameters ? { inTransactionBlock, parameters } : { inTransactionBlock });
       } catch (err) {
         result = this.failClosed(err);
       }
@@ -510,11 +545,14 @@ export class RelaySession {
       e.syncsBefore = this.syncs;
       if (r.durable !== undefined) this.holdUntilDurable(e, r.durable, r.holdAnswers !== false);
       else if (r.ticket !== undefined && kind === Kind.Execute) this.wroteSinceSync = true;
+      const mask = r.mask?.some((m) => m !== undefined) ? r.mask : undefined;
       if (kind === Kind.Parse) {
         if (!this.statements.has(name) && this.statements.size >= this.limits.maxPreparedStatements) {
           throw new ProtocolError('too many prepared statements', SqlState.ProgramLimitExceeded);
         }
-        this.track(e, this.statements, name, { sql, confirmed: false });
+        this.track(e, this.statements, name, mask ? { sql, confirmed: false, mask } : { sql, confirmed: false });
+      } else if (mask) {
+        e.masker = new ResultMasker(mask, kind === Kind.Execute ? (this.portals.get(name)?.formats ?? []) : undefined);
       }
       this.enqueue(e);
       this.pass(buf, start, end);
@@ -681,7 +719,9 @@ export class RelaySession {
         if (total < 5) throw new ProtocolError('invalid message length from upstream');
         const owner = this.peek();
         const route = this.routeOf(owner, type);
+        const masker = owner?.masker !== undefined && maskable(type) ? owner.masker : undefined;
         const inspect =
+          masker !== undefined ||
           type === Backend.ErrorResponse ||
           type === Backend.ReadyForQuery ||
           type === Backend.ParameterStatus ||
@@ -707,7 +747,14 @@ export class RelaySession {
           runStart = this.carry(buf, i, total);
           break;
         }
-        const replacement = this.onBackendMessage(type, buf, i, i + total);
+        let replacement: Buffer | undefined;
+        if (masker !== undefined) {
+          replacement = masker.rewrite(type, buf, i, i + total);
+          if (type === Backend.CommandComplete) this.onBackendMessage(type, buf, i, i + total);
+          else this.onBackendHeader(type);
+        } else {
+          replacement = this.onBackendMessage(type, buf, i, i + total);
+        }
         const message = replacement ?? buf.subarray(i, i + total);
         if (route !== Route.Direct || replacement !== undefined || this.fatalPending) {
           closeRun(i);
@@ -1027,6 +1074,7 @@ export class RelaySession {
         if (rows !== undefined) outcome.rows = rows;
       }
       if (sqlstate !== undefined) outcome.sqlstate = sqlstate;
+      if (e.masker !== undefined && e.masker.masked > 0) outcome.maskedValues = e.masker.masked;
       try {
         this.gate.outcome(e.ticket, outcome);
       } catch (err) {

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { AuditWriter } from '../../audit/writer.ts';
 import type { Config } from '../../config/schema.ts';
 import type { RevocationView } from '../../revocation/view.ts';
-import { createBatonGate } from './baton-gate.ts';
+import { createBatonGate, type BatonGateDeps } from './baton-gate.ts';
 import { createClassifierCache, initClassifier } from './classify/index.ts';
 import { createClassifierPool } from './classify/pool.ts';
 import type { SessionGate, UpstreamTarget } from './gate.ts';
@@ -25,6 +25,8 @@ export interface PgProxyDeps {
   logger?: ProxyLogger;
   /** Wraps the gate before the listener uses it (e.g. src/proxy/admin/session-log.ts). */
   wrapGate?: (gate: SessionGate) => SessionGate;
+  /** Inline masking and just-in-time approvals (src/enforce/; built from the policy by `enforcementFromPolicy`). */
+  enforcement?: Pick<BatonGateDeps, 'masking' | 'approvals'>;
 }
 
 export interface RunningPgProxy {
@@ -87,6 +89,7 @@ export async function startPgProxy(config: PgProxyConfig, deps: PgProxyDeps): Pr
     objectsMayHaveChanged: (database) => objects.get(database)?.markStale(),
     ...(statementTimeoutMs > 0 ? { maxStatementTimeoutMs: statementTimeoutMs } : {}),
     ordering: deps.auditOrdering ?? 'default',
+    ...deps.enforcement,
     ...(log ? { log } : {}),
   });
   const tls = deps.tls ?? (config.tls ? { cert: readFileSync(config.tls.certFile, 'utf8'), key: readFileSync(config.tls.keyFile, 'utf8') } : undefined);

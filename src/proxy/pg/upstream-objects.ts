@@ -1,5 +1,5 @@
 /**
- * Loads, per upstream, the snapshot of user-defined functions, operators and types the classifier
+ * Loads, per upstream, the snapshot of user-defined functions, operators, types and relation columns the classifier
  * needs to see calls hidden in attribute notation, operators and casts (see
  * `classify/upstream-objects.ts`). The snapshot is read with the proxy's own upstream login, kept
  * fresh by a periodic reload, and marked stale by the gate after any statement that may have
@@ -88,19 +88,30 @@ const RELATIONS_SQL = `${UNTRUSTED}, relation_functions AS (
     JOIN untrusted u ON u.oid = rf.fn
   WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')`;
 
+/** User relations and their live columns in attribute order (for masking: `*` expansion, column provenance). */
+const COLUMNS_SQL = `
+  SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS kind,
+         coalesce(array_agg(a.attname::text ORDER BY a.attnum) FILTER (WHERE a.attnum > 0), '{}') AS columns
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+  WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+    AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
+  GROUP BY n.nspname, c.relname, c.relkind`;
+
 /** Read the snapshot from one upstream with the proxy's credentials. */
 export async function loadUpstreamObjects(target: UpstreamTarget): Promise<UpstreamObjects> {
   const client = upstreamClient(target, { connectionTimeoutMillis: 5000, statement_timeout: 10_000 });
   client.on('error', () => {});
   await client.connect();
   try {
-    const [functions, operators, types, relations] = [
+    const [functions, operators, types, relations, columns] = [
       (await client.query(FUNCTIONS_SQL)).rows,
       (await client.query(OPERATORS_SQL)).rows,
       (await client.query(TYPES_SQL)).rows,
       (await client.query(RELATIONS_SQL)).rows,
-    ] as [UpstreamObjectRows['functions'], UpstreamObjectRows['operators'], UpstreamObjectRows['types'], UpstreamObjectRows['relations']];
-    const rows: UpstreamObjectRows = { functions: sorted(functions), operators: sorted(operators), types: sorted(types), relations: sorted(relations) };
+      (await client.query(COLUMNS_SQL)).rows,
+    ] as [UpstreamObjectRows['functions'], UpstreamObjectRows['operators'], UpstreamObjectRows['types'], UpstreamObjectRows['relations'], NonNullable<UpstreamObjectRows['columns']>];
+    const rows: UpstreamObjectRows = { functions: sorted(functions), operators: sorted(operators), types: sorted(types), relations: sorted(relations), columns: sorted(columns) };
     return upstreamObjects(rows, createHash('sha256').update(JSON.stringify(rows)).digest('hex').slice(0, 16));
   } finally {
     await client.end().catch(() => {});

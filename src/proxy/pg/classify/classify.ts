@@ -11,6 +11,7 @@ import { assertReady, ParseFailure, parseStatements, type RawStatement } from '.
 import { fallbackTokens, fingerprintOf, normalizedOf } from './redact.ts';
 import { scanTokens, type Token } from './tokens.ts';
 import { Unsupported } from './unsupported.ts';
+import { resultFacts } from './result-facts.ts';
 
 const UPSTREAM = /^[A-Za-z0-9_.-]+$/;
 
@@ -75,8 +76,10 @@ export function analyseSql(sql: string, ctx: ClassifyContext, scan: () => Token[
     const limits = ctx.maxStatementTimeoutMs === undefined ? {} : { maxStatementTimeoutMs: ctx.maxStatementTimeoutMs };
     const statements: ClassifiedStatement[] = [];
     raw.forEach((st, i) => {
-      const walker = new Walker(new Resolver({ ...ctx, searchPath }), limits);
+      const resolver = new Resolver({ ...ctx, searchPath });
+      const walker = new Walker(resolver, limits);
       const r = classifyStatement(st.node, walker);
+      const facts = resultFacts(st.node, resolver);
       const effect = r.sessionEffect;
       const own = ranges === undefined ? fallbackTokens(st.text()) : tokens!.slice(ranges[i]![0], ranges[i]![1]);
       statements.push(
@@ -87,6 +90,7 @@ export function analyseSql(sql: string, ctx: ClassifyContext, scan: () => Token[
           normalized: normalizedOf(own),
           ...(effect === undefined ? {} : { sessionEffect: Object.freeze(effect) }),
           ...(r.returnsRows ? { returnsRows: true as const } : {}),
+          ...facts,
         }),
       );
       shareable &&= effect === undefined && isLiteralIndependent(st.node, walker);

@@ -1,4 +1,5 @@
 import type { UpstreamObjects } from './upstream-objects.ts';
+import type { ResultShape } from './provenance.ts';
 
 /**
  * Public types of the SQL classifier. The proxy authorizes every `Access` of every statement on its
@@ -52,6 +53,14 @@ export interface ClassifiedStatement {
   readonly sessionEffect?: SessionEffect;
   /** INSERT/UPDATE/DELETE/MERGE … RETURNING: the statement sends rows to the client. */
   readonly returnsRows?: true;
+  /** Where each result column comes from (masking); absent when the statement returns no rows. */
+  readonly result?: ResultShape;
+  /** UPDATE or DELETE without a WHERE clause (every row): approval rules look at it. */
+  readonly unfiltered?: true;
+  /** A cursor this statement declares (DECLARE), closes (CLOSE) or reads (FETCH/MOVE); `*` = CLOSE ALL. */
+  readonly cursor?: { readonly name: string; readonly action: 'declare' | 'fetch' | 'close' };
+  /** COPY … TO STDOUT: `text` (default format and delimiter, which the proxy can mask row by row) or `other`. */
+  readonly copyOut?: 'text' | 'other';
 }
 
 /** Failure codes (registered in `src/errors.ts`). */

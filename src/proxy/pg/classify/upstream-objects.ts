@@ -34,6 +34,17 @@ export interface UpstreamObjects {
    * casts of those types, column defaults, CHECK constraints, triggers).
    */
   readonly relations: ReadonlyMap<string, ReadonlyMap<string, RelationFunctions>>;
+  /**
+   * Every user relation's columns in attribute order (`schema` → relation → shape): the masking
+   * analysis expands `*` and follows columns with it (`provenance.ts`). Absent relation = unknown.
+   */
+  readonly columns: ReadonlyMap<string, ReadonlyMap<string, RelationShape>>;
+}
+
+/** A relation's kind (`pg_class.relkind`: r table, p partitioned, v view, m materialized view, f foreign) and columns. */
+export interface RelationShape {
+  readonly kind: string;
+  readonly columns: readonly string[];
 }
 
 export interface RelationFunctions {
@@ -51,6 +62,7 @@ export const NO_USER_OBJECTS: UpstreamObjects = Object.freeze({
   operators: new Map(),
   types: new Map(),
   relations: new Map(),
+  columns: new Map(),
 });
 
 /** Rows as the loader reads them from the upstream's catalog. */
@@ -59,6 +71,8 @@ export interface UpstreamObjectRows {
   operators: readonly { schema: string; name: string; fnSchema: string; fnName: string }[];
   types: readonly { schema: string; name: string; fnSchema: string; fnName: string }[];
   relations: readonly { schema: string; name: string; fnSchema: string; fnName: string; writeOnly: boolean }[];
+  /** Optional: a snapshot without it knows no relation's columns (every `*` is then unproven). */
+  columns?: readonly { schema: string; name: string; kind: string; columns: readonly string[] }[];
 }
 
 /** Build a frozen snapshot from catalog rows; `version` hashes the content (same rows → same version). */
@@ -71,7 +85,14 @@ export function upstreamObjects(rows: UpstreamObjectRows, version: string): Upst
     operators: nested(rows.operators),
     types: nested(rows.types),
     relations: relationFunctions(rows.relations),
+    columns: relationColumns(rows.columns ?? []),
   });
+}
+
+function relationColumns(rows: NonNullable<UpstreamObjectRows['columns']>): Map<string, Map<string, RelationShape>> {
+  const out = new Map<string, Map<string, RelationShape>>();
+  for (const r of rows) getOr(out, r.schema, () => new Map()).set(r.name, Object.freeze({ kind: r.kind, columns: Object.freeze([...r.columns]) }));
+  return out;
 }
 
 function relationFunctions(rows: UpstreamObjectRows['relations']): Map<string, Map<string, RelationFunctions>> {
