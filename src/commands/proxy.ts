@@ -13,6 +13,9 @@ import { startAdminServer, type ReadinessCheck } from '../proxy/admin/server.ts'
 import { loggedSessions } from '../proxy/admin/session-log.ts';
 import { RemoteKeySet, staticKeySet } from '../proxy/pg/keyset.ts';
 import { startPgProxy } from '../proxy/pg/start.ts';
+import { enforcementFromPolicy } from '../enforce/from-policy.ts';
+import { loadPolicyFile } from '../policy/load.ts';
+import { DEV_POLICY_FILE } from '../broker/server.ts';
 import { assertLeastPrivilegedUpstreams, upstreamMap } from '../proxy/pg/upstreams.ts';
 import { RevocationSet } from '../revocation/set.ts';
 import { httpRevocationSource } from '../revocation/sources.ts';
@@ -42,6 +45,10 @@ export const proxy = defineCommand(
       allowSuperuserUpstream: p.allowSuperuserUpstream,
       warn: (message) => process.stderr.write(`baton: warning: ${message}\n`),
     });
+    // masking and approvals: the grant policy's rules (a bad file stops the start, naming the field)
+    const policyFile = p.policyFile ?? config.broker.policyFile ?? (config.mode === 'dev' ? DEV_POLICY_FILE : undefined);
+    if (!policyFile) throw new Error('the proxy needs proxy.policyFile (or broker.policyFile): the masking and approval rules it enforces');
+    const policy = loadPolicyFile(policyFile);
     await warmUpAuthorizer();
     const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, log: logDatabase });
     const state = openSharedState({ url: config.redisUrl });
@@ -71,6 +78,7 @@ export const proxy = defineCommand(
       upstreams,
       logger,
       wrapGate: (gate) => loggedSessions(gate, logger),
+      enforcement: enforcementFromPolicy(policy, { dataDir: config.dataDir, ...(config.masking.hmacKey ? { hmacKey: config.masking.hmacKey } : {}) }),
     });
     Object.assign(metrics.sources, {
       sessions: () => running.proxy.sessionCount,

@@ -28,6 +28,7 @@ export const ENVIRONMENT = {
   BATON_PROXY_PORT: ['proxy', 'port'],
   BATON_KEYSET_URL: ['proxy', 'keySetUrl'],
   BATON_BROKER_URL: ['proxy', 'brokerUrl'],
+  BATON_PROXY_POLICY_FILE: ['proxy', 'policyFile'],
   BATON_PROXY_ADMIN_HOST: ['proxy', 'admin', 'host'],
   BATON_PROXY_ADMIN_PORT: ['proxy', 'admin', 'port'],
 } as const;
@@ -82,6 +83,7 @@ function assertProductionReady(c: Config, role: Role): void {
     if (!c.proxy.brokerUrl) problems.push('proxy.brokerUrl / BATON_BROKER_URL is required (revocation resync)');
     if (!c.proxy.keySetUrl && !c.proxy.keySetFile) problems.push('proxy.keySetUrl / BATON_KEYSET_URL or proxy.keySetFile is required');
     if (Object.keys(c.proxy.upstreams).length === 0) problems.push('proxy.upstreams must name at least one upstream');
+    if (!c.proxy.policyFile && !c.broker.policyFile) problems.push('proxy.policyFile / BATON_PROXY_POLICY_FILE is required (the masking and approval rules the proxy enforces)');
   }
   if (c.proxy.allowInsecure) problems.push('proxy.allowInsecure is not allowed in production');
   if (problems.length) throw new Error(`refusing to start in production mode:\n- ${problems.join('\n- ')}`);

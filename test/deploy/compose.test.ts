@@ -605,6 +605,8 @@ describe('the stack for real (PostgreSQL and Redis on this machine)', () => {
       const file = parseYaml(readFileSync(proxy.file, 'utf8')) as { proxy: { tls: { certFile: string; keyFile: string }; upstreams: Record<string, { url: string }> } };
       file.proxy.tls = { certFile: join(tls, basename(file.proxy.tls.certFile)), keyFile: join(tls, basename(file.proxy.tls.keyFile)) };
       file.proxy.upstreams.appdb!.url = onThisMachine(file.proxy.upstreams.appdb!.url, proxyUrl);
+      // the policy file the compose file mounts into the proxy (its masking and approval rules)
+      (file.proxy as { policyFile?: string }).policyFile = hostPathOf(compose.services.proxy!, (file.proxy as { policyFile?: string }).policyFile!)!;
       const localProxyFile = join(scratch, 'proxy.yaml');
       writeFileSync(localProxyFile, stringifyYaml(file));
       const p = spawnBaton(['proxy', '--config', localProxyFile], {

@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { freePort } from '../../src/util/free-port.ts';
 import type { TestBroker } from './broker.ts';
 
@@ -36,6 +37,8 @@ export async function launchStandaloneProxy(
       BATON_BROKER_URL: broker.url,
       BATON_KEYSET_URL: `${broker.url}/.well-known/baton-keys.json`,
       BATON_DATA_DIR: dir,
+      // the seeded dev policy's masking and approval rules (production mode requires a policy file)
+      BATON_PROXY_POLICY_FILE: fileURLToPath(new URL('../../config/dev-policy.yaml', import.meta.url)),
       ...env,
     },
     stdio: ['ignore', 'ignore', 'pipe'],
