@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { dropDemoUpstream, ensureDemoUpstream } from '../../src/dev/demo-upstream.ts';
-import { startPgProxy, type PgProxyConfig, type RunningPgProxy } from '../../src/proxy/pg/start.ts';
+import { startPgProxy, type PgProxyConfig, type PgProxyDeps, type RunningPgProxy } from '../../src/proxy/pg/start.ts';
 import { RevocationSet } from '../../src/revocation/set.ts';
 import { httpRevocationSource } from '../../src/revocation/sources.ts';
 import { upstreamFromUrl } from '../../src/proxy/pg/upstreams.ts';
@@ -31,7 +31,11 @@ export interface TestStack {
   stop(): Promise<void>;
 }
 
-export async function startTestStack(area: string, proxyConfig: Partial<PgProxyConfig> = {}, opts: { auditOrdering?: 'default' | 'strict' } = {}): Promise<TestStack> {
+export async function startTestStack(
+  area: string,
+  proxyConfig: Partial<PgProxyConfig> = {},
+  opts: { auditOrdering?: 'default' | 'strict'; enforcement?: PgProxyDeps['enforcement'] } = {},
+): Promise<TestStack> {
   const broker = await startTestBroker(area);
   const admin = new URL(TEST_DATABASE_URL);
   admin.pathname = '/postgres';
@@ -48,6 +52,7 @@ export async function startTestStack(area: string, proxyConfig: Partial<PgProxyC
       audit: broker.audit,
       upstreams: new Map([['appdb', upstreamFromUrl(appdbUrl)]]),
       ...(opts.auditOrdering ? { auditOrdering: opts.auditOrdering } : {}),
+      ...(opts.enforcement ? { enforcement: opts.enforcement } : {}),
     },
   );
   const directUrl = new URL(admin);

@@ -252,7 +252,8 @@ class BatonSession implements GateSession {
     this.#expiresAt = expiresAt;
     this.#cacheDecisions = cacheDecisions;
     this.#approvalOps = [...new Set(lineage.flatMap((l) => l.requireApproval ?? []))];
-    this.#masking = deps.masking
+    // read_unmasked on the whole upstream (admins' "*"): nothing is masked, detectors included
+    this.#masking = deps.masking && !this.#mayUnmask(`pg:${database}/*`)
       ? new SessionMasking({ ...deps.masking, mayUnmask: (relation) => this.#mayUnmask(relation) })
       : undefined;
   }

@@ -48,6 +48,8 @@ interface Item {
   readonly columns?: readonly { name: string; col: OutputColumn }[];
   /** Outputs are not traceable (view, function, unknown relation). */
   readonly opaque: boolean;
+  /** What an opaque item's rows are computed from (a function's arguments). */
+  readonly inputs?: OutputColumn;
 }
 
 interface Scope {
@@ -73,6 +75,8 @@ const NON_REVEALING_FUNCTIONS = new Set(['count']);
 
 export class ProvenanceAnalysis {
   private readonly predicates: ColumnSource[] = [];
+  /** Whole rows of items a `*` could not expand: they make up columns of unknown number. */
+  private readonly unexpanded: OutputColumn[] = [];
 
   constructor(private readonly names: Resolver) {}
 
@@ -121,7 +125,7 @@ export class ProvenanceAnalysis {
   }
 
   private shape(columns: OutputColumn[] | undefined): ResultShape {
-    const every = columns === undefined ? this.unknown() : union(columns);
+    const every = columns === undefined ? derivedFrom([this.unknown(), ...this.unexpanded]) : union(columns);
     return columns === undefined ? { every, predicates: this.predicates } : { columns, every, predicates: this.predicates };
   }
 
@@ -243,9 +247,11 @@ export class ProvenanceAnalysis {
         return;
       }
       default: {
-        // functions, table functions, samples, JSON_TABLE, XMLTABLE: their rows cannot be traced
+        // functions, table functions, samples, JSON_TABLE, XMLTABLE: their rows cannot be traced, and
+        // are computed from their arguments (`unnest(ARRAY(SELECT card_number …))`)
         const alias = optObj(b.alias);
-        into.push({ name: optStr(alias?.aliasname) ?? '', relations: [], opaque: true });
+        const inputs = this.expr(Object.fromEntries(Object.entries(b).filter(([k]) => k !== 'alias')), scope);
+        into.push({ name: optStr(alias?.aliasname) ?? '', relations: [], opaque: true, inputs });
       }
     }
   }
@@ -309,7 +315,10 @@ export class ProvenanceAnalysis {
           const items = qualifier.length ? this.itemsNamed(scope, qualifier, false) : scope.items;
           for (const item of items) {
             const cols = this.expand(item);
-            if (cols === undefined) return undefined;
+            if (cols === undefined) {
+              this.unexpanded.push(this.wholeRow(item));
+              return undefined;
+            }
             out.push(...cols);
           }
           if (items.length === 0) return undefined;
@@ -334,7 +343,8 @@ export class ProvenanceAnalysis {
   /** The whole row of an item: every column it has (or could have). */
   private wholeRow(item: Item): OutputColumn {
     if (item.columns && !item.opaque) return derivedFrom(item.columns.map((c) => c.col));
-    return { derived: [...item.relations.map((r) => ({ relations: [r], column: '*' })), ...union(item.columns?.map((c) => c.col) ?? []).derived], unproven: true };
+    const inputs = item.inputs ? [item.inputs] : [];
+    return { derived: [...item.relations.map((r) => ({ relations: [r], column: '*' })), ...union([...(item.columns?.map((c) => c.col) ?? []), ...inputs]).derived], unproven: true };
   }
 
   /** Columns read by a predicate: recorded for the audit flag. */
