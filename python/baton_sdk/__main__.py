@@ -2,7 +2,7 @@
 
   python3 -m baton_sdk exchange --broker URL [--resource R]… [--scope OP]… [--ttl 15m]  < subject JWT
   python3 -m baton_sdk attenuate --delegate-to NAME [--resource R]… [--operation OP]… [--ttl 5m]
-                                 [--purpose TEXT] [--seal]                               < token
+                                 [--purpose TEXT] [--require-approval OP] [--seal]                               < token
   python3 -m baton_sdk inspect [--broker URL]                                            < token
 
 Prints one JSON object: ``{"token": …}`` / the inspection, or ``{"error": {"code", "message"}}``
@@ -31,6 +31,7 @@ def main(argv=None) -> int:
     at.add_argument("--operation", action="append")
     at.add_argument("--ttl")
     at.add_argument("--purpose")
+    at.add_argument("--require-approval", action="append")
     at.add_argument("--seal", action="store_true")
     ins = sub.add_parser("inspect")
     ins.add_argument("--broker", help="verify against this broker's published keys")
@@ -42,7 +43,8 @@ def main(argv=None) -> int:
         elif args.command == "attenuate":
             ttl = int(args.ttl) if args.ttl and args.ttl.isdigit() else args.ttl
             out = {"token": attenuate(text, resources=args.resource, operations=args.operation, ttl=ttl,
-                                      delegate_to=args.delegate_to, purpose=args.purpose, seal=args.seal)}
+                                      delegate_to=args.delegate_to, purpose=args.purpose, seal=args.seal,
+                                      require_approval=args.require_approval)}
         else:
             out = inspect(text, fetch_public_keys(args.broker) if args.broker else None)
     except BatonError as err:

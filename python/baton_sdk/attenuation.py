@@ -14,7 +14,7 @@ from typing import Iterable, List, Optional, Union
 from .errors import BatonError
 from .lineage import admission_error, effective_rights, iso
 from .model import BlockModel, Check, Predicate, Query
-from .vocabulary import is_operation, parse_resource, printable, covers
+from .vocabulary import APPROVAL_FACT, is_operation, parse_resource, printable, covers
 from .wire import append_block, decode_token, seal_token
 
 MAX_TEXT = 256
@@ -83,11 +83,14 @@ def _membership(predicate: str, var: str, values: List[str]) -> Check:
 
 
 def attenuation_block(delegate_to: str, purpose: Optional[str] = None, resources: Optional[List[str]] = None,
-                      operations: Optional[List[str]] = None, expires_at: Optional[int] = None) -> BlockModel:
+                      operations: Optional[List[str]] = None, expires_at: Optional[int] = None,
+                      require_approval: Optional[List[str]] = None) -> BlockModel:
     """The attenuation block of DESIGN.md, exactly as the TypeScript ``attenuationBlock`` builds it."""
     facts = [Predicate("delegated_to", (("string", delegate_to),))]
     if purpose is not None:
         facts.append(Predicate("purpose", (("string", purpose),)))
+    for op in require_approval or []:
+        facts.append(Predicate(APPROVAL_FACT, (("string", op),)))
     checks = []
     if resources:
         checks.append(_membership("resource", "r", resources))
@@ -110,6 +113,7 @@ def attenuate(
     purpose: Optional[str] = None,
     seal: bool = False,
     now: Optional[float] = None,
+    require_approval: Optional[Iterable[str]] = None,
 ) -> str:
     """Appends one narrowing block to ``token`` offline and returns the child token.
 
@@ -119,6 +123,8 @@ def attenuate(
     :param delegate_to: who the child is for (required: every link names its holder).
     :param purpose: why (optional, recorded in the audit lineage).
     :param seal: seal the result so nobody can attenuate it further.
+    :param require_approval: operations (e.g. ``["delete"]``) whose statements the child's holder
+        may run only after a just-in-time approval; adds a requirement, never widens.
     :param now: the clock, Unix seconds (tests).
     :raises BatonError: ``BATON_ERR_ATTENUATION_WIDENS`` (a resource, operation or lifetime the
         parent lacks), ``BATON_ERR_TOKEN_SEALED``, ``BATON_ERR_TOKEN_EXPIRED``,
@@ -152,6 +158,12 @@ def attenuate(
         if not isinstance(op, str) or not is_operation(op) or op == "*":
             raise TypeError(f'unknown operation "{printable(str(op), 20)}"')
     _refuse_widening(effective["rights"], wanted_resources, wanted_operations)
+    if isinstance(require_approval, str):
+        raise TypeError("require_approval is a list of operations")
+    approvals = list(dict.fromkeys(require_approval)) if require_approval else None
+    for op in approvals or []:
+        if not isinstance(op, str) or not is_operation(op):
+            raise TypeError(f'unknown operation "{printable(str(op), 20)}" in require_approval')
 
     parent_expiry = effective.get("expires_at_seconds")
     expires_at = parent_expiry
@@ -162,7 +174,7 @@ def attenuate(
     if parent_expiry is not None and parent_expiry <= now_s:
         raise BatonError("BATON_ERR_TOKEN_EXPIRED", "the parent token has expired")
 
-    block = attenuation_block(delegate_to, purpose, wanted_resources, wanted_operations, expires_at)
+    block = attenuation_block(delegate_to, purpose, wanted_resources, wanted_operations, expires_at, approvals)
     child = append_block(token, block)
     # never hand out a token every verifier would refuse (too many links or prefixes, a bad parent)
     refusal = admission_error(decode_token(child), len(child))

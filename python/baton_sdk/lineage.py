@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Sequence
 from .errors import BatonError
 from .model import BlockModel, Check, DecodedBlock, DecodedToken, Predicate, Query
 from .printer import block_to_datalog
-from .vocabulary import LINEAGE_FACTS, RESERVED_PREDICATES, covers
+from .vocabulary import APPROVAL_FACT, LINEAGE_FACTS, RESERVED_PREDICATES, covers, is_operation
 
 Right = Dict[str, str]
 
@@ -110,6 +110,9 @@ def _intersect(a: List[str], b: List[str]) -> List[str]:
 
 
 def _is_lineage_fact(facts: Sequence[Predicate], fact: Predicate, index: int) -> bool:
+    approval = _string_fact(fact, APPROVAL_FACT)
+    if approval is not None:
+        return is_operation(approval)
     if not any(_string_fact(fact, n) is not None for n in LINEAGE_FACTS):
         return False
     return next(i for i, f in enumerate(facts) if f.name == fact.name) == index
@@ -167,6 +170,9 @@ def read_lineage(token: DecodedToken) -> List[dict]:
                 link["roles"] = roles
         else:
             link.update(delegated_to=_first_fact(block.facts, "delegated_to"), purpose=_first_fact(block.facts, "purpose"))
+            approvals = list(dict.fromkeys(op for op in (_string_fact(f, APPROVAL_FACT) for f in block.facts) if op is not None and is_operation(op)))
+            if approvals:
+                link["require_approval"] = approvals
             if c.resources is not None:
                 link["resources"] = c.resources
             if c.operations is not None:

@@ -15,6 +15,9 @@ RESOURCE_RE = re.compile(r"^(?:\*|(pg|http|aws|baton):([A-Za-z0-9_.-]+|\*)(?:/([
 
 #: Facts an attenuation block may state: lineage information, never rights.
 LINEAGE_FACTS = ("delegated_to", "purpose")
+# require_approval("<operation>") in an attenuation block: the holder's statements doing it wait for an
+# approver (may repeat, one per operation; "*" = every operation but read). Only ever adds a requirement.
+APPROVAL_FACT = "require_approval"
 
 #: Predicate names only the broker's authority block or the authorizer may define (vocabulary.ts).
 RESERVED_PREDICATES = (

@@ -61,6 +61,16 @@ class AttenuateNarrows(unittest.TestCase):
         self.assertEqual(expiries, sorted(expiries, reverse=True))  # TTL only shrinks down the chain
         self.assertFalse(inspect(grand)["verified"])
 
+    def test_require_approval_is_a_lineage_fact_not_an_opaque_one(self):
+        child = attenuate(self.parent, delegate_to="helper", require_approval=["delete", "update", "delete"])
+        text = block_to_datalog(decode_token(child).blocks[1])
+        self.assertIn('require_approval("delete");\nrequire_approval("update");\n', text)
+        seen = inspect(child)
+        self.assertEqual(seen["lineage"][1]["require_approval"], ["delete", "update"])
+        self.assertFalse(seen["effective"]["approximate"])
+        with self.assertRaises(TypeError):
+            attenuate(self.parent, delegate_to="h", require_approval=["drop everything"])
+
     def test_wildcard_operation_right_narrows_to_named_operations(self):
         parent, _ = mint([("pg:appdb/*", "*")])
         child = attenuate(parent, resources=[ORDERS], operations=["read", "insert"], delegate_to="h")

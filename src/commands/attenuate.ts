@@ -5,11 +5,14 @@ import { parseCliDuration } from './cli-duration.ts';
 import { defineCommand, output, UsageError } from './command.ts';
 import { tokenFor } from './token-cache.ts';
 
-const USAGE = `usage: baton attenuate --to NAME [--resource R]... [--op OP]... [--ttl 5m] [--purpose TEXT] [--seal] [--broker URL] [--json]
+const USAGE = `usage: baton attenuate --to NAME [--resource R]... [--op OP]... [--ttl 5m] [--purpose TEXT]
+                       [--require-approval OP]... [--seal] [--broker URL] [--json]
   Reads the parent token from BATON_TOKEN, else stdin, else the token \`baton login\` cached for the
   broker (--broker, BATON_BROKER, default http://127.0.0.1:8080). Prints the child token on stdout
   (--json: {"token": "..."}). No network.
-  --ttl   30s, 5m, 2h, 1d, "5 minutes" or 1h30m; a unit is required (default: the parent's expiry)`;
+  --ttl   30s, 5m, 2h, 1d, "5 minutes" or 1h30m; a unit is required (default: the parent's expiry)
+  --require-approval OP   the child's statements doing OP (delete, update, …; * = any write) wait
+          for a just-in-time approval by an approver`;
 
 /** The token BATON_TOKEN / stdin / cache holds (kept for other commands and callers). */
 export async function readToken(broker?: string): Promise<string> {
@@ -27,6 +30,7 @@ export const attenuate = defineCommand(
       ttl: { type: 'string' },
       to: { type: 'string' },
       purpose: { type: 'string' },
+      'require-approval': { type: 'string', multiple: true },
       seal: { type: 'boolean' },
       broker: { type: 'string' },
     },
@@ -40,6 +44,7 @@ export const attenuate = defineCommand(
       ...(ttl !== undefined ? { ttl } : {}),
       delegateTo: values.to,
       ...(values.purpose !== undefined ? { purpose: values.purpose } : {}),
+      ...(values['require-approval']?.length ? { requireApproval: values['require-approval'] } : {}),
       seal: values.seal ?? false,
     });
     output(values.json, { token: child }, child);
