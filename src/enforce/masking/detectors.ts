@@ -18,7 +18,26 @@ interface Detector {
   readonly replace: (match: string) => string | undefined;
 }
 
-const HAS_DIGIT = /\d/;
+const IBAN_START = /[A-Z]{2}\d{2}/;
+
+/** True when `s` holds 13 digits in a row, single spaces or dashes between them allowed. */
+function hasDigitRun(s: string, min: number): boolean {
+  let run = 0;
+  let prevDigit = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      if (++run >= min) return true;
+      prevDigit = true;
+    } else if ((c === 32 || c === 45) && prevDigit) {
+      prevDigit = false;
+    } else {
+      run = 0;
+      prevDigit = false;
+    }
+  }
+  return false;
+}
 
 function luhn(digits: string): boolean {
   let sum = 0;
@@ -49,7 +68,7 @@ function ibanValid(iban: string): boolean {
 const BUILTIN: Record<MaskingPolicy['detectors']['builtin'][number], Detector> = {
   card: {
     name: 'card',
-    maybe: (s) => s.length >= 13 && HAS_DIGIT.test(s),
+    maybe: (s) => s.length >= 13 && hasDigitRun(s, 13),
     pattern: /(?<![\d])\d(?:[ -]?\d){12,18}(?![\d])/g,
     replace: (m) => {
       const digits = m.replace(/\D/g, '');
@@ -71,7 +90,7 @@ const BUILTIN: Record<MaskingPolicy['detectors']['builtin'][number], Detector> =
   },
   iban: {
     name: 'iban',
-    maybe: (s) => s.length >= 15 && HAS_DIGIT.test(s),
+    maybe: (s) => s.length >= 15 && IBAN_START.test(s),
     pattern: /\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b/g,
     replace: (m) => (ibanValid(m) ? `${m.slice(0, 2)}**${'*'.repeat(Math.max(0, m.replace(/\s/g, '').length - 8))}${m.replace(/\s/g, '').slice(-4)}` : undefined),
   },
@@ -83,7 +102,7 @@ const BUILTIN: Record<MaskingPolicy['detectors']['builtin'][number], Detector> =
   },
   bearer: {
     name: 'bearer',
-    maybe: (s) => s.includes('eyJ') || /bearer/i.test(s) || s.includes('_'),
+    maybe: (s) => s.length >= 16 && (s.includes('eyJ') || s.includes('earer') || s.includes('_') || s.includes('sk-')),
     pattern: /\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*|\b[Bb]earer\s+[A-Za-z0-9._~+/=-]{16,}|\b(?:gh[pousr]|xox[abpr]|sk_live|sk-)[A-Za-z0-9_-]{16,}/g,
     replace: () => '****',
   },

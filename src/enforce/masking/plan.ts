@@ -13,7 +13,7 @@ import { covers } from '../../token/vocabulary.ts';
 import type { ColumnSource, OutputColumn, ResultShape } from '../../proxy/pg/classify/provenance.ts';
 import type { ColumnMask, ResultMask } from '../../proxy/pg/gate.ts';
 import type { DetectorSet } from './detectors.ts';
-import { maskFn } from './methods.ts';
+import { BYTE_MASKS, maskFn } from './methods.ts';
 
 export interface SessionMaskingOptions {
   policy: MaskingPolicy;
@@ -111,7 +111,8 @@ export class SessionMasking {
     let f = this.#fns.get(method);
     if (f === undefined) {
       const apply = maskFn(method, this.#opts.hmacKey);
-      f = { kind: 'method', apply };
+      const bytes = BYTE_MASKS[method];
+      f = bytes ? { kind: 'method', apply, bytes } : { kind: 'method', apply };
       this.#fns.set(method, f);
     }
     return f;

@@ -26,6 +26,8 @@ import type { DetectorSet } from '../../enforce/masking/detectors.ts';
 import { SessionMasking } from '../../enforce/masking/plan.ts';
 import type { ApprovalRule, MaskingPolicy } from '../../policy/schema.ts';
 import { UNANALYSABLE, type ResultShape } from './classify/provenance.ts';
+import { estimateRows, textParameters } from './row-estimate.ts';
+import { covers as coversResource } from '../../token/vocabulary.ts';
 
 export interface BatonGateDeps {
   /**
@@ -382,7 +384,9 @@ class BatonSession implements GateSession {
     // nothing runs at Parse; Execute is audited (the mask rides along so Describe answers are masked too)
     if (phase === 'parse') return masked.mask ? { allow: true, mask: masked.mask } : { allow: true };
     // 3b. statements that wait for a person (DESIGN.md rule 7)
-    const rules = this.#deps.approvals ? approvalRulesHit(classification.statements, this.#deps.approvals.rules, this.#approvalOps) : approvalRulesHit(classification.statements, [], this.#approvalOps);
+    const rules = approvalRulesHit(classification.statements, this.#deps.approvals?.rules ?? [], this.#approvalOps);
+    const estimated = this.#rowsAboveRules(classification.statements);
+    if (estimated.length) return this.#afterEstimate(sql, context, classification, accesses, rules, estimated, masked.mask, maskAudit, started);
     if (rules.length) return this.#approved(sql, context, classification, accesses, rules, masked.mask, maskAudit, started);
     // 4. the audit entry (DESIGN.md rule 6). A read — or a write inside an explicit transaction
     // block — may run while its entry is in flight: the relay holds its answers (and the block's
@@ -405,6 +409,39 @@ class BatonSession implements GateSession {
       return { allow: true, ticket: { receipt, startedAt: started, changesObjects } satisfies Ticket, durable, txControl, holdAnswers: answersReveal(classification), ...mask };
     }
     return this.#durableFirst(event, started, changesObjects, txControl, masked.mask);
+  }
+
+  /** `rows-above` rules that apply to these statements (row writes on their resources). */
+  #rowsAboveRules(statements: readonly ClassifiedStatement[]): ApprovalRule[] {
+    const rules = this.#deps.approvals?.rules.filter((r) => r.when === 'rows-above') ?? [];
+    if (rules.length === 0) return [];
+    const writes = statements.filter((s) => s.accesses.some((a) => a.operation === 'insert' || a.operation === 'update' || a.operation === 'delete'));
+    return rules.filter((r) => writes.some((s) => !r.resources || s.accesses.some((a) => r.resources!.some((p) => coversResource(p, a.resource)))));
+  }
+
+  /**
+   * Writes under a `rows-above` rule: the planner's estimate (EXPLAIN on the proxy's own connection)
+   * decides whether they also need approval; an estimate that cannot be made counts as above.
+   */
+  async #afterEstimate(
+    sql: string,
+    context: CheckContext | undefined,
+    classification: Extract<Classification, { ok: true }>,
+    accesses: readonly { resource: string; operation: string }[],
+    rules: string[],
+    estimated: ApprovalRule[],
+    mask: (ResultMask | undefined)[] | undefined,
+    maskAudit: AuditEventInput['masking'],
+    started: number,
+  ): Promise<CheckResult> {
+    const values = classification.statements.length === 1 ? textParameters(context?.parameters) : undefined;
+    const rows = values === undefined ? undefined : await estimateRows(this.upstream, sql, values);
+    const over = estimated.filter((r) => rows === undefined || rows > r.rows!).map((r) => (rows === undefined ? `${r.name} (no estimate)` : `${r.name} (~${Math.round(rows)} rows)`));
+    const all = [...rules, ...over];
+    if (all.length) return this.#approved(sql, context, classification, accesses, all, mask, maskAudit, started);
+    const changesObjects = accesses.some((a) => OBJECT_CHANGING.has(a.operation));
+    const event = { ...this.#event('allow', undefined, classification, accesses), ...(maskAudit ? { masking: maskAudit } : {}) };
+    return this.#durableFirst(event, started, changesObjects, mayChangeTransactionBlock(classification), mask);
   }
 
   /**

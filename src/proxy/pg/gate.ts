@@ -70,8 +70,18 @@ export interface CheckContext {
  */
 export type ColumnMask =
   | undefined
-  | { readonly kind: 'method'; readonly apply: (value: string) => string | null }
+  | { readonly kind: 'method'; readonly apply: (value: string) => string | null; readonly bytes?: ByteMask }
   | { readonly kind: 'detect'; readonly scan: (value: string) => string | undefined };
+
+/**
+ * A method applied to raw UTF-8 bytes without decoding them (the hot path: most values are ASCII).
+ * `length` is the output's byte length, -1 for NULL, or -2 when the bytes need the string path.
+ */
+export interface ByteMask {
+  length(src: Buffer, start: number, end: number): number;
+  /** Writes the output (of `length` bytes) at `at`. */
+  write(src: Buffer, start: number, end: number, out: Buffer, at: number): void;
+}
 
 /** What to mask in one statement's result rows. */
 export interface ResultMask {

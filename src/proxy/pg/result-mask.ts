@@ -12,11 +12,20 @@
  *   Binary and CSV COPY of masked columns are refused by the gate; should one arrive anyway the
  *   masker throws and the relay ends the session (fail closed).
  */
-import type { ColumnMask, ResultMask } from './gate.ts';
+import type { ByteMask, ColumnMask, ResultMask } from './gate.ts';
 import { Backend, ProtocolError } from './protocol.ts';
 
 const TEXT_OID = 25;
-const utf8 = new TextDecoder('utf-8', { fatal: false });
+
+const readInt32 = (b: Buffer, p: number): number => (b[p]! << 24) | (b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!;
+
+/** `src.copy` without its per-call overhead for the short runs of a row (values are mostly small). */
+function copyBytes(src: Buffer, start: number, end: number, dst: Buffer, at: number): number {
+  const n = end - start;
+  if (n > 64) return src.copy(dst, at, start, end);
+  for (let i = 0; i < n; i++) dst[at + i] = src[start + i]!;
+  return n;
+}
 
 export class ResultMasker {
   /** Values masked so far (for the audit outcome). */
@@ -101,58 +110,74 @@ export class ResultMasker {
     const width = buf.readInt16BE(start + 5);
     const actions = this.actions(mask, width);
     let pos = start + 7;
-    let parts: Buffer[] | undefined;
-    let copiedTo = start;
+    // First pass: what each masked value becomes, and the new message's size. A value is rewritten
+    // from its bytes (`bytes`: most values, no decoding) or as a string; nothing is copied yet.
+    // `edits` holds, per rewritten value: where its length field is, where it ends, the column.
+    const edits = this.edits;
+    let count = 0;
+    let delta = 0;
     for (let i = 0; i < width; i++) {
       if (pos + 4 > end) throw new ProtocolError('malformed DataRow');
-      const len = buf.readInt32BE(pos);
-      const valueStart = pos + 4;
-      const valueEnd = len < 0 ? valueStart : valueStart + len;
+      const len = readInt32(buf, pos);
+      const valueEnd = len < 0 ? pos + 4 : pos + 4 + len;
       if (valueEnd > end) throw new ProtocolError('malformed DataRow');
       const action = actions[i];
       if (action !== undefined && len >= 0) {
-        const replacement = this.value(action, buf, valueStart, valueEnd, this.formatOf(i) === 1);
-        if (replacement !== undefined) {
-          parts ??= [];
-          parts.push(buf.subarray(copiedTo, pos), replacement);
-          copiedTo = valueEnd;
+        const binary = this.formatOf(i) === 1;
+        let n = action.kind === 'method' && action.bytes && !binary ? action.bytes.length(buf, pos + 4, valueEnd) : -2;
+        let text: string | null | undefined;
+        if (n === -2) {
+          text = this.value(action, buf, pos + 4, valueEnd, binary);
+          n = text === undefined ? -3 : text === null ? -1 : Buffer.byteLength(text, 'utf8');
+        }
+        if (n !== -3) {
+          edits[count] = { at: pos, end: valueEnd, column: i, bytes: n, text };
+          count++;
+          delta += Math.max(0, n) - len;
           this.masked++;
         }
       }
       pos = valueEnd;
     }
-    if (!parts) return undefined;
-    parts.push(buf.subarray(copiedTo, end));
-    const out = Buffer.concat(parts);
-    out.writeInt32BE(out.length - 1, 1); // the length field excludes the type byte
+    if (count === 0) return undefined;
+    // second pass: one buffer; untouched runs between rewritten values are copied whole
+    const out = Buffer.allocUnsafe(end - start + delta);
+    let o = 0;
+    let from = start;
+    for (let k = 0; k < count; k++) {
+      const e = edits[k]!;
+      o += copyBytes(buf, from, e.at, out, o);
+      if (e.bytes === -1) {
+        o = out.writeInt32BE(-1, o);
+      } else if (e.text !== undefined && e.text !== null) {
+        out.writeInt32BE(e.bytes, o);
+        out.write(e.text, o + 4, e.bytes, 'utf8');
+        o += 4 + e.bytes;
+      } else {
+        out.writeInt32BE(e.bytes, o);
+        (actions[e.column] as { bytes: ByteMask }).bytes.write(buf, e.at + 4, e.end, out, o + 4);
+        o += 4 + e.bytes;
+      }
+      from = e.end;
+    }
+    o += copyBytes(buf, from, end, out, o);
+    out.writeInt32BE(o - 1, 1); // the length field excludes the type byte
     return out;
   }
 
-  /** The length-prefixed replacement of one value, or undefined to keep it. */
-  private value(action: NonNullable<ColumnMask>, buf: Buffer, start: number, end: number, binary: boolean): Buffer | undefined {
-    const text = utf8.decode(buf.subarray(start, end));
-    let masked: string | null | undefined;
-    if (action.kind === 'method') masked = binary ? null : action.apply(text);
-    else {
-      const hit = action.scan(text);
-      masked = hit === undefined ? undefined : binary ? null : hit;
-    }
-    if (masked === undefined) return undefined;
-    if (masked === null) {
-      const b = Buffer.alloc(4);
-      b.writeInt32BE(-1, 0);
-      return b;
-    }
-    const bytes = Buffer.from(masked, 'utf8');
-    const b = Buffer.allocUnsafe(4 + bytes.length);
-    b.writeInt32BE(bytes.length, 0);
-    bytes.copy(b, 4);
-    return b;
+  /** Scratch list of one row's rewrites (reused row after row). */
+  private readonly edits: { at: number; end: number; column: number; bytes: number; text: string | null | undefined }[] = [];
+
+  /** The replacement of one value (null = SQL NULL), or undefined to keep it. */
+  private value(action: NonNullable<ColumnMask>, buf: Buffer, start: number, end: number, binary: boolean): string | null | undefined {
+    if (action.kind === 'method') return binary ? null : action.apply(buf.toString('utf8', start, end));
+    const hit = action.scan(buf.toString('utf8', start, end));
+    return hit === undefined ? undefined : binary ? null : hit;
   }
 
   /** One row of `COPY … TO STDOUT` in text format (tab-separated, `\N` = NULL, backslash escapes). */
   private copyRow(mask: ResultMask, buf: Buffer, start: number, end: number): Buffer | undefined {
-    const line = utf8.decode(buf.subarray(start + 5, end));
+    const line = buf.toString('utf8', start + 5, end);
     const newline = line.endsWith('\n');
     const fields = (newline ? line.slice(0, -1) : line).split('\t');
     const actions = this.actions(mask, fields.length);
