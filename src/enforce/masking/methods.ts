@@ -68,12 +68,16 @@ function isMaskable(code: number): boolean {
   return (code >= 48 && code <= 57) || (code >= 65 && code <= 90) || (code >= 97 && code <= 122) || code > 127;
 }
 
-/** Every letter and digit but the last four becomes `*`; separators stay (`**** **** **** 0001`). */
+/**
+ * Every letter and digit but the last four becomes `*`; separators stay (`**** **** **** 0001`).
+ * By code point, so a character outside the BMP is one `*`, never half a surrogate pair.
+ */
 function last4(value: string): string {
-  let keepFrom = value.length;
+  const chars = Array.from(value);
+  let keepFrom = chars.length;
   let kept = 0;
-  for (let i = value.length - 1; i >= 0 && kept < 4; i--) {
-    if (isMaskable(value.charCodeAt(i))) {
+  for (let i = chars.length - 1; i >= 0 && kept < 4; i--) {
+    if (isMaskable(chars[i]!.codePointAt(0)!)) {
       kept++;
       keepFrom = i;
     }
@@ -81,14 +85,13 @@ function last4(value: string): string {
   let out = '';
   let masked = 0;
   for (let i = 0; i < keepFrom; i++) {
-    const code = value.charCodeAt(i);
-    if (isMaskable(code)) {
+    if (isMaskable(chars[i]!.codePointAt(0)!)) {
       out += '*';
       masked++;
-    } else out += value[i];
+    } else out += chars[i];
   }
   // four characters or fewer reveal the whole value: redact it
-  return masked === 0 ? REDACTED : out + value.slice(keepFrom);
+  return masked === 0 ? REDACTED : out + chars.slice(keepFrom).join('');
 }
 
 /** `****@example.com`: the domain stays (routing, grouping by provider), the mailbox goes. */

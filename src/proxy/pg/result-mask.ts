@@ -53,6 +53,7 @@ export class ResultMasker {
       case Backend.DataRow:
         return mask ? this.dataRow(mask, buf, start, end) : undefined;
       case Backend.CopyOutResponse:
+        if (end - start < 6) throw new ProtocolError('malformed CopyOutResponse');
         this.copyText = buf[start + 5] === 0;
         if (mask && !this.copyText) throw new ProtocolError('binary COPY of masked columns');
         return undefined;
@@ -81,7 +82,9 @@ export class ResultMasker {
   }
 
   private rowDescription(mask: ResultMask | undefined, buf: Buffer, start: number, end: number): Buffer | undefined {
+    if (end - start < 7) throw new ProtocolError('malformed RowDescription');
     const width = buf.readInt16BE(start + 5);
+    if (width < 0) throw new ProtocolError('malformed RowDescription');
     const formats: number[] = [];
     const actions = mask ? this.actions(mask, width) : [];
     let pos = start + 7;
@@ -107,7 +110,9 @@ export class ResultMasker {
   }
 
   private dataRow(mask: ResultMask, buf: Buffer, start: number, end: number): Buffer | undefined {
+    if (end - start < 7) throw new ProtocolError('malformed DataRow');
     const width = buf.readInt16BE(start + 5);
+    if (width < 0) throw new ProtocolError('malformed DataRow');
     const actions = this.actions(mask, width);
     let pos = start + 7;
     // First pass: what each masked value becomes, and the new message's size. A value is rewritten
