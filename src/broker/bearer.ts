@@ -23,6 +23,11 @@ export interface Caller {
    * audit trail or revoke anything).
    */
   isAdmin: boolean;
+  /**
+   * Holds the approver role (authority block `role("approver")`) on an UNDELEGATED token: decides
+   * just-in-time approvals (src/approvals/), never passed down to a child.
+   */
+  isApprover: boolean;
 }
 
 export interface BearerDeps {
@@ -51,6 +56,7 @@ export function authenticateToken(token: string, deps: BearerDeps): Caller {
       effective,
       revocationIds: v.revocationIds,
       isAdmin: lineage.length === 1 && (lineage[0]?.roles?.includes('admin') ?? false),
+      isApprover: lineage.length === 1 && (lineage[0]?.roles?.includes('approver') ?? false),
     };
   } finally {
     v.biscuit.free();
@@ -75,5 +81,12 @@ export function authenticateRequest(request: FastifyRequest, deps: BearerDeps): 
 export function requireAdmin(request: FastifyRequest, deps: BearerDeps): Caller {
   const caller = authenticateRequest(request, deps);
   if (!caller.isAdmin) throw new BatonError('BATON_ERR_FORBIDDEN', 'this endpoint needs the admin role from the grant policy');
+  return caller;
+}
+
+/** The caller, who must hold the approver role (on an undelegated token). */
+export function requireApprover(request: FastifyRequest, deps: BearerDeps): Caller {
+  const caller = authenticateRequest(request, deps);
+  if (!caller.isApprover) throw new BatonError('BATON_ERR_FORBIDDEN', 'this endpoint needs the approver role from the grant policy, on an undelegated token');
   return caller;
 }

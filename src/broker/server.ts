@@ -23,7 +23,10 @@ import { RevocationSet } from '../revocation/set.ts';
 import { databaseRevocationSource } from '../revocation/sources.ts';
 import { buildBrokerApp, LOG_REDACT } from './app.ts';
 import { exchangeDenied, exchangeGranted } from './audit-events.ts';
+import { approvalRoutes } from './routes/approvals.ts';
 import { auditRoutes } from './routes/audit.ts';
+import { createApprovalDesk, type ApprovalStore } from '../approvals/store.ts';
+import { createWebhookNotifier } from '../approvals/webhook.ts';
 import { issuedTokenRecorder } from './issued-tokens.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { freePort } from '../util/free-port.ts';
@@ -43,6 +46,12 @@ export interface BrokerHandle {
   revocations: RevocationSet;
   /** Its Prometheus registry and metrics (`baton dev` feeds the in-process proxy's into them too). */
   metrics: Metrics;
+  /**
+   * The approvals store on the broker's database, with the grant policy's `approvals` timings and
+   * the webhook of `config.approvals.webhook` (if any): an in-process proxy (`baton dev`) uses it as
+   * its ApprovalDesk.
+   */
+  approvals: ApprovalStore;
   close(): Promise<void>;
 }
 
@@ -89,6 +98,10 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
   // not awaited to be current: bearer endpoints and the proxy fail closed (503/57P03) until it is
   await revocations.start();
   const bearer = { keys: keyring, revocations };
+  const webhook = config.approvals.webhook
+    ? createWebhookNotifier({ ...config.approvals.webhook, log: (level, message, fields) => app.log[level](fields, message) })
+    : undefined;
+  const approvals = createApprovalDesk({ pool: db.pool, policy: policy.approvals, publicUrl: url, ...(webhook ? { notify: webhook.notify } : {}) });
   const recordIssued = issuedTokenRecorder(db.pool);
 
   const app = await buildBrokerApp(
@@ -114,6 +127,7 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
       },
       plugins: [
         auditRoutes({ pool: db.pool, bearer, anchors: () => witness.anchors() }),
+        approvalRoutes({ desk: approvals, bearer, audit: (e) => audit.append(e) }),
         revocationRoutes({ pool: db.pool, keys: keyring, state, revocations, audit: (e) => audit.append(e), limits: config.broker.revocationLimits }),
         ...(devIssuer ? [async (a: FastifyInstance) => void (await a.register(devIssuer.plugin, { prefix: '/dev/oidc' }))] : []),
       ],
@@ -144,8 +158,10 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
     audit,
     revocations,
     metrics,
+    approvals,
     async close() {
       stopFollowingKeys();
+      webhook?.close();
       await app.close();
       await revocations.stop();
       await audit.close();

@@ -27,6 +27,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
   inspect: entry("show a token's lineage and effective rights", () => import('./inspect.ts').then((m) => m.inspect)),
   audit: entry('verify, tail, tree or export the audit trail', () => import('./audit.ts').then((m) => m.audit)),
   revoke: entry('revoke a token and all its descendants', () => import('./revoke.ts').then((m) => m.revoke)),
+  approvals: entry('list, approve or deny statements held for approval', () => import('./approvals.ts').then((m) => m.approvals)),
   login: entry('get a Baton token (dev issuer or any OIDC token) and cache it', () => import('./login.ts').then((m) => m.login)),
   logout: entry("forget the broker's cached token", () => import('./login.ts').then((m) => m.logout)),
   exchange: entry('trade an OIDC token for a Baton token (and cache it)', () => import('./exchange.ts').then((m) => m.exchange)),
