@@ -14,6 +14,8 @@ import { loggedSessions } from '../proxy/admin/session-log.ts';
 import { RemoteKeySet, staticKeySet } from '../proxy/pg/keyset.ts';
 import { startPgProxy } from '../proxy/pg/start.ts';
 import { enforcementFromPolicy } from '../enforce/from-policy.ts';
+import { createApprovalDesk } from '../approvals/store.ts';
+import { createWebhookNotifier } from '../approvals/webhook.ts';
 import { loadPolicyFile } from '../policy/load.ts';
 import { DEV_POLICY_FILE } from '../broker/server.ts';
 import { assertLeastPrivilegedUpstreams, upstreamMap } from '../proxy/pg/upstreams.ts';
@@ -70,6 +72,12 @@ export const proxy = defineCommand(
           log: (e) => logger.warn(e, String(e.event)),
         });
     await remoteKeys?.start();
+    // held statements go into the approvals table of the shared database; approvers decide at the
+    // broker, whose URL the refusal names. This process notifies the webhook of requests it creates.
+    const webhook = config.approvals.webhook
+      ? createWebhookNotifier({ ...config.approvals.webhook, log: (level, message, fields) => logger[level](fields, message) })
+      : undefined;
+    const desk = createApprovalDesk({ pool: db.pool, policy: policy.approvals, publicUrl: config.broker.publicUrl ?? p.brokerUrl, ...(webhook ? { notify: webhook.notify } : {}) });
     const running = await startPgProxy(p, {
       keys: remoteKeys ?? staticKeySet(p.keySetFile!),
       revocations,
@@ -78,7 +86,7 @@ export const proxy = defineCommand(
       upstreams,
       logger,
       wrapGate: (gate) => loggedSessions(gate, logger),
-      enforcement: enforcementFromPolicy(policy, { dataDir: config.dataDir, ...(config.masking.hmacKey ? { hmacKey: config.masking.hmacKey } : {}) }),
+      enforcement: enforcementFromPolicy(policy, { dataDir: config.dataDir, desk, ...(config.masking.hmacKey ? { hmacKey: config.masking.hmacKey } : {}) }),
     });
     Object.assign(metrics.sources, {
       sessions: () => running.proxy.sessionCount,
@@ -116,6 +124,7 @@ export const proxy = defineCommand(
     onShutdown(async () => {
       closing = true;
       await running.close();
+      await webhook?.close();
       await admin?.close();
       await revocations.stop();
       await remoteKeys?.stop();

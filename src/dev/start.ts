@@ -43,7 +43,8 @@ export async function startDev(config: Config, opts: StartDevOptions = {}): Prom
     throw err;
   }
   const policy = loadPolicyFile(config.proxy.policyFile ?? config.broker.policyFile ?? DEV_POLICY_FILE);
-  const enforcement = enforcementFromPolicy(policy, { dataDir: config.dataDir, ...(config.masking.hmacKey ? { hmacKey: config.masking.hmacKey } : {}) });
+  // held statements are recorded in (and decided through) the broker's approvals store
+  const enforcement = enforcementFromPolicy(policy, { dataDir: config.dataDir, desk: broker.approvals, ...(config.masking.hmacKey ? { hmacKey: config.masking.hmacKey } : {}) });
   const proxy = await startPgProxy(config.proxy, {
     keys: { resolver: async () => broker.keyring, current: () => broker.keyring },
     revocations: broker.revocations,

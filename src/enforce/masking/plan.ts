@@ -50,6 +50,23 @@ export class SessionMasking {
     this.#active = opts.policy.rules.length > 0 || (opts.detectors.names.length > 0);
   }
 
+  /** True when some access is to a relation with a masked column the token cannot lift. */
+  touchesMasked(accesses: readonly { resource: string }[]): boolean {
+    return this.#active && accesses.some((a) => this.#method({ relations: [a.resource], column: '*' }) !== undefined);
+  }
+
+  /**
+   * Values PostgreSQL echoes in errors and notices, replaced: the quoted input of `invalid input
+   * syntax …: "<value>"`, `Key (…)=(<values>)`, `Failing row contains (<values>)`, then the detectors.
+   */
+  readonly scrubErrors = (text: string): string => {
+    const t = text
+      .replace(/: "(?:[^"]|"")*"$/s, ': "****"')
+      .replace(/=\((.*)\)( already exists| is not present in table| conflicts with existing key)/s, '=(****)$2')
+      .replace(/(Failing row contains|[Rr]ow) \((.*)\)/s, '$1 (****)');
+    return this.#opts.detectors.scan(t) ?? t;
+  };
+
   /** The masking of a statement's result (memoized per classified shape). */
   statement(shape: ResultShape | undefined): StatementMasking {
     if (shape === undefined || !this.#active) return NOTHING;

@@ -132,6 +132,9 @@ export function createBatonGate(deps: BatonGateDeps) {
   }
 }
 
+/** What the relay applies to an allowed statement's answers (see CheckResult). */
+type WireMasking = Pick<Extract<CheckResult, { allow: true }>, 'mask' | 'scrubErrors' | 'notice'>;
+
 interface Ticket {
   /** The entry's receipt: a promise while the entry is in flight (overlapped statements). */
   receipt: AuditReceipt | Promise<AuditReceipt>;
@@ -383,11 +386,14 @@ class BatonSession implements GateSession {
     const maskAudit = masked.columns.length || masked.predicates.length ? { columns: masked.columns.slice(0, 256), ...(masked.predicates.length ? { predicates: masked.predicates.slice(0, 256) } : {}) } : undefined;
     // nothing runs at Parse; Execute is audited (the mask rides along so Describe answers are masked too)
     if (phase === 'parse') return masked.mask ? { allow: true, mask: masked.mask } : { allow: true };
+    // what the relay applies to the answers: row masks, and values scrubbed out of errors
+    const scrubErrors = this.#masking?.touchesMasked(accesses) ? this.#masking.scrubErrors : undefined;
+    const wire: WireMasking = { ...(masked.mask ? { mask: masked.mask } : {}), ...(scrubErrors ? { scrubErrors } : {}) };
     // 3b. statements that wait for a person (DESIGN.md rule 7)
     const rules = approvalRulesHit(classification.statements, this.#deps.approvals?.rules ?? [], this.#approvalOps);
     const estimated = this.#rowsAboveRules(classification.statements);
-    if (estimated.length) return this.#afterEstimate(sql, context, classification, accesses, rules, estimated, masked.mask, maskAudit, started);
-    if (rules.length) return this.#approved(sql, context, classification, accesses, rules, masked.mask, maskAudit, started);
+    if (estimated.length) return this.#afterEstimate(sql, context, classification, accesses, rules, estimated, wire, maskAudit, started);
+    if (rules.length) return this.#approved(sql, context, classification, accesses, rules, wire, maskAudit, started);
     // 4. the audit entry (DESIGN.md rule 6). A read — or a write inside an explicit transaction
     // block — may run while its entry is in flight: the relay holds its answers (and the block's
     // COMMIT) until the entry is durable. Everything else is durable BEFORE it is forwarded.
@@ -395,7 +401,6 @@ class BatonSession implements GateSession {
     if (changesObjects) this.#deps.objectsMayHaveChanged?.(this.#database);
     const txControl = mayChangeTransactionBlock(classification);
     const event = { ...this.#event('allow', undefined, classification, accesses), ...(maskAudit ? { masking: maskAudit } : {}) };
-    const mask = masked.mask ? { mask: masked.mask } : {};
     if (this.#deps.ordering !== 'strict' && mayOverlapAudit(classification, context?.inTransactionBlock === true)) {
       const receipt = this.#deps.audit.append(event);
       const durable = receipt.then(
@@ -406,9 +411,9 @@ class BatonSession implements GateSession {
           throw e;
         },
       );
-      return { allow: true, ticket: { receipt, startedAt: started, changesObjects } satisfies Ticket, durable, txControl, holdAnswers: answersReveal(classification), ...mask };
+      return { allow: true, ticket: { receipt, startedAt: started, changesObjects } satisfies Ticket, durable, txControl, holdAnswers: answersReveal(classification), ...wire };
     }
-    return this.#durableFirst(event, started, changesObjects, txControl, masked.mask);
+    return this.#durableFirst(event, started, changesObjects, txControl, wire);
   }
 
   /** `rows-above` rules that apply to these statements (row writes on their resources). */
@@ -430,7 +435,7 @@ class BatonSession implements GateSession {
     accesses: readonly { resource: string; operation: string }[],
     rules: string[],
     estimated: ApprovalRule[],
-    mask: (ResultMask | undefined)[] | undefined,
+    wire: WireMasking,
     maskAudit: AuditEventInput['masking'],
     started: number,
   ): Promise<CheckResult> {
@@ -438,10 +443,10 @@ class BatonSession implements GateSession {
     const rows = values === undefined ? undefined : await estimateRows(this.upstream, sql, values);
     const over = estimated.filter((r) => rows === undefined || rows > r.rows!).map((r) => (rows === undefined ? `${r.name} (no estimate)` : `${r.name} (~${Math.round(rows)} rows)`));
     const all = [...rules, ...over];
-    if (all.length) return this.#approved(sql, context, classification, accesses, all, mask, maskAudit, started);
+    if (all.length) return this.#approved(sql, context, classification, accesses, all, wire, maskAudit, started);
     const changesObjects = accesses.some((a) => OBJECT_CHANGING.has(a.operation));
     const event = { ...this.#event('allow', undefined, classification, accesses), ...(maskAudit ? { masking: maskAudit } : {}) };
-    return this.#durableFirst(event, started, changesObjects, mayChangeTransactionBlock(classification), mask);
+    return this.#durableFirst(event, started, changesObjects, mayChangeTransactionBlock(classification), wire);
   }
 
   /**
@@ -456,7 +461,7 @@ class BatonSession implements GateSession {
     classification: Extract<Classification, { ok: true }>,
     accesses: readonly { resource: string; operation: string }[],
     rules: string[],
-    mask: (ResultMask | undefined)[] | undefined,
+    wire: WireMasking,
     maskAudit: AuditEventInput['masking'],
     started: number,
   ): Promise<CheckResult> {
@@ -497,14 +502,16 @@ class BatonSession implements GateSession {
       approvalId: admitted.id,
       ...(maskAudit ? { masking: maskAudit } : {}),
     };
-    return this.#durableFirst(event, started, changesObjects, mayChangeTransactionBlock(classification), mask);
+    const kinds = [...new Set(statements.map((s) => s.kind.toUpperCase()))].join(', ');
+    const notice = `baton: running this ${kinds} under approval ${admitted.id} (approved by ${admitted.approver}; single use)`;
+    return this.#durableFirst(event, started, changesObjects, mayChangeTransactionBlock(classification), { ...wire, notice });
   }
 
   /** Everything that may not overlap: the entry is durable before the statement is forwarded. */
-  async #durableFirst(event: AuditEventInput, started: number, changesObjects: boolean, txControl: boolean, mask?: (ResultMask | undefined)[]): Promise<CheckResult> {
+  async #durableFirst(event: AuditEventInput, started: number, changesObjects: boolean, txControl: boolean, wire: WireMasking = {}): Promise<CheckResult> {
     try {
       const receipt = await this.#deps.audit.append(event);
-      return { allow: true, ticket: { receipt, startedAt: started, changesObjects } satisfies Ticket, txControl, ...(mask ? { mask } : {}) };
+      return { allow: true, ticket: { receipt, startedAt: started, changesObjects } satisfies Ticket, txControl, ...wire };
     } catch (err) {
       const e = asBatonError(err);
       this.#deps.log?.({ event: 'audit.unavailable', code: e.code, detail: e.detail });

@@ -121,6 +121,14 @@ export type CheckResult =
        * to mask in that statement's rows). Absent: no masking at all (the relay does not look at rows).
        */
       mask?: readonly (ResultMask | undefined)[];
+      /**
+       * The statement reads masked columns: PostgreSQL may echo their values in an error or notice
+       * (`invalid input syntax for type integer: "4000 …"`, `Key (email)=(…) already exists`), so
+       * the relay passes the text fields of its ErrorResponse/NoticeResponse through this.
+       */
+      scrubErrors?: (text: string) => string;
+      /** A NOTICE the client gets before the statement's answers (e.g. which approval it runs under). */
+      notice?: string;
     }
   | {
       allow: false;

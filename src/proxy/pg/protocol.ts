@@ -187,6 +187,12 @@ export function encodeError(severity: 'ERROR' | 'FATAL', sqlstate: string, messa
   return typed(Backend.ErrorResponse, body);
 }
 
+/** A NoticeResponse (severity NOTICE, SQLSTATE 00000) from the proxy itself. */
+export function encodeNotice(message: string): Buffer {
+  const body = Buffer.concat([Buffer.from('S'), cstr('NOTICE'), Buffer.from('V'), cstr('NOTICE'), Buffer.from('C'), cstr('00000'), Buffer.from('M'), cstr(sanitizeText(message)), Buffer.from([0])]);
+  return typed(Backend.NoticeResponse, body);
+}
+
 /** AuthenticationOk / AuthenticationCleartextPassword (the only two the proxy asks of clients). */
 export function encodeAuthentication(code: typeof AuthCode.Ok | typeof AuthCode.CleartextPassword): Buffer {
   return typed(Backend.Authentication, int32(code));

@@ -223,6 +223,41 @@ function copyEscape(value: string): string {
   return value.replace(/[\\\n\r\t]/g, (c) => (c === '\\' ? '\\\\' : c === '\n' ? '\\n' : c === '\r' ? '\\r' : '\\t'));
 }
 
+/** Text fields of an ErrorResponse/NoticeResponse that may carry values (message, detail, hint, context, internal query). */
+const VALUE_FIELDS = new Set([0x4d /* M */, 0x44 /* D */, 0x48 /* H */, 0x57 /* W */, 0x71 /* q */]);
+
+/**
+ * An ErrorResponse/NoticeResponse with `scrub` applied to every field that may carry a value, or
+ * undefined when nothing changed. Other fields (severity, SQLSTATE, position, …) are kept.
+ */
+export function scrubErrorMessage(buf: Buffer, start: number, end: number, scrub: (text: string) => string): Buffer | undefined {
+  const parts: Buffer[] = [buf.subarray(start, start + 5)];
+  let changed = false;
+  let i = start + 5;
+  while (i < end && buf[i] !== 0) {
+    const field = buf[i]!;
+    const nul = buf.indexOf(0, i + 1);
+    if (nul < 0 || nul >= end) throw new ProtocolError('malformed error message');
+    if (VALUE_FIELDS.has(field)) {
+      const text = buf.toString('utf8', i + 1, nul);
+      const clean = scrub(text);
+      if (clean !== text) {
+        changed = true;
+        parts.push(Buffer.from([field]), Buffer.from(clean.replace(/\0/g, ''), 'utf8'), Buffer.from([0]));
+        i = nul + 1;
+        continue;
+      }
+    }
+    parts.push(buf.subarray(i, nul + 1));
+    i = nul + 1;
+  }
+  if (!changed) return undefined;
+  parts.push(Buffer.from([0]));
+  const out = Buffer.concat(parts);
+  out.writeInt32BE(out.length - 1, 1);
+  return out;
+}
+
 /**
  * The result-format codes of a Bind message body (after portal and statement names), or undefined
  * when malformed (the upstream rejects it anyway).

@@ -10,6 +10,7 @@ import {
   SqlState,
   commandRows,
   encodeError,
+  encodeNotice,
   encodeParse,
   encodeQuery,
   encodeSync,
@@ -21,7 +22,7 @@ import {
   sanitizeText,
 } from './protocol.ts';
 import { sendCancel, type UpstreamConnection } from './upstream.ts';
-import { bindResultFormats, ResultMasker } from './result-mask.ts';
+import { bindResultFormats, ResultMasker, scrubErrorMessage } from './result-mask.ts';
 
 /**
  * The relay after authentication: one client socket, one upstream connection.
@@ -101,6 +102,10 @@ class Expectation {
   syncsBefore = 0;
   /** Rewrites its result messages (only when the gate masks something in them). */
   masker: ResultMasker | undefined;
+  /** Scrubs values out of its errors and notices (it reads masked columns). */
+  scrubErrors: ((text: string) => string) | undefined;
+  /** A NoticeResponse of the gate's, sent ahead of its first answer. */
+  notice: Buffer | undefined;
 
   constructor(
     readonly kind: Kind,
@@ -554,6 +559,8 @@ export class RelaySession {
       } else if (mask) {
         e.masker = new ResultMasker(mask, kind === Kind.Execute ? (this.portals.get(name)?.formats ?? []) : undefined);
       }
+      if (kind !== Kind.Parse && r.scrubErrors) e.scrubErrors = r.scrubErrors;
+      if (kind !== Kind.Parse && r.notice) e.notice = encodeNotice(r.notice);
       this.enqueue(e);
       this.pass(buf, start, end);
       return;
@@ -719,9 +726,19 @@ export class RelaySession {
         if (total < 5) throw new ProtocolError('invalid message length from upstream');
         const owner = this.peek();
         const route = this.routeOf(owner, type);
+        if (owner?.notice !== undefined && route !== Route.Drop) {
+          // the gate's notice goes first, where the statement's answers go
+          closeRun(i);
+          runStart = i;
+          if (route === Route.Hold) this.held.push(owner, owner.notice);
+          else out.push(owner.notice);
+          owner.notice = undefined;
+        }
         const masker = owner?.masker !== undefined && maskable(type) ? owner.masker : undefined;
+        const notice = type === Backend.NoticeResponse && owner?.scrubErrors !== undefined ? owner.scrubErrors : undefined;
         const inspect =
           masker !== undefined ||
+          notice !== undefined ||
           type === Backend.ErrorResponse ||
           type === Backend.ReadyForQuery ||
           type === Backend.ParameterStatus ||
@@ -748,7 +765,9 @@ export class RelaySession {
           break;
         }
         let replacement: Buffer | undefined;
-        if (masker !== undefined) {
+        if (notice !== undefined) {
+          replacement = scrubErrorMessage(buf, i, i + total, notice);
+        } else if (masker !== undefined) {
           replacement = masker.rewrite(type, buf, i, i + total);
           if (type === Backend.CommandComplete) this.onBackendMessage(type, buf, i, i + total);
           else this.onBackendHeader(type);
@@ -1016,7 +1035,7 @@ export class RelaySession {
     }
     const head = this.peek();
     if (!head || head.kind === Kind.Sync) return undefined; // e.g. a deferred constraint failing at commit
-    let replacement: Buffer | undefined;
+    let replacement: Buffer | undefined = head.scrubErrors && !head.deny ? scrubErrorMessage(buf, start, end, head.scrubErrors) : undefined;
     if (head.deny) {
       if (!fields.message.includes(head.deny.marker)) {
         // Still the denied message's error (errors come in order); the upstream refused it for
