@@ -34,7 +34,11 @@ export interface TestStack {
 export async function startTestStack(
   area: string,
   proxyConfig: Partial<PgProxyConfig> = {},
-  opts: { auditOrdering?: 'default' | 'strict'; enforcement?: PgProxyDeps['enforcement'] } = {},
+  opts: {
+    auditOrdering?: 'default' | 'strict';
+    /** Masking and approvals for the proxy; a function gets the broker (its approvals store). */
+    enforcement?: PgProxyDeps['enforcement'] | ((broker: TestBroker) => PgProxyDeps['enforcement']);
+  } = {},
 ): Promise<TestStack> {
   const broker = await startTestBroker(area);
   const admin = new URL(TEST_DATABASE_URL);
@@ -52,7 +56,7 @@ export async function startTestStack(
       audit: broker.audit,
       upstreams: new Map([['appdb', upstreamFromUrl(appdbUrl)]]),
       ...(opts.auditOrdering ? { auditOrdering: opts.auditOrdering } : {}),
-      ...(opts.enforcement ? { enforcement: opts.enforcement } : {}),
+      ...(opts.enforcement ? { enforcement: typeof opts.enforcement === 'function' ? opts.enforcement(broker) : opts.enforcement } : {}),
     },
   );
   const directUrl = new URL(admin);

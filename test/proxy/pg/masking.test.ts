@@ -152,6 +152,25 @@ describe('no laundering: anything computed from a masked column is masked whole'
   });
 });
 
+describe('errors do not echo masked values', () => {
+  it.each([
+    ['a cast in the select list', 'SELECT card_number::int FROM customers'],
+    ['a cast in a predicate', 'SELECT id FROM customers WHERE card_number::bigint > 0'],
+    ['the extended protocol', 'SELECT email::date FROM customers WHERE id = 1'],
+  ])('%s', async (_, sql) => {
+    const err = (await c.query(sql).catch((e: Error) => e)) as Error & { code: string };
+    expect(['22P02', '22007', '22008']).toContain(err.code); // invalid input syntax (integer, date)
+    expect(err.message).toMatch(/: "\*\*\*\*"$/);
+    expect(err.message).not.toMatch(RAW_CARD);
+    expect(err.message).not.toMatch(RAW_MAIL);
+  });
+  it('an admin (read_unmasked) sees the raw error', async () => {
+    const a = await stack.connect(admin);
+    const err = (await a.query('SELECT card_number::int FROM customers WHERE id = 1').catch((e: Error) => e)) as Error;
+    expect(err.message).toContain('4000 0000 0000 0001');
+  });
+});
+
 describe('who sees raw values', () => {
   it('read_unmasked (admins: "*") lifts masking; an attenuated child of the admin that keeps only read cannot regain it', async () => {
     const a = await stack.connect(admin);
