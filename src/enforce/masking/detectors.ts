@@ -11,6 +11,8 @@ import type { MaskingPolicy } from '../../policy/schema.ts';
 
 interface Detector {
   readonly name: string;
+  /** A fast regex any match must contain (all of a set's sentinels run as ONE native scan first). */
+  readonly sentinel: string;
   /** Cheap test: false means the regex cannot match. */
   readonly maybe: (s: string) => boolean;
   readonly pattern: RegExp;
@@ -68,6 +70,7 @@ function ibanValid(iban: string): boolean {
 const BUILTIN: Record<MaskingPolicy['detectors']['builtin'][number], Detector> = {
   card: {
     name: 'card',
+    sentinel: '\\d(?:[ -]?\\d){12}',
     maybe: (s) => s.length >= 13 && hasDigitRun(s, 13),
     pattern: /(?<![\d])\d(?:[ -]?\d){12,18}(?![\d])/g,
     replace: (m) => {
@@ -84,24 +87,28 @@ const BUILTIN: Record<MaskingPolicy['detectors']['builtin'][number], Detector> =
   },
   email: {
     name: 'email',
+    sentinel: '@',
     maybe: (s) => s.includes('@'),
     pattern: /[A-Za-z0-9._%+-]+@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)/g,
     replace: (m) => `****${m.slice(m.lastIndexOf('@'))}`,
   },
   iban: {
     name: 'iban',
+    sentinel: '[A-Z]{2}\\d{2}',
     maybe: (s) => s.length >= 15 && IBAN_START.test(s),
     pattern: /\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b/g,
     replace: (m) => (ibanValid(m) ? `${m.slice(0, 2)}**${'*'.repeat(Math.max(0, m.replace(/\s/g, '').length - 8))}${m.replace(/\s/g, '').slice(-4)}` : undefined),
   },
   ssn: {
     name: 'ssn',
+    sentinel: '\\d{3}-\\d{2}-\\d{4}',
     maybe: (s) => s.length >= 11 && s.includes('-'),
     pattern: /\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b/g,
     replace: () => '***-**-****',
   },
   bearer: {
     name: 'bearer',
+    sentinel: 'eyJ|[Bb]earer|gh[pousr]|xox[abpr]|sk_live|sk-',
     maybe: (s) => s.length >= 16 && (s.includes('eyJ') || s.includes('earer') || s.includes('_') || s.includes('sk-')),
     pattern: /\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*|\b[Bb]earer\s+[A-Za-z0-9._~+/=-]{16,}|\b(?:gh[pousr]|xox[abpr]|sk_live|sk-)[A-Za-z0-9_-]{16,}/g,
     replace: () => '****',
@@ -117,11 +124,14 @@ export interface DetectorSet {
 export function compileDetectors(config: MaskingPolicy['detectors']): DetectorSet {
   const detectors: Detector[] = config.builtin.map((n) => BUILTIN[n]);
   for (const c of config.custom) {
-    detectors.push({ name: c.name, maybe: () => true, pattern: new RegExp(c.pattern, 'gu'), replace: () => c.replacement });
+    detectors.push({ name: c.name, sentinel: c.pattern, maybe: () => true, pattern: new RegExp(c.pattern, 'gu'), replace: () => c.replacement });
   }
+  // one native scan rules out most values (ids, hashes, prose) before any detector runs
+  const sentinel = new RegExp(detectors.map((d) => `(?:${d.sentinel})`).join('|'), 'u');
   return {
     names: detectors.map((d) => d.name),
     scan(text) {
+      if (detectors.length === 0 || !sentinel.test(text)) return undefined;
       let out = text;
       let hit = false;
       for (const d of detectors) {
