@@ -73,6 +73,9 @@ export async function startDev(config: Config, opts: StartDevOptions = {}): Prom
     BATON_TOKEN=$CHILD npx baton inspect
     BATON_TOKEN=$CHILD npx baton db connect appdb --port ${proxy.port} -- -c 'SELECT count(*) FROM orders'
     BATON_TOKEN=$CHILD npx baton db connect appdb --port ${proxy.port} -- -c 'DELETE FROM orders'   # denied: 42501
+    npx baton db connect appdb --port ${proxy.port} -- -c 'SELECT email, card_number FROM customers LIMIT 3'   # masked
+    npx baton db connect appdb --port ${proxy.port} -- -c 'DELETE FROM audit_notes'   # held for approval: 55W01 apr_…
+    npx baton login --sub root --groups admins && npx baton approvals list   # an approver decides (then alice retries)
 `;
   return {
     banner,
