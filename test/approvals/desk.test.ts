@@ -151,6 +151,15 @@ describe('admit', () => {
     expect(pendingIds).not.toContain(pending.id);
   });
 
+  it('a pending request nobody looked at still expires: the next admit makes a new one', async () => {
+    const input = request();
+    const first = await desk.admit(input);
+    advance(3600);
+    const next = await desk.admit(input);
+    expect(next.state).toBe('pending');
+    expect(next.id).not.toBe(first.id);
+  });
+
   it('a denial sticks for its binding until the request would have expired', async () => {
     const input = request();
     const pending = await desk.admit(input);
