@@ -4,7 +4,7 @@
  * different statement, another token, a second time, after expiry, or once the token is revoked.
  * Real broker, real PostgreSQL, node-postgres and psql.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -171,5 +171,26 @@ describe('the audit tells the whole story', () => {
     expect(entries.map((e) => `${e.action}:${e.decision}`)).toEqual(['statement:deny', 'approval.approve:allow', 'statement:allow']);
     expect(entries[1]!.reason).toContain('cleanup ticket 42');
     expect(entries[2]!.reason).toContain('approved by root');
+  });
+});
+
+// Debian's python3-psycopg2 (.ci/run installs it); skipped, visibly, where it is missing
+const hasPsycopg2 = spawnSync('/usr/bin/python3', ['-c', 'import psycopg2']).status === 0;
+describe.skipIf(!hasPsycopg2)('psycopg2', () => {
+  it('sees 55W01 with the approval id, and the same statement runs once approved', async () => {
+    const token = await stack.token('alice', ['engineers']);
+    const script = `
+import psycopg2, sys
+c = psycopg2.connect(host='127.0.0.1', port=${stack.proxy.port}, user='agent', dbname='appdb', password=sys.argv[1])
+c.autocommit = True
+try:
+    c.cursor().execute('UPDATE orders SET currency = currency')
+    print('ran')
+except psycopg2.Error as e:
+    print(e.pgcode, e.pgerror.split('request ')[1].split(' ')[0])`;
+    const first = (await run('/usr/bin/python3', ['-c', script, token])).stdout.trim().split(' ');
+    expect(first[0]).toBe('55W01');
+    expect(await decide(first[1]!, admin, 'approve')).toBe(200);
+    expect((await run('/usr/bin/python3', ['-c', script, token])).stdout.trim()).toBe('ran');
   });
 });
