@@ -67,6 +67,12 @@ export class SessionMasking {
     return this.#opts.detectors.scan(t) ?? t;
   };
 
+  /** Masked columns whose values the statement would write elsewhere (laundering): labels, empty when none. */
+  maskedWrites(shape: ResultShape | undefined): string[] {
+    if (!shape?.writes || !this.#active) return [];
+    return [...new Set(shape.writes.filter((w) => this.#method(w) !== undefined).map(label))];
+  }
+
   /** The masking of a statement's result (memoized per classified shape). */
   statement(shape: ResultShape | undefined): StatementMasking {
     if (shape === undefined || !this.#active) return NOTHING;

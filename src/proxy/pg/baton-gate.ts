@@ -132,6 +132,9 @@ export function createBatonGate(deps: BatonGateDeps) {
   }
 }
 
+/** A FETCH from a cursor this session did not DECLARE (e.g. a function's refcursor): masked as if it read everything. */
+const UNKNOWN_CURSOR: ResultShape = { every: UNANALYSABLE.every, predicates: [] };
+
 /** What the relay applies to an allowed statement's answers (see CheckResult). */
 type WireMasking = Pick<Extract<CheckResult, { allow: true }>, 'mask' | 'scrubErrors' | 'notice'>;
 
@@ -276,21 +279,23 @@ class BatonSession implements GateSession {
    * Masking of each statement's rows, and what the audit records of it. Cursors: DECLARE remembers
    * its query's shape, FETCH is masked by it (an unknown cursor as if it read everything).
    */
-  #maskStatements(statements: readonly ClassifiedStatement[]): { mask?: (ResultMask | undefined)[]; columns: string[]; predicates: string[]; copyRefused?: boolean } {
+  #maskStatements(statements: readonly ClassifiedStatement[]): { mask?: (ResultMask | undefined)[]; columns: string[]; predicates: string[]; copyRefused?: boolean; launders?: string[] } {
     const masking = this.#masking;
     if (!masking) return { columns: [], predicates: [] };
     const mask: (ResultMask | undefined)[] = [];
     const columns: string[] = [];
     const predicates: string[] = [];
     let copyRefused = false;
+    const launders: string[] = [];
     for (const s of statements) {
+      launders.push(...masking.maskedWrites(s.result));
       let shape = s.result;
       if (s.cursor?.action === 'declare') {
         this.#cursors.set(s.cursor.name, s.result);
         shape = undefined; // DECLARE itself returns no rows; its predicates still count
         predicates.push(...masking.statement(s.result).predicates);
       } else if (s.cursor?.action === 'fetch') {
-        shape = this.#cursors.has(s.cursor.name) ? this.#cursors.get(s.cursor.name) : UNANALYSABLE;
+        shape = this.#cursors.has(s.cursor.name) ? this.#cursors.get(s.cursor.name) : UNKNOWN_CURSOR;
       } else if (s.cursor?.action === 'close') {
         if (s.cursor.name === '*') this.#cursors.clear();
         else this.#cursors.delete(s.cursor.name);
@@ -301,7 +306,7 @@ class BatonSession implements GateSession {
       predicates.push(...m.predicates);
       if (m.mask && s.copyOut === 'other') copyRefused = true;
     }
-    return { ...(mask.some((m) => m !== undefined) ? { mask } : {}), columns: [...new Set(columns)], predicates: [...new Set(predicates)], ...(copyRefused ? { copyRefused } : {}) };
+    return { ...(mask.some((m) => m !== undefined) ? { mask } : {}), columns: [...new Set(columns)], predicates: [...new Set(predicates)], ...(copyRefused ? { copyRefused } : {}), ...(launders.length ? { launders: [...new Set(launders)] } : {}) };
   }
 
   /**
@@ -380,6 +385,9 @@ class BatonSession implements GateSession {
       if (next && next.some((schema) => !this.#searchPath.includes(schema))) this.#searchPath = [...this.#searchPath, ...next.filter((x) => !this.#searchPath.includes(x))];
     }
     const masked = this.#maskStatements(classification.statements);
+    if (masked.launders) {
+      return this.#deny(phase, `the statement would copy masked column(s) ${masked.launders.join(', ')} into a table (the copy would not be masked); read them masked instead`, classification);
+    }
     if (masked.copyRefused) {
       return this.#deny(phase, 'COPY of masked columns is supported only in text format with the default delimiter (use FORMAT text, or SELECT)', classification, { sqlstate: '0A000' });
     }

@@ -222,3 +222,30 @@ print(json.dumps(cur.fetchall()))`;
     expect(JSON.parse(stdout)).toEqual([['****@example.com', '**** **** **** 0007']]);
   });
 });
+
+describe('no laundering through writes', () => {
+  it.each([
+    ['INSERT … SELECT', 'INSERT INTO audit_notes (note) SELECT card_number FROM customers'],
+    ['INSERT … SELECT of an expression', "INSERT INTO audit_notes (note) SELECT 'x' || email FROM customers"],
+    ['UPDATE … SET from a masked column', 'UPDATE audit_notes SET note = c.card_number FROM customers c WHERE c.id = audit_notes.id'],
+    ['UPDATE … SET a scalar subquery', 'UPDATE audit_notes SET note = (SELECT email FROM customers LIMIT 1)'],
+    ['a data-modifying CTE', 'WITH w AS (INSERT INTO audit_notes (note) SELECT card_number FROM customers RETURNING id) SELECT count(*) FROM w'],
+    ['INSERT … ON CONFLICT DO UPDATE', 'INSERT INTO audit_notes (id, note) SELECT id, name FROM customers ON CONFLICT (id) DO UPDATE SET note = (SELECT email FROM customers LIMIT 1)'],
+  ])('%s is refused (42501) and writes nothing', async (_, sql) => {
+    const before = (await stack.direct('SELECT count(*)::int AS n, string_agg(note, \'|\') AS notes FROM audit_notes')).rows[0];
+    const err = (await c.query(sql).catch((e: Error) => e)) as Error & { code: string };
+    expect(err.code).toBe('42501');
+    expect(err.message).toMatch(/would copy masked column/);
+    expect((await stack.direct('SELECT count(*)::int AS n, string_agg(note, \'|\') AS notes FROM audit_notes')).rows[0]).toEqual(before);
+  });
+
+  it('writes of clean values, and predicates on masked columns, still run', async () => {
+    await c.query("INSERT INTO audit_notes (note) SELECT name FROM customers WHERE card_number LIKE '4000%' AND id = 1");
+    expect((await stack.direct("SELECT count(*)::int AS n FROM audit_notes WHERE note = 'Customer 1'")).rows[0].n).toBe(1);
+  });
+
+  it('an admin (read_unmasked) may copy', async () => {
+    const a = await stack.connect(admin);
+    await a.query('INSERT INTO audit_notes (note) SELECT card_number FROM customers WHERE id = 2');
+  });
+});

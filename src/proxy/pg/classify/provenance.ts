@@ -37,6 +37,12 @@ export interface ResultShape {
   readonly every: OutputColumn;
   /** Columns read by predicates, joins, grouping or ordering (flagged in the audit when masked). */
   readonly predicates: readonly ColumnSource[];
+  /**
+   * Columns whose values the statement WRITES somewhere (INSERT … SELECT, UPDATE … SET, MERGE,
+   * CREATE TABLE/VIEW … AS, SELECT INTO, data-modifying CTEs): copying a masked column into a table
+   * the reader can read unmasked is laundering, and the gate refuses it.
+   */
+  readonly writes?: readonly ColumnSource[];
 }
 
 interface Item {
@@ -68,6 +74,7 @@ const UNPROVEN: OutputColumn = Object.freeze({ derived: Object.freeze([]), unpro
 export const UNANALYSABLE: ResultShape = Object.freeze({
   every: Object.freeze({ derived: Object.freeze([{ relations: ['*'], column: '*' }]), unproven: true }),
   predicates: Object.freeze([]),
+  writes: Object.freeze([{ relations: ['*'], column: '*' }]),
 });
 
 /** `count(…)` reveals only how many rows there are; `IS NULL` only whether a value exists. */
@@ -77,6 +84,21 @@ export class ProvenanceAnalysis {
   private readonly predicates: ColumnSource[] = [];
   /** Whole rows of items a `*` could not expand: they make up columns of unknown number. */
   private readonly unexpanded: OutputColumn[] = [];
+  /** Sources of values written by the statement (see ResultShape.writes). */
+  private readonly written: OutputColumn[] = [];
+
+  /** The sources of every value a statement writes (with `statement()`'s shape, or alone for DDL). */
+  writes(node: unknown): readonly ColumnSource[] {
+    const n = unwrap(node);
+    if (n) {
+      const [type, b] = n;
+      if (type === 'CreateTableAsStmt' || type === 'ViewStmt') {
+        const cols = this.select(this.selectBody(b.query), undefined);
+        this.written.push(cols === undefined ? derivedFrom([this.unknown(), ...this.unexpanded]) : union(cols));
+      }
+    }
+    return derivedFrom(this.written).derived;
+  }
 
   constructor(private readonly names: Resolver) {}
 
@@ -89,14 +111,16 @@ export class ProvenanceAnalysis {
     switch (type) {
       case 'SelectStmt':
         columns = this.select(b, undefined);
+        if (b.intoClause !== undefined && columns) this.written.push(union(columns)); // SELECT … INTO
         break;
       case 'InsertStmt':
       case 'UpdateStmt':
       case 'DeleteStmt':
       case 'MergeStmt': {
-        const returning = optObj(b.returningClause);
-        if (returning === undefined || list(returning.exprs).length === 0) return undefined;
         const scope = this.dmlScope(b, undefined);
+        this.dmlWrites(type, b, scope);
+        const returning = optObj(b.returningClause);
+        if (returning === undefined || list(returning.exprs).length === 0) return this.noRows();
         columns = this.targets(list(returning.exprs), scope);
         break;
       }
@@ -119,14 +143,41 @@ export class ProvenanceAnalysis {
         this.select(this.selectBodyOrNone(b.query), undefined);
         return { columns: [CLEAN], every: CLEAN, predicates: this.predicates };
       default:
-        return undefined;
+        return this.noRows();
     }
     return this.shape(columns);
   }
 
+  /** No rows to mask; only what it writes matters (undefined when it writes nothing traced). */
+  private noRows(): ResultShape | undefined {
+    return this.written.length ? { columns: [], every: CLEAN, predicates: this.predicates, writes: derivedFrom(this.written).derived } : undefined;
+  }
+
+  /** What an INSERT/UPDATE/MERGE writes: its SELECT/VALUES, SET expressions, ON CONFLICT updates. */
+  private dmlWrites(type: string, b: Obj, scope: Scope): void {
+    if (type === 'InsertStmt') {
+      const select = unwrap(b.selectStmt);
+      if (select && select[0] === 'SelectStmt') {
+        const cols = this.select(select[1], scope);
+        this.written.push(cols === undefined ? derivedFrom([this.unknown(), ...this.unexpanded]) : union(cols));
+      }
+      const conflict = optObj(b.onConflictClause);
+      if (conflict) for (const t of list(conflict.targetList)) this.written.push(this.expr(unwrap(t)?.[1].val, scope));
+    } else if (type === 'UpdateStmt') {
+      for (const t of list(b.targetList)) this.written.push(this.expr(unwrap(t)?.[1].val, scope));
+    } else if (type === 'MergeStmt') {
+      for (const w of list(b.mergeWhenClauses)) {
+        const clause = unwrap(w)?.[1];
+        for (const t of list(clause?.targetList)) this.written.push(this.expr(unwrap(t)?.[1].val, scope));
+        for (const v of list(clause?.values)) this.written.push(this.expr(v, scope));
+      }
+    }
+  }
+
   private shape(columns: OutputColumn[] | undefined): ResultShape {
     const every = columns === undefined ? derivedFrom([this.unknown(), ...this.unexpanded]) : union(columns);
-    return columns === undefined ? { every, predicates: this.predicates } : { columns, every, predicates: this.predicates };
+    const writes = this.written.length ? { writes: derivedFrom(this.written).derived } : {};
+    return columns === undefined ? { every, predicates: this.predicates, ...writes } : { columns, every, predicates: this.predicates, ...writes };
   }
 
   private selectBody(node: unknown): Obj {
@@ -188,9 +239,11 @@ export class ProvenanceAnalysis {
       const scope: Scope = { items: [], ctes, ...(outer ? { parent: outer } : {}) };
       if (query && query[0] === 'SelectStmt') columns = this.select(query[1], scope);
       else if (query) {
-        // data-modifying CTE (… RETURNING)
+        // data-modifying CTE: what it writes, and its RETURNING rows
+        const dmlScope = this.dmlScope(query[1], scope);
+        this.dmlWrites(query[0], query[1], dmlScope);
         const returning = optObj(query[1].returningClause);
-        columns = returning ? this.targets(list(returning.exprs), this.dmlScope(query[1], scope)) : [];
+        columns = returning ? this.targets(list(returning.exprs), dmlScope) : [];
       }
       const aliases = list(cte.aliascolnames).map((a) => optStr(unwrap(a)?.[1].sval) ?? '');
       const names = query && query[0] === 'SelectStmt' ? this.targetNames(query[1]) : [];

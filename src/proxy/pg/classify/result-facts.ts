@@ -16,9 +16,14 @@ export function resultFacts(node: unknown, resolver: Resolver): Facts {
   const [type, b] = n;
   let result: ResultShape | undefined;
   try {
-    result = new ProvenanceAnalysis(resolver).statement(node);
+    const analysis = new ProvenanceAnalysis(resolver);
+    result = analysis.statement(node);
+    if (type === 'CreateTableAsStmt' || type === 'ViewStmt') {
+      const writes = analysis.writes(node);
+      if (writes.length) result = { columns: [], every: { derived: [], unproven: false }, predicates: [], writes };
+    }
   } catch {
-    result = UNANALYSABLE; // a shape the analysis did not expect: mask as if it read everything
+    result = UNANALYSABLE; // a shape the analysis did not expect: mask as if it read (and wrote) everything
   }
   const facts: { -readonly [K in keyof Facts]: Facts[K] } = {};
   if (result !== undefined) facts.result = result;
