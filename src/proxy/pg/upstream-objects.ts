@@ -91,12 +91,13 @@ const RELATIONS_SQL = `${UNTRUSTED}, relation_functions AS (
 /** User relations and their live columns in attribute order (for masking: `*` expansion, column provenance). */
 const COLUMNS_SQL = `
   SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS kind,
-         coalesce(array_agg(a.attname::text ORDER BY a.attnum) FILTER (WHERE a.attnum > 0), '{}') AS columns
+         coalesce(array_agg(a.attname::text ORDER BY a.attnum) FILTER (WHERE a.attnum > 0), '{}') AS columns,
+         CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END AS definition
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
   WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
     AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
-  GROUP BY n.nspname, c.relname, c.relkind`;
+  GROUP BY n.nspname, c.relname, c.relkind, c.oid`;
 
 /** Read the snapshot from one upstream with the proxy's credentials. */
 export async function loadUpstreamObjects(target: UpstreamTarget): Promise<UpstreamObjects> {

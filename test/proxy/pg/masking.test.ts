@@ -32,7 +32,9 @@ beforeAll(async () => {
   stack = await startTestStack('masking', {}, { enforcement: enforcementFromPolicy(policy, { dataDir: mkdtempSync(join(tmpdir(), 'baton-mask-')) }) });
   await stack.direct(`
     CREATE VIEW public.card_view AS SELECT id, card_number AS n, email AS e FROM public.customers;
-    GRANT SELECT ON public.card_view TO ${new URL(stack.appdbUrl).username};
+    CREATE VIEW public.coded AS SELECT id, translate(card_number, '0123456789', 'abcdefghij') AS code FROM public.customers;
+    CREATE VIEW public.coded_again AS SELECT c.id, upper(c.code) AS code FROM public.coded c;
+    GRANT SELECT ON public.card_view, public.coded, public.coded_again TO ${new URL(stack.appdbUrl).username};
     CREATE FUNCTION public.card_of(i int) RETURNS text LANGUAGE sql STABLE AS $$ SELECT card_number FROM public.customers WHERE id = i $$;
     GRANT EXECUTE ON FUNCTION public.card_of(int) TO ${new URL(stack.appdbUrl).username};`);
   engineer = await stack.token('alice', ['engineers']);
@@ -132,6 +134,15 @@ describe('no laundering: anything computed from a masked column is masked whole'
   it('count() and IS NULL reveal nothing and are not masked; predicates on masked columns are allowed', async () => {
     const r = await c.query("SELECT count(card_number) AS n, bool_and(card_number IS NULL) AS nul FROM customers WHERE card_number LIKE '4000%'");
     expect(r.rows).toEqual([{ n: '50', nul: false }]);
+  });
+
+  it('views are traced through their definitions (nested too): a value no detector would recognise is still masked', async () => {
+    const direct = await stack.direct('SELECT code FROM public.coded WHERE id = 1');
+    expect(direct.rows[0].code).toBe('eaaa aaaa aaaa aaab'); // what a reader would decode
+    expect((await c.query('SELECT code FROM coded WHERE id = 1')).rows).toEqual([{ code: '****' }]);
+    expect((await c.query('SELECT * FROM coded_again WHERE id = 1')).rows).toEqual([{ id: 1, code: '****' }]);
+    // a pass-through view keeps the base column's own rule
+    expect((await c.query('SELECT n FROM card_view WHERE id = 1')).rows).toEqual([{ n: '**** **** **** 0001' }]);
   });
 
   it('values that cannot be traced (a view, a user function, a function in FROM) go through the detectors', async () => {

@@ -12,6 +12,10 @@
  */
 import { isObj, list, optObj, optStr, unwrap, type Obj } from './ast.ts';
 import type { Resolver } from './names.ts';
+import { parseStatements } from './parser.ts';
+
+/** Views inside views inside … are traced this deep; deeper ones are opaque (detectors). */
+const MAX_VIEW_DEPTH = 8;
 
 /** A column of a relation; `column: '*'` = the whole row (every column). `relations`: candidate resources. */
 export interface ColumnSource {
@@ -100,7 +104,11 @@ export class ProvenanceAnalysis {
     return derivedFrom(this.written).derived;
   }
 
-  constructor(private readonly names: Resolver) {}
+  constructor(
+    private readonly names: Resolver,
+    /** Views being traced (cycle and depth guard). */
+    private readonly viewPath: readonly string[] = [],
+  ) {}
 
   /** The result shape of a top-level statement node, or undefined when it returns no rows. */
   statement(node: unknown): ResultShape | undefined {
@@ -328,15 +336,42 @@ export class ProvenanceAnalysis {
     if (!found) return { name, relations, opaque: true };
     const view = found.shape!.kind === 'v' || found.shape!.kind === 'm';
     const colnames = list(optObj(b.alias)?.colnames).map((a) => optStr(unwrap(a)?.[1].sval) ?? '');
+    // a view's column is its own (its own masking rule) AND whatever its definition reads
+    const traced = view ? this.viewColumns(relations[0]!, found.shape!.definition, found.shape!.columns.length) : undefined;
     return {
       name,
       relations,
       opaque: false,
-      columns: found.shape!.columns.map((c, i) => ({
-        name: colnames[i] ?? c,
-        col: { direct: { relations, column: c }, derived: [], unproven: view },
-      })),
+      columns: found.shape!.columns.map((c, i) => {
+        const inner = traced?.[i];
+        const own: ColumnSource = { relations, column: c };
+        // traced: a pass-through keeps the base column's rule (direct); the view's own rule, if any,
+        // then masks it whole (derived) — never less than either
+        const col: OutputColumn = inner
+          ? { ...(inner.direct ? { direct: inner.direct } : {}), derived: [own, ...inner.derived], unproven: inner.unproven }
+          : { direct: own, derived: [], unproven: view };
+        return { name: colnames[i] ?? c, col };
+      }),
     };
+  }
+
+  /**
+   * The output columns of a view's definition, analysed like a subquery (views in it are traced
+   * too, to a depth of 8); undefined when it cannot be (no definition, a cycle, a parse failure, a
+   * column count that does not match), and the view's columns are then unproven.
+   */
+  private viewColumns(view: string, definition: string | undefined, width: number): OutputColumn[] | undefined {
+    if (!definition || this.viewPath.includes(view) || this.viewPath.length >= MAX_VIEW_DEPTH) return undefined;
+    try {
+      const [statement] = parseStatements(definition);
+      const select = unwrap(statement?.node);
+      if (!select || select[0] !== 'SelectStmt') return undefined;
+      const inner = new ProvenanceAnalysis(this.names, [...this.viewPath, view]);
+      const cols = inner.select(select[1], undefined);
+      return cols && cols.length === width ? cols : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   /** Output names of a SELECT's target list (for subquery column references). */

@@ -45,6 +45,8 @@ export interface UpstreamObjects {
 export interface RelationShape {
   readonly kind: string;
   readonly columns: readonly string[];
+  /** A view's (or materialized view's) query, as `pg_get_viewdef` prints it: masking traces through it. */
+  readonly definition?: string;
 }
 
 export interface RelationFunctions {
@@ -72,7 +74,7 @@ export interface UpstreamObjectRows {
   types: readonly { schema: string; name: string; fnSchema: string; fnName: string }[];
   relations: readonly { schema: string; name: string; fnSchema: string; fnName: string; writeOnly: boolean }[];
   /** Optional: a snapshot without it knows no relation's columns (every `*` is then unproven). */
-  columns?: readonly { schema: string; name: string; kind: string; columns: readonly string[] }[];
+  columns?: readonly { schema: string; name: string; kind: string; columns: readonly string[]; definition?: string | null }[];
 }
 
 /** Build a frozen snapshot from catalog rows; `version` hashes the content (same rows → same version). */
@@ -91,7 +93,10 @@ export function upstreamObjects(rows: UpstreamObjectRows, version: string): Upst
 
 function relationColumns(rows: NonNullable<UpstreamObjectRows['columns']>): Map<string, Map<string, RelationShape>> {
   const out = new Map<string, Map<string, RelationShape>>();
-  for (const r of rows) getOr(out, r.schema, () => new Map()).set(r.name, Object.freeze({ kind: r.kind, columns: Object.freeze([...r.columns]) }));
+  for (const r of rows) {
+    const shape = { kind: r.kind, columns: Object.freeze([...r.columns]), ...(r.definition ? { definition: r.definition } : {}) };
+    getOr(out, r.schema, () => new Map()).set(r.name, Object.freeze(shape));
+  }
   return out;
 }
 
