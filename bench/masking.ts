@@ -21,6 +21,7 @@ import { compileDetectors } from '../src/enforce/masking/detectors.ts';
 import { SessionMasking } from '../src/enforce/masking/plan.ts';
 import { parsePolicy } from '../src/policy/load.ts';
 import { ResultMasker } from '../src/proxy/pg/result-mask.ts';
+import { dataRow } from '../test/helpers/pg-messages.ts';
 import { startTestStack } from '../test/helpers/stack.ts';
 import { fmt, printTable, summarize, timeSync } from './lib/report.ts';
 
@@ -117,22 +118,6 @@ async function main(): Promise<void> {
   } finally {
     await stack.stop();
   }
-}
-
-/** A DataRow message of text values. */
-function dataRow(values: string[]): Buffer {
-  const parts = values.map((v) => {
-    const b = Buffer.from(v, 'utf8');
-    const len = Buffer.alloc(4);
-    len.writeInt32BE(b.length);
-    return Buffer.concat([len, b]);
-  });
-  const body = Buffer.concat(parts);
-  const head = Buffer.alloc(7);
-  head[0] = 0x44;
-  head.writeInt32BE(6 + body.length, 1);
-  head.writeInt16BE(values.length, 5);
-  return Buffer.concat([head, body]);
 }
 
 await main();

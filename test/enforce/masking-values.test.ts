@@ -11,25 +11,10 @@ import type { MaskMethod } from '../../src/policy/schema.ts';
 import type { ResultMask } from '../../src/proxy/pg/gate.ts';
 import { ProtocolError } from '../../src/proxy/pg/protocol.ts';
 import { ResultMasker } from '../../src/proxy/pg/result-mask.ts';
+import { dataRow } from '../helpers/pg-messages.ts';
 
 const KEY = 'test-key-test-key-test-key-test-key';
 const detectors = compileDetectors({ builtin: ['card', 'email', 'iban', 'ssn', 'bearer'], custom: [{ name: 'employee', pattern: 'EMP-\\d{6}', replacement: 'EMP-******' }], scope: 'unproven' });
-
-function dataRow(values: (string | null)[]): Buffer {
-  const parts = values.map((v) => {
-    if (v === null) return Buffer.from([0xff, 0xff, 0xff, 0xff]);
-    const b = Buffer.from(v, 'utf8');
-    const len = Buffer.alloc(4);
-    len.writeInt32BE(b.length);
-    return Buffer.concat([len, b]);
-  });
-  const body = Buffer.concat(parts);
-  const head = Buffer.alloc(7);
-  head[0] = 0x44;
-  head.writeInt32BE(6 + body.length, 1);
-  head.writeInt16BE(values.length, 5);
-  return Buffer.concat([head, body]);
-}
 
 function readRow(msg: Buffer): (string | null)[] {
   expect(msg.readInt32BE(1)).toBe(msg.length - 1);
