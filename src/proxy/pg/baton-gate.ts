@@ -138,6 +138,17 @@ const UNKNOWN_CURSOR: ResultShape = { every: UNANALYSABLE.every, predicates: [] 
 /** What the relay applies to an allowed statement's answers (see CheckResult). */
 type WireMasking = Pick<Extract<CheckResult, { allow: true }>, 'mask' | 'scrubErrors' | 'notice'>;
 
+/** An authorized statement that an approval rule may hold, with what its allowance carries. */
+interface HeldStatement {
+  sql: string;
+  context: CheckContext | undefined;
+  classification: Extract<Classification, { ok: true }>;
+  accesses: readonly { resource: string; operation: string }[];
+  wire: WireMasking;
+  maskAudit: AuditEventInput['masking'];
+  started: number;
+}
+
 interface Ticket {
   /** The entry's receipt: a promise while the entry is in flight (overlapped statements). */
   receipt: AuditReceipt | Promise<AuditReceipt>;
@@ -400,8 +411,9 @@ class BatonSession implements GateSession {
     // 3b. statements that wait for a person (DESIGN.md rule 7)
     const rules = approvalRulesHit(classification.statements, this.#deps.approvals?.rules ?? [], this.#approvalOps);
     const estimated = this.#rowsAboveRules(classification.statements);
-    if (estimated.length) return this.#afterEstimate(sql, context, classification, accesses, rules, estimated, wire, maskAudit, started);
-    if (rules.length) return this.#approved(sql, context, classification, accesses, rules, wire, maskAudit, started);
+    const held: HeldStatement = { sql, context, classification, accesses, wire, maskAudit, started };
+    if (estimated.length) return this.#afterEstimate(held, rules, estimated);
+    if (rules.length) return this.#approved(held, rules);
     // 4. the audit entry (DESIGN.md rule 6). A read — or a write inside an explicit transaction
     // block — may run while its entry is in flight: the relay holds its answers (and the block's
     // COMMIT) until the entry is durable. Everything else is durable BEFORE it is forwarded.
@@ -436,22 +448,13 @@ class BatonSession implements GateSession {
    * Writes under a `rows-above` rule: the planner's estimate (EXPLAIN on the proxy's own connection)
    * decides whether they also need approval; an estimate that cannot be made counts as above.
    */
-  async #afterEstimate(
-    sql: string,
-    context: CheckContext | undefined,
-    classification: Extract<Classification, { ok: true }>,
-    accesses: readonly { resource: string; operation: string }[],
-    rules: string[],
-    estimated: ApprovalRule[],
-    wire: WireMasking,
-    maskAudit: AuditEventInput['masking'],
-    started: number,
-  ): Promise<CheckResult> {
+  async #afterEstimate(held: HeldStatement, rules: string[], estimated: ApprovalRule[]): Promise<CheckResult> {
+    const { sql, context, classification, accesses, wire, maskAudit, started } = held;
     const values = classification.statements.length === 1 ? textParameters(context?.parameters) : undefined;
     const rows = values === undefined ? undefined : await estimateRows(this.upstream, sql, values);
     const over = estimated.filter((r) => rows === undefined || rows > r.rows!).map((r) => (rows === undefined ? `${r.name} (no estimate)` : `${r.name} (~${Math.round(rows)} rows)`));
     const all = [...rules, ...over];
-    if (all.length) return this.#approved(sql, context, classification, accesses, all, wire, maskAudit, started);
+    if (all.length) return this.#approved(held, all);
     const changesObjects = accesses.some((a) => OBJECT_CHANGING.has(a.operation));
     const event = { ...this.#event('allow', undefined, classification, accesses), ...(maskAudit ? { masking: maskAudit } : {}) };
     return this.#durableFirst(event, started, changesObjects, mayChangeTransactionBlock(classification), wire);
@@ -463,16 +466,8 @@ class BatonSession implements GateSession {
    * otherwise it is refused with the approval id and where to approve it. Never overlapped: the
    * entry (naming the approval) is durable before the statement is forwarded.
    */
-  async #approved(
-    sql: string,
-    context: CheckContext | undefined,
-    classification: Extract<Classification, { ok: true }>,
-    accesses: readonly { resource: string; operation: string }[],
-    rules: string[],
-    wire: WireMasking,
-    maskAudit: AuditEventInput['masking'],
-    started: number,
-  ): Promise<CheckResult> {
+  async #approved(held: HeldStatement, rules: string[]): Promise<CheckResult> {
+    const { sql, context, classification, accesses, wire, maskAudit, started } = held;
     const desk = this.#deps.approvals?.desk;
     if (!desk) return this.#deny('query', `statement needs approval (${rules.join(', ')}) but this proxy has no approval store`, classification, { sqlstate: APPROVAL_SQLSTATE.pending });
     const hash = createHash('sha256').update(sql, 'utf8');
