@@ -4,7 +4,8 @@
  * mask get a masker; every other result is relayed byte for byte.
  *
  * - RowDescription: a masked column is announced as `text` (its masked form is text whatever the
- *   column's type, and a client must not parse `****` as a number or JSON).
+ *   column's type, and a client must not parse `****` as a number or JSON); so is a json/jsonb
+ *   column the detectors scan (a masked number inside it would not parse).
  * - DataRow: text-format values are replaced by the method's output or the detectors' masked text;
  *   a BINARY-format value of a masked column (or a binary value a detector hits) is sent as NULL —
  *   never the raw bytes.
@@ -16,6 +17,8 @@ import type { ByteMask, ColumnMask, ResultMask } from './gate.ts';
 import { Backend, ProtocolError } from './protocol.ts';
 
 const TEXT_OID = 25;
+/** json and jsonb: a detector's replacement inside a JSON number would not parse as JSON any more. */
+const JSON_OIDS = new Set([114, 3802]);
 
 const readInt32 = (b: Buffer, p: number): number => (b[p]! << 24) | (b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!;
 
@@ -94,7 +97,8 @@ export class ResultMasker {
       if (nul < 0 || nul + 19 > end) throw new ProtocolError('malformed RowDescription');
       const field = nul + 1; // tableOID(4) attnum(2) typeOID(4) typlen(2) typmod(4) format(2)
       formats.push(buf.readInt16BE(field + 16));
-      if (actions[i]?.kind === 'method') patches.push(field);
+      const action = actions[i];
+      if (action?.kind === 'method' || (action?.kind === 'detect' && JSON_OIDS.has(buf.readInt32BE(field + 6)))) patches.push(field);
       pos = field + 18;
     }
     this.described = formats;
