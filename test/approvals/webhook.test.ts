@@ -66,11 +66,9 @@ describe('approval webhook', () => {
     });
     const logs: string[] = [];
     const hook = createWebhookNotifier({ url, secret: SECRET, backoffMs: [20, 20, 20, 20], now: () => new Date('2026-12-04T10:00:00Z'), log: (_l, m) => logs.push(m) });
-    const started = performance.now();
-    hook.notify(approval);
-    // never blocks: returned before any delivery
+    // never blocks: notify returns nothing to wait for, before any delivery reached the receiver
+    expect(hook.notify(approval)).toBeUndefined();
     expect(seen).toHaveLength(0);
-    expect(performance.now() - started).toBeLessThan(50);
     await hook.idle();
     expect(seen.map((s) => [s.n, s.ok])).toEqual([
       [1, true],
