@@ -102,7 +102,7 @@ export class SessionMasking {
     const masked = c.derived.filter((d) => this.#method(d) !== undefined);
     if (masked.length) {
       audit.push(`${position}:redact<-${[...new Set(masked.map(label))].join('+')}`);
-      return this.#fn('redact');
+      return this.#whole;
     }
     if ((c.unproven || this.#opts.policy.detectors.scope === 'all') && this.#detect) {
       if (c.unproven) audit.push(`${position}:detect`);
@@ -129,6 +129,13 @@ export class SessionMasking {
     this.#methods.set(key, method);
     return method;
   }
+
+  /** Computed from a masked column: `****`, JSON included. */
+  get #whole(): ColumnMask {
+    const redact = this.#fn('redact') as Extract<ColumnMask, { kind: 'method' }>;
+    return (this.#wholeMask ??= { ...redact, whole: true });
+  }
+  #wholeMask: ColumnMask;
 
   #fn(method: MaskMethod): ColumnMask {
     let f = this.#fns.get(method);

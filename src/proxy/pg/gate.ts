@@ -70,7 +70,13 @@ export interface CheckContext {
  */
 export type ColumnMask =
   | undefined
-  | { readonly kind: 'method'; readonly apply: (value: string) => string | null; readonly bytes?: ByteMask }
+  | {
+      readonly kind: 'method';
+      readonly apply: (value: string) => string | null;
+      readonly bytes?: ByteMask;
+      /** Mask the value whole even if it is JSON (it is computed from a masked column: its shape reveals too). */
+      readonly whole?: true;
+    }
   | { readonly kind: 'detect'; readonly scan: (value: string) => string | undefined };
 
 /**

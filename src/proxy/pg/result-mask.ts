@@ -36,6 +36,8 @@ export class ResultMasker {
   private index = 0;
   /** Per-column format codes announced by the last RowDescription (simple Query, binary cursors). */
   private described: number[] | undefined;
+  /** Column type OIDs announced by the last RowDescription (json/jsonb values are masked leaf by leaf). */
+  private types: number[] | undefined;
   private copyText = false;
 
   /**
@@ -66,6 +68,7 @@ export class ResultMasker {
       case Backend.EmptyQueryResponse:
         this.index++;
         this.described = undefined;
+        this.types = undefined;
         return undefined;
       default:
         return undefined;
@@ -89,6 +92,7 @@ export class ResultMasker {
     const width = buf.readInt16BE(start + 5);
     if (width < 0) throw new ProtocolError('malformed RowDescription');
     const formats: number[] = [];
+    const types: number[] = [];
     const actions = mask ? this.actions(mask, width) : [];
     let pos = start + 7;
     const patches: number[] = [];
@@ -97,11 +101,13 @@ export class ResultMasker {
       if (nul < 0 || nul + 19 > end) throw new ProtocolError('malformed RowDescription');
       const field = nul + 1; // tableOID(4) attnum(2) typeOID(4) typlen(2) typmod(4) format(2)
       formats.push(buf.readInt16BE(field + 16));
+      types.push(buf.readInt32BE(field + 6));
       const action = actions[i];
       if (action?.kind === 'method' || (action?.kind === 'detect' && JSON_OIDS.has(buf.readInt32BE(field + 6)))) patches.push(field);
       pos = field + 18;
     }
     this.described = formats;
+    this.types = types;
     if (patches.length === 0) return undefined;
     const out = Buffer.from(buf.subarray(start, end));
     for (const field of patches) {
@@ -133,10 +139,11 @@ export class ResultMasker {
       const action = actions[i];
       if (action !== undefined && len >= 0) {
         const binary = this.formatOf(i) === 1;
-        let n = action.kind === 'method' && action.bytes && !binary ? action.bytes.length(buf, pos + 4, valueEnd) : -2;
+        const json = JSON_OIDS.has(this.types?.[i] ?? 0) && !(action.kind === 'method' && action.whole);
+        let n = action.kind === 'method' && action.bytes && !binary && !json ? action.bytes.length(buf, pos + 4, valueEnd) : -2;
         let text: string | null | undefined;
         if (n === -2) {
-          text = this.value(action, buf, pos + 4, valueEnd, binary);
+          text = json && action.kind === 'method' && !binary ? maskJsonLeaves(buf.toString('utf8', pos + 4, valueEnd), action.apply) : this.value(action, buf, pos + 4, valueEnd, binary);
           n = text === undefined ? -3 : text === null ? -1 : Buffer.byteLength(text, 'utf8');
         }
         if (n !== -3) {
@@ -225,6 +232,28 @@ function copyUnescape(field: string): string {
 
 function copyEscape(value: string): string {
   return value.replace(/[\\\n\r\t]/g, (c) => (c === '\\' ? '\\\\' : c === '\n' ? '\\n' : c === '\r' ? '\\r' : '\\t'));
+}
+
+/**
+ * A masked json/jsonb value: the method applied to every string, number and boolean leaf, the
+ * structure kept (keys are not values; nulls stay). A masked number or boolean becomes a string.
+ * Not JSON → the whole text is masked.
+ */
+function maskJsonLeaves(text: string, apply: (value: string) => string | null): string | null {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return apply(text);
+  }
+  const walk = (v: unknown): unknown => {
+    if (typeof v === 'string') return apply(v);
+    if (typeof v === 'number' || typeof v === 'boolean') return apply(String(v));
+    if (Array.isArray(v)) return v.map(walk);
+    if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]));
+    return v; // null
+  };
+  return JSON.stringify(walk(parsed));
 }
 
 /** Text fields of an ErrorResponse/NoticeResponse that may carry values (message, detail, hint, context, internal query). */

@@ -29,12 +29,15 @@ let c: pg.Client;
 beforeAll(async () => {
   // the dev policy plus a detector-only view: everything else as seeded
   const policy = parsePolicy(readFileSync(DEV_POLICY_FILE, 'utf8'));
+  policy.masking.rules.push({ resources: ['pg:appdb/public.profiles'], columns: { profile: 'email-domain' } });
   stack = await startTestStack('masking', {}, { enforcement: enforcementFromPolicy(policy, { dataDir: mkdtempSync(join(tmpdir(), 'baton-mask-')) }) });
   await stack.direct(`
     CREATE VIEW public.card_view AS SELECT id, card_number AS n, email AS e FROM public.customers;
     CREATE VIEW public.coded AS SELECT id, translate(card_number, '0123456789', 'abcdefghij') AS code FROM public.customers;
     CREATE VIEW public.coded_again AS SELECT c.id, upper(c.code) AS code FROM public.coded c;
-    GRANT SELECT ON public.card_view, public.coded, public.coded_again TO ${new URL(stack.appdbUrl).username};
+    CREATE TABLE public.profiles (id int, profile jsonb);
+    INSERT INTO public.profiles VALUES (1, '{"work": "ann@corp.example", "phones": ["+1 555 0100"], "age": 41, "vip": true, "note": null}');
+    GRANT SELECT ON public.card_view, public.coded, public.coded_again, public.profiles TO ${new URL(stack.appdbUrl).username};
     CREATE FUNCTION public.card_of(i int) RETURNS text LANGUAGE sql STABLE AS $$ SELECT card_number FROM public.customers WHERE id = i $$;
     GRANT EXECUTE ON FUNCTION public.card_of(int) TO ${new URL(stack.appdbUrl).username};`);
   engineer = await stack.token('alice', ['engineers']);
@@ -73,6 +76,12 @@ describe('masked columns (policy methods)', () => {
     } finally {
       await b.end();
     }
+  });
+
+  it('a masked json column is masked leaf by leaf (keys and structure kept), and arrives as text', async () => {
+    const r = await c.query('SELECT profile FROM profiles WHERE id = 1');
+    expect(r.fields[0]!.dataTypeID).toBe(25);
+    expect(JSON.parse(r.rows[0].profile)).toEqual({ work: '****@corp.example', phones: ['****'], age: '****', vip: '****', note: null });
   });
 
   it('RETURNING, cursors (DECLARE/FETCH) and COPY … TO STDOUT are masked', async () => {
