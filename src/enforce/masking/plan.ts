@@ -4,8 +4,8 @@
  *
  * A column is masked by its rule when it IS a masked column (`email` → `****@example.com`), masked
  * whole (`****`) when it is COMPUTED from any masked column (`upper(email)`, `c.*` inside
- * `row_to_json`, a UNION with one), and scanned by the detectors when its provenance cannot be proven
- * (views, functions). A rule is lifted for a relation by `right(<relation>, "read_unmasked")` —
+ * `row_to_json`, a UNION with one, a view computing it), and scanned by the detectors when its
+ * provenance cannot be proven (a user function, a function in FROM). A rule is lifted for a relation by `right(<relation>, "read_unmasked")` —
  * which attenuation can drop, never add.
  */
 import type { MaskingPolicy, MaskMethod } from '../../policy/schema.ts';
@@ -26,7 +26,7 @@ export interface SessionMaskingOptions {
 /** A statement's masking: what the relay applies and what the audit records. */
 export interface StatementMasking {
   readonly mask: ResultMask | undefined;
-  /** `public.customers.card_number:last4`, `$2:redact` (computed), `$3:detect` — never values. */
+  /** `public.customers.card_number:last4`, `$2:redact<-public.customers.email` (computed), `$3:detect` — never values. */
   readonly columns: readonly string[];
   /** Masked columns read by predicates (allowed; flagged). */
   readonly predicates: readonly string[];
@@ -40,14 +40,14 @@ export class SessionMasking {
   readonly #fns = new Map<MaskMethod, ColumnMask>();
   readonly #detect: ColumnMask;
   readonly #memo = new WeakMap<ResultShape, StatementMasking>();
-  /** The session can be masked at all (some rule applies that its token cannot lift). */
+  /** The policy masks anything at all (a rule or a detector); otherwise every answer is NOTHING. */
   readonly #active: boolean;
 
   constructor(opts: SessionMaskingOptions) {
     this.#opts = opts;
     const scan = opts.detectors.scan.bind(opts.detectors);
     this.#detect = opts.detectors.names.length ? { kind: 'detect', scan } : undefined;
-    this.#active = opts.policy.rules.length > 0 || (opts.detectors.names.length > 0);
+    this.#active = opts.policy.rules.length > 0 || opts.detectors.names.length > 0;
   }
 
   /** True when some access is to a relation with a masked column the token cannot lift. */
