@@ -98,7 +98,7 @@ export class ProvenanceAnalysis {
       const [type, b] = n;
       if (type === 'CreateTableAsStmt' || type === 'ViewStmt') {
         const cols = this.select(this.selectBody(b.query), undefined);
-        this.written.push(cols === undefined ? derivedFrom([this.unknown(), ...this.unexpanded]) : union(cols));
+        this.written.push(cols === undefined ? this.untraced() : union(cols));
       }
     }
     return derivedFrom(this.written).derived;
@@ -167,7 +167,7 @@ export class ProvenanceAnalysis {
       const select = unwrap(b.selectStmt);
       if (select && select[0] === 'SelectStmt') {
         const cols = this.select(select[1], scope);
-        this.written.push(cols === undefined ? derivedFrom([this.unknown(), ...this.unexpanded]) : union(cols));
+        this.written.push(cols === undefined ? this.untraced() : union(cols));
       }
       const conflict = optObj(b.onConflictClause);
       if (conflict) for (const t of list(conflict.targetList)) this.written.push(this.expr(unwrap(t)?.[1].val, scope));
@@ -183,7 +183,7 @@ export class ProvenanceAnalysis {
   }
 
   private shape(columns: OutputColumn[] | undefined): ResultShape {
-    const every = columns === undefined ? derivedFrom([this.unknown(), ...this.unexpanded]) : union(columns);
+    const every = columns === undefined ? this.untraced() : union(columns);
     const writes = this.written.length ? { writes: derivedFrom(this.written).derived } : {};
     return columns === undefined ? { every, predicates: this.predicates, ...writes } : { columns, every, predicates: this.predicates, ...writes };
   }
@@ -260,7 +260,7 @@ export class ProvenanceAnalysis {
   }
 
   private derivedItem(name: string, columns: OutputColumn[] | undefined, aliases: string[]): Item {
-    if (columns === undefined) return { name, relations: [], opaque: true };
+    if (columns === undefined) return { name, relations: [], opaque: true, inputs: this.untraced() };
     return { name, relations: [], opaque: false, columns: columns.map((col, i) => ({ name: aliases[i] ?? `?column${i}`, col })) };
   }
 
@@ -374,6 +374,14 @@ export class ProvenanceAnalysis {
     }
   }
 
+  /**
+   * A result whose columns could not be counted (a `*` over something untraceable): unproven, and
+   * computed from every untraceable row seen so far in this statement (conservative).
+   */
+  private untraced(): OutputColumn {
+    return derivedFrom([UNPROVEN, ...this.unexpanded]);
+  }
+
   /** Output names of a SELECT's target list (for subquery column references). */
   private targetNames(b: Obj): string[] {
     if (b.op !== undefined && b.op !== 'SETOP_NONE') return this.targetNames(optObj(b.larg) ?? {});
@@ -474,7 +482,7 @@ export class ProvenanceAnalysis {
         const sub = this.select(this.selectBody(b.subselect), scope);
         const test = b.testexpr !== undefined ? this.expr(b.testexpr, scope) : CLEAN;
         if (b.subLinkType === 'EXISTS_SUBLINK') return CLEAN;
-        return derivedFrom([test, sub === undefined ? this.everything() : union(sub)]);
+        return derivedFrom([test, sub === undefined ? this.untraced() : union(sub)]);
       }
       default:
         return derivedFrom(Object.values(b).map((v) => this.expr(v, scope)));
@@ -494,7 +502,7 @@ export class ProvenanceAnalysis {
     });
     if (fields.at(-1) === '*') {
       const items = fields.length > 1 ? this.itemsNamed(scope, fields.slice(0, -1), true) : allItems(scope);
-      return items.length ? derivedFrom(items.map((i) => this.wholeRow(i))) : this.everything();
+      return items.length ? derivedFrom(items.map((i) => this.wholeRow(i))) : UNPROVEN;
     }
     if (fields.length === 1) {
       const name = fields[0]!;
@@ -532,14 +540,6 @@ export class ProvenanceAnalysis {
     return [];
   }
 
-  /** A value whose sources cannot be named (an unresolvable reference, an untraceable result): detectors run on it. */
-  private everything(): OutputColumn {
-    return UNPROVEN;
-  }
-
-  private unknown(): OutputColumn {
-    return UNPROVEN;
-  }
 }
 
 /** Functions that read a relation, a file or a query named by a string argument. */
