@@ -71,8 +71,12 @@ def _refuse_widening(rights, resources: Optional[List[str]], operations: Optiona
 
 
 def _membership(predicate: str, var: str, values: List[str]) -> Check:
-    exact = [v for v in values if not v.endswith("*")]
-    prefixes = [v[:-1] for v in values if v.endswith("*")]
+    # ``prefix*`` → starts_with("prefix"); a directory ``…/dir/`` → starts_with("…/dir/") (the
+    # authorizer also states the directory spelling of each resource, so it covers ``…/dir`` itself)
+    def is_prefix(v: str) -> bool:
+        return v.endswith("*") or (v.endswith("/") and len(v) > 1)
+    exact = [v for v in values if not is_prefix(v)]
+    prefixes = [v[:-1] if v.endswith("*") else v for v in values if is_prefix(v)]
     body = (Predicate(predicate, (("variable", var),)),)
     queries = []
     if exact:

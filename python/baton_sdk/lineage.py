@@ -98,7 +98,7 @@ def _as_membership(check: Check, predicate: str) -> Optional[List[str]]:
                 return None
             values += items
         elif op[1] == "prefix" and _is_var(a, var) and b[0] == "value" and b[1][0] == "string" and "*" not in b[1][1]:
-            values.append(b[1][1] + "*")
+            values.append(b[1][1] if b[1][1].endswith("/") else b[1][1] + "*")
         else:
             return None
     return list(dict.fromkeys(values))

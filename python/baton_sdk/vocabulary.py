@@ -5,13 +5,15 @@ import re
 OPERATIONS = {
     "pg": ("read", "insert", "update", "delete", "truncate", "ddl", "admin", "execute", "read_unmasked"),
     "http": ("read", "write", "delete"),
+    "mcp": ("call",),
+    "k8s": ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection", "head", "options", "post", "put"),
     "aws": ("read", "write", "assume"),
     "baton": ("admin",),
 }
 ALL_OPERATIONS = tuple(dict.fromkeys(op for ops in OPERATIONS.values() for op in ops))
 
-#: ``<kind>:<upstream>/<object>``, object may end in ``*``; or ``*`` alone (admin grants only).
-RESOURCE_RE = re.compile(r"^(?:\*|(pg|http|aws|baton):([A-Za-z0-9_.-]+|\*)(?:/([!-\[\]-~]*))?)$")
+#: ``<kind>:<upstream>/<object>``, object may end in ``*`` (prefix) or ``/`` (directory); or ``*`` alone.
+RESOURCE_RE = re.compile(r"^(?:\*|(pg|http|mcp|k8s|aws|baton):([A-Za-z0-9_.-]+|\*)(?:/([!-\[\]-~]*))?)$")
 
 #: Facts an attenuation block may state: lineage information, never rights.
 LINEAGE_FACTS = ("delegated_to", "purpose")
@@ -38,10 +40,15 @@ def parse_resource(pattern: str) -> str:
 
 
 def covers(pattern: str, target: str) -> bool:
-    """True when ``pattern`` (exact or trailing ``*``) covers ``target`` (a resource or narrower pattern)."""
+    """True when ``pattern`` covers ``target`` (a resource or narrower pattern): exact, a trailing ``*``
+    (string prefix) or a trailing ``/`` (a directory: the path itself and everything below it)."""
     if pattern == target:
         return True
-    return pattern.endswith("*") and target.startswith(pattern[:-1])
+    if pattern.endswith("*"):
+        return target.startswith(pattern[:-1])
+    if pattern.endswith("/"):
+        return target.startswith(pattern) or target == pattern[:-1]
+    return False
 
 
 def is_operation(op: str) -> bool:

@@ -12,7 +12,7 @@ import { APPROVAL_FACT, covers, isOperation, parseResource, printable } from './
 import { appendBlock, decodeToken, sealToken, type BlockModel, type Check, type Predicate } from './wire/index.ts';
 
 export interface AttenuateOptions {
-  /** Resources (exact or `prefix*`) the child may touch; default: the parent's. */
+  /** Resources (exact, `prefix*`, or a `dir/` directory) the child may touch; default: the parent's. */
   resources?: string[];
   /** Operations the child may perform; default: the parent's. */
   operations?: string[];
@@ -148,11 +148,16 @@ export function attenuationBlock(o: {
   return { facts, checks };
 }
 
-/** `check if P($x), [exact…].contains($x) or P($x), $x.starts_with(prefix) or …` */
+/**
+ * `check if P($x), [exact…].contains($x) or P($x), $x.starts_with(prefix) or …`. A `prefix*` pattern
+ * is written as `starts_with("prefix")`, a directory `…/dir/` as `starts_with("…/dir/")` (the
+ * authorizer's second `resource` fact, the directory spelling, makes it cover `…/dir` itself).
+ */
 function membershipCheck(predicate: string, varName: string, values: string[]): Check {
   const v = varName.slice(1);
-  const exact = values.filter((x) => !x.endsWith('*'));
-  const prefixes = values.filter((x) => x.endsWith('*')).map((x) => x.slice(0, -1));
+  const isPrefix = (x: string) => x.endsWith('*') || (x.endsWith('/') && x.length > 1);
+  const exact = values.filter((x) => !isPrefix(x));
+  const prefixes = values.filter(isPrefix).map((x) => (x.endsWith('*') ? x.slice(0, -1) : x));
   const body = [{ name: predicate, terms: [{ variable: v }] }];
   const queries = [];
   if (exact.length) {

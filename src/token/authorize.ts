@@ -5,7 +5,7 @@
 import type { Biscuit } from './biscuit.ts';
 import { failedChecks, runAuthorizer } from './engine.ts';
 import { dateParam } from './terms.ts';
-import { AUTHORIZER_POLICY, candidatePatterns } from './vocabulary.ts';
+import { AUTHORIZER_POLICY, candidatePatterns, directoryOf } from './vocabulary.ts';
 
 export type AuthorizationResult =
   | { allow: true }
@@ -21,7 +21,7 @@ export type AuthorizationResult =
  * @throws BatonError BATON_ERR_SERVER when the engine keeps hitting its run limit (never a deny)
  */
 export function authorize(biscuit: Biscuit, resource: string, operation: string, now: Date): AuthorizationResult {
-  const params = { now: dateParam(now), resource, operation, patterns: candidatePatterns(resource), ops: [operation, '*'] };
+  const params = { now: dateParam(now), resource, directory: directoryOf(resource), operation, patterns: candidatePatterns(resource), ops: [operation, '*'] };
   const failure = runAuthorizer(biscuit, AUTHORIZER_POLICY, params);
   if (!failure) return { allow: true };
   const blockCheck = failedChecks(failure).find((c) => c.Block)?.Block;

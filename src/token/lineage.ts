@@ -225,7 +225,9 @@ function asExpiry(check: Check): Date | undefined {
 
 /**
  * `check if P($x), [..].contains($x) or P($x), $x.starts_with("..") or …` exactly → the allowed
- * values, prefixes rendered as `prefix*`. Anything else → undefined (opaque).
+ * values, prefixes rendered as `prefix*` — or, ending in `/`, as the directory pattern itself (the
+ * authorizer's directory fact makes `starts_with("…/x/")` cover `…/x` too: vocabulary.ts `covers`).
+ * Anything else → undefined (opaque).
  */
 function asMembership(check: Check, predicate: 'resource' | 'operation'): string[] | undefined {
   if (check.kind !== 'if' || check.queries.length === 0) return undefined;
@@ -241,7 +243,7 @@ function asMembership(check: Check, predicate: 'resource' | 'operation'): string
       if (items.some((i) => i === undefined || i.includes('*'))) return undefined;
       values.push(...(items as string[]));
     } else if (op.binary === 'prefix' && isVar(a, q.variable) && 'value' in b && 'string' in b.value && !b.value.string.includes('*')) {
-      values.push(`${b.value.string}*`);
+      values.push(b.value.string.endsWith('/') ? b.value.string : `${b.value.string}*`);
     } else {
       return undefined;
     }

@@ -8,6 +8,13 @@
 export const OPERATIONS = {
   pg: ['read', 'insert', 'update', 'delete', 'truncate', 'ddl', 'admin', 'execute', 'read_unmasked'],
   http: ['read', 'write', 'delete'],
+  /** MCP tool servers: calling a tool, reading a resource, getting a prompt (src/proxy/http/mcp.ts). */
+  mcp: ['call'],
+  /**
+   * The Kubernetes API server's own verbs (src/proxy/http/kubernetes.ts); non-resource URLs
+   * (`/version`, `/healthz`) use the lower-cased method, which adds `head`, `options`, `post`, `put`.
+   */
+  k8s: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection', 'head', 'options', 'post', 'put'],
   aws: ['read', 'write', 'assume'],
   baton: ['admin'],
 } as const;
@@ -16,11 +23,12 @@ export type ResourceKind = keyof typeof OPERATIONS;
 export const ALL_OPERATIONS: readonly string[] = [...new Set(Object.values(OPERATIONS).flat())];
 
 /**
- * `<kind>:<upstream>/<object>`, where object may end in `*` (a prefix: `public.*`, `invoices/*`),
- * or the whole resource is `*` (everything; admin grants only). Printable ASCII without backslashes
- * or spaces, 1–512 chars (double quotes appear in quoted SQL identifiers: `public."Orders"`).
+ * `<kind>:<upstream>/<object>`, where object may end in `*` (a prefix: `public.*`, `invoices/*`) or
+ * in `/` (a directory: see {@link covers}), or the whole resource is `*` (everything; admin grants
+ * only). Printable ASCII without backslashes or spaces, 1–512 chars (double quotes appear in quoted
+ * SQL identifiers: `public."Orders"`).
  */
-const RESOURCE_RE = /^(?:\*|(pg|http|aws|baton):([A-Za-z0-9_.-]+|\*)(?:\/([!-[\]-~]*))?)$/;
+const RESOURCE_RE = /^(?:\*|(pg|http|mcp|k8s|aws|baton):([A-Za-z0-9_.-]+|\*)(?:\/([!-[\]-~]*))?)$/;
 
 export interface ParsedResource {
   pattern: string;
@@ -49,35 +57,60 @@ export function parseResource(pattern: string): ParsedResource {
   };
 }
 
-/** True when `pattern` (exact or trailing `*`) covers the concrete resource or narrower pattern `target`. */
+/**
+ * True when `pattern` covers the concrete resource or narrower pattern `target`:
+ * - an exact pattern covers itself;
+ * - a trailing `*` is a plain string prefix (`pg:appdb/public.*`, `http:billing/inv*`);
+ * - a trailing `/` is a directory: it covers the path it names, with or without the slash, and
+ *   everything below it — `http:billing/invoices/` covers `http:billing/invoices` (GET /invoices)
+ *   and `http:billing/invoices/7`, never `http:billing/invoices-archive`.
+ *
+ * @example covers('http:billing/invoices/', 'http:billing/invoices') === true
+ */
 export function covers(pattern: string, target: string): boolean {
   if (pattern === target) return true;
-  if (!pattern.endsWith('*')) return false;
-  const prefix = pattern.slice(0, -1);
-  return target.startsWith(prefix);
+  if (pattern.endsWith('*')) return target.startsWith(pattern.slice(0, -1));
+  if (pattern.endsWith('/')) return target.startsWith(pattern) || target === pattern.slice(0, -1);
+  return false;
 }
 
 /**
- * The patterns that would grant `resource`: itself plus every wildcard ancestor the grammar allows.
+ * The directory spelling of a concrete resource (`http:billing/invoices` → `http:billing/invoices/`).
+ * The authorizer states it as a second `resource` fact, so that a block's `starts_with("…/invoices/")`
+ * check — how a directory pattern is written in Datalog — also holds for the path it names.
+ */
+export function directoryOf(resource: string): string {
+  return resource === '*' || resource.endsWith('/') || resource.endsWith('*') ? resource : `${resource}/`;
+}
+
+/**
+ * The patterns that would grant `resource`: itself, its directory spelling, and every wildcard and
+ * directory ancestor the grammar allows (see {@link covers}).
  * The authorizer matches `right($p, $op)` against this set, so wildcard rights need no Datalog rules
  * (rules run under biscuit-wasm's fixed 1 ms limit; facts and set membership do not).
  *
  * @example candidatePatterns('pg:appdb/public.orders')
- * // ['pg:appdb/public.orders', 'pg:appdb/public.*', 'pg:appdb/*', 'pg:*', '*']
+ * // ['pg:appdb/public.orders', '*', 'pg:appdb/public.orders/', 'pg:*', 'pg:appdb/*', 'pg:appdb/', 'pg:appdb/public.*']
  */
 export function candidatePatterns(resource: string): string[] {
   const { kind } = parseResource(resource);
   const out = new Set<string>([resource, '*']);
   if (kind !== '*') {
+    out.add(directoryOf(resource));
     out.add(`${kind}:*`);
     const slash = resource.indexOf('/');
     if (slash > 0) {
       out.add(`${resource.slice(0, slash)}/*`);
+      out.add(resource.slice(0, slash + 1));
       const object = resource.slice(slash + 1);
-      // every prefix ending at a separator: `public.` for tables, `invoices/` for paths
+      // every prefix ending at a separator: `public.` for tables, `invoices/` for paths; a `/` also
+      // ends a directory (`http:billing/invoices/`)
       for (let i = 0; i < object.length - 1; i++) {
         const ch = object[i];
-        if (ch === '.' || ch === '/') out.add(`${resource.slice(0, slash + 1)}${object.slice(0, i + 1)}*`);
+        if (ch !== '.' && ch !== '/') continue;
+        const prefix = `${resource.slice(0, slash + 1)}${object.slice(0, i + 1)}`;
+        out.add(`${prefix}*`);
+        if (ch === '/') out.add(prefix);
       }
     }
   }
@@ -105,7 +138,7 @@ export const EXPIRY_CHECK = 'check if time($t), $t <= {expires_at};';
  * touched pair is authorized on its own, never "if any resource matches").
  */
 export const AUTHORIZER_POLICY =
-  'time({now}); resource({resource}); operation({operation});' +
+  'time({now}); resource({resource}); resource({directory}); operation({operation});' +
   'allow if right($p, $o), {patterns}.contains($p), {ops}.contains($o);' +
   'deny if true;';
 

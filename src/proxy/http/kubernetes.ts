@@ -264,7 +264,7 @@ const UPSTREAM = /^[A-Za-z0-9_.-]+$/;
 
 /**
  * The Baton resource a Kubernetes request is authorized against:
- * `k8s:<upstream>/<namespace | _cluster>/<resource>[.<group>][/<subresource>][/<name>]`.
+ * `k8s:<upstream>/<namespace | _cluster>/<resource>[.<group>][:<subresource>][/<name>]`.
  *
  * - Cluster-scoped resources, and requests across all namespaces, use `_cluster`: no namespace can
  *   be called that (namespace names are DNS labels), so it can never be confused with one.
@@ -274,16 +274,18 @@ const UPSTREAM = /^[A-Za-z0-9_.-]+$/;
  *   group, a right on core `secrets` would also cover a custom resource `secrets.evil.example`.
  *   Resource plurals contain no dots, so the spelling is unambiguous. The version is left out: it is
  *   the same object in every version.
- * - A subresource comes before the name, so `pods/exec` is a resource of its own
- *   (`k8s:prod/team-a/pods/exec/web-1`). Names never contain `/`, so `pods/exec` (a pod named `exec`)
- *   and `pods/exec/web-1` stay distinct. Beware that a wildcard `…/pods/*` covers both.
+ * - A subresource is part of the resource segment, after a colon, so it needs its own right as in
+ *   RBAC (`pods/exec` there): `k8s:prod/team-a/pods:exec/web-1`. A right on the directory
+ *   `k8s:prod/team-a/pods/` (every pod) never reaches it; `k8s:prod/team-a/pods:exec/` does (exec in
+ *   every pod), and so does a namespace-wide `k8s:prod/team-a/`. Plurals and groups never contain a
+ *   colon, names never contain `/`, so the spelling is unambiguous (`pods/exec` is a pod named `exec`).
  * - Names with unusual characters never get here: {@link kubernetesRequest} refuses them.
  * - Non-resource URLs: `k8s:<upstream>/_nonresource<path>` (`k8s:prod/_nonresource/version`).
  *
  * @example
  * kubernetesResource('prod', { verb: 'get', apiGroup: 'apps', apiVersion: 'v1', namespace: 'team-a',
  *   resource: 'deployments', subresource: 'scale', name: 'web', resourceRequest: true, path: '…' })
- * // 'k8s:prod/team-a/deployments.apps/scale/web'
+ * // 'k8s:prod/team-a/deployments.apps:scale/web'
  */
 export function kubernetesResource(upstream: string, r: KubernetesRequest): string {
   if (typeof upstream !== 'string' || !UPSTREAM.test(upstream)) {
@@ -294,9 +296,9 @@ export function kubernetesResource(upstream: string, r: KubernetesRequest): stri
     return `k8s:${upstream}/${NON_RESOURCE_SCOPE}${bare}`;
   }
   const scope = r.namespace ?? CLUSTER_SCOPE;
-  const resource = r.apiGroup === '' ? r.resource : `${r.resource}.${r.apiGroup}`;
-  const tail = [r.subresource, r.name].filter((s): s is string => s !== undefined);
-  return [`k8s:${upstream}`, scope, resource, ...tail].join('/');
+  const grouped = r.apiGroup === '' ? r.resource : `${r.resource}.${r.apiGroup}`;
+  const resource = r.subresource === undefined ? grouped : `${grouped}:${r.subresource}`;
+  return [`k8s:${upstream}`, scope, resource, ...(r.name === undefined ? [] : [r.name])].join('/');
 }
 
 function printableSegment(s: string): string {

@@ -11,6 +11,7 @@ import {
   type KubernetesRefusal,
   type KubernetesRequest,
 } from '../../../src/proxy/http/kubernetes.ts';
+import { candidatePatterns, covers, parseResource } from '../../../src/token/vocabulary.ts';
 
 function parse(method: string, url: string): KubernetesRequest | KubernetesRefusal {
   const q = url.indexOf('?');
@@ -297,14 +298,14 @@ describe('kubernetesResource', () => {
     ['GET', '/api/v1/namespaces/prod/pods', 'k8s:k/prod/pods'],
     ['GET', '/api/v1/pods', 'k8s:k/_cluster/pods'],
     ['GET', '/api/v1/nodes/node-1', 'k8s:k/_cluster/nodes/node-1'],
-    ['POST', '/api/v1/namespaces/prod/pods/web-1/exec', 'k8s:k/prod/pods/exec/web-1'],
+    ['POST', '/api/v1/namespaces/prod/pods/web-1/exec', 'k8s:k/prod/pods:exec/web-1'],
     ['GET', '/api/v1/namespaces/prod/pods/exec', 'k8s:k/prod/pods/exec'], // a pod named "exec"
-    ['GET', '/api/v1/namespaces/prod/pods/web-1/log', 'k8s:k/prod/pods/log/web-1'],
-    ['GET', '/api/v1/namespaces/prod/services/web/proxy/a/b', 'k8s:k/prod/services/proxy/web'],
-    ['PATCH', '/apis/apps/v1/namespaces/prod/deployments/web/scale', 'k8s:k/prod/deployments.apps/scale/web'],
+    ['GET', '/api/v1/namespaces/prod/pods/web-1/log', 'k8s:k/prod/pods:log/web-1'],
+    ['GET', '/api/v1/namespaces/prod/services/web/proxy/a/b', 'k8s:k/prod/services:proxy/web'],
+    ['PATCH', '/apis/apps/v1/namespaces/prod/deployments/web/scale', 'k8s:k/prod/deployments.apps:scale/web'],
     ['GET', '/apis/rbac.authorization.k8s.io/v1/clusterroles/system:node-proxier', 'k8s:k/_cluster/clusterroles.rbac.authorization.k8s.io/system:node-proxier'],
     ['GET', '/api/v1/namespaces/prod', 'k8s:k/prod/namespaces/prod'],
-    ['PUT', '/api/v1/namespaces/prod/finalize', 'k8s:k/prod/namespaces/finalize/prod'],
+    ['PUT', '/api/v1/namespaces/prod/finalize', 'k8s:k/prod/namespaces:finalize/prod'],
     ['GET', '/api/v1/namespaces', 'k8s:k/_cluster/namespaces'],
     ['GET', '/version', 'k8s:k/_nonresource/version'],
     ['GET', '/apis/apps/v1/', 'k8s:k/_nonresource/apis/apps/v1'],
@@ -319,5 +320,21 @@ describe('kubernetesResource', () => {
     for (const [method, url] of RESOURCES) {
       expect(kubernetesResource('k', accepted(method, url))).toMatch(/^k8s:k\/[!-[\]-~]*$/);
     }
+  });
+});
+
+describe('kubernetesResource and the token vocabulary', () => {
+  it('is a resource of the k8s kind, and a right on pods/ never reaches a subresource', () => {
+    const exec = kubernetesResource('k', accepted('POST', '/api/v1/namespaces/prod/pods/web-1/exec'));
+    const get = kubernetesResource('k', accepted('GET', '/api/v1/namespaces/prod/pods/web-1'));
+    const list = kubernetesResource('k', accepted('GET', '/api/v1/namespaces/prod/pods'));
+    expect(parseResource(exec).kind).toBe('k8s');
+    expect(covers('k8s:k/prod/pods/', get)).toBe(true);
+    expect(covers('k8s:k/prod/pods/', list)).toBe(true);
+    expect(covers('k8s:k/prod/pods/', exec)).toBe(false);
+    expect(covers('k8s:k/prod/pods:exec/', exec)).toBe(true);
+    expect(covers('k8s:k/prod/', exec)).toBe(true);
+    expect(candidatePatterns(exec)).not.toContain('k8s:k/prod/pods/');
+    expect(candidatePatterns(exec)).not.toContain('k8s:k/prod/pods/*');
   });
 });
