@@ -6,18 +6,13 @@
  */
 import type { AuditReceipt, AuditWriter } from '../../audit/writer.ts';
 import type { AuditEventInput } from '../../audit/event.ts';
-import { toAuditLineage } from '../../audit/lineage.ts';
 import { asBatonError } from '../../errors.ts';
 import type { RevocationView } from '../../revocation/view.ts';
-import { authorize, type AuthorizationResult } from '../../token/authorize.ts';
 import type { KeyResolver } from '../../token/keys.ts';
-import { effectiveRights, readLineage, type LineageLink } from '../../token/lineage.ts';
-import { verifyToken, type VerifiedToken } from '../../token/verify.ts';
-import { decodeToken } from '../../token/wire/index.ts';
+import { TokenChain } from '../../enforce/token-chain.ts';
 import { isPublished } from './keyset.ts';
 import type { Classification, ClassifiedStatement, ClassifyContext } from './classify/types.ts';
 import type { UpstreamObjects } from './classify/upstream-objects.ts';
-import { covers } from '../../token/vocabulary.ts';
 import type { AuthenticateRequest, AuthenticateResult, CheckContext, CheckPhase, CheckResult, GateSession, ResultMask, StatementOutcome, UpstreamTarget } from './gate.ts';
 import { createHash } from 'node:crypto';
 import type { ApprovalDesk } from '../../approvals/desk.ts';
@@ -27,7 +22,7 @@ import { SessionMasking } from '../../enforce/masking/plan.ts';
 import type { ApprovalRule, MaskingPolicy } from '../../policy/schema.ts';
 import { UNANALYSABLE, type ResultShape } from './classify/provenance.ts';
 import { estimateRows, textParameters } from './row-estimate.ts';
-import { covers as coversResource } from '../../token/vocabulary.ts';
+import { covers } from '../../token/vocabulary.ts';
 
 export interface BatonGateDeps {
   /**
@@ -81,10 +76,9 @@ export function createBatonGate(deps: BatonGateDeps) {
       if (!upstream) {
         return { ok: false, sqlstate: '3D000', message: `baton: no upstream database named ${req.database}` };
       }
-      let verified: VerifiedToken;
+      let chain: TokenChain;
       try {
-        const decoded = decodeToken(req.password.trim());
-        verified = verifyToken(req.password, await deps.keys(decoded.rootKeyId), decoded);
+        chain = await TokenChain.verify(req.password, deps.keys);
       } catch (err) {
         const e = asBatonError(err);
         deps.log?.({ event: 'connect.refused', code: e.code, detail: e.detail });
@@ -92,44 +86,26 @@ export function createBatonGate(deps: BatonGateDeps) {
         const sqlstate = e.code === 'BATON_ERR_REVOCATION_STALE' ? SQLSTATE.cannotConnectNow : SQLSTATE.invalidPassword;
         return { ok: false, sqlstate, message: `baton: ${e.message}` };
       }
-      const lineage = readLineage(verified.decoded);
-      const effective = effectiveRights(verified.decoded);
-      const expiresAt = effective.expiresAt ? new Date(effective.expiresAt) : undefined;
-      const refusal = liveness(verified.revocationIds, expiresAt);
+      // Expiry and revocation at connect (every statement repeats them, in memory). A revoked token
+      // is refused with severity ERROR rather than FATAL: the signature is fine, the credential was
+      // withdrawn — the same ERROR a live session of that token gets on its next statement (before
+      // it is ended with FATAL), so clients and scripts see one consistent "revoked" error.
+      const refusal = chain.liveness(now(), deps.revocations);
       if (refusal) {
-        verified.biscuit.free();
-        return { ok: false, sqlstate: refusal.fatalState, message: refusal.message, ...(refusal.revoked ? { severity: 'ERROR' as const } : {}) };
+        chain.free();
+        const sqlstate = refusal.kind === 'unavailable' ? SQLSTATE.cannotConnectNow : SQLSTATE.invalidPassword;
+        return { ok: false, sqlstate, message: `baton: ${refusal.message}`, ...(refusal.kind === 'revoked' ? { severity: 'ERROR' as const } : {}) };
       }
       // A session needs some right on this upstream: a token that grants nothing here may not even
       // run statements that touch no table (version(), catalog reads, settings).
-      if (!grantsSomethingOn(verified, effective.rights, req.database, now())) {
-        verified.biscuit.free();
+      if (!chain.grantsSomethingUnder(`pg:${req.database}/`, now(), 'read')) {
+        chain.free();
         deps.log?.({ event: 'connect.refused', code: 'BATON_ERR_FORBIDDEN', detail: `no right on upstream ${req.database}` });
         return { ok: false, sqlstate: SQLSTATE.insufficientPrivilege, message: `baton: the token grants nothing on upstream ${req.database}` };
       }
-      // Decisions are cached per (resource, operation) until expiry/revocation, which are checked on
-      // every statement. A token with checks outside the vocabulary (hand-written Datalog, e.g. a
-      // time check of another shape) could change its answer over time: authorize those every time.
-      return { ok: true, session: new BatonSession(deps, req.database, upstream, verified, lineage, expiresAt, !effective.approximate) };
+      return { ok: true, session: new BatonSession(deps, req.database, upstream, chain) };
     },
   };
-
-  /**
-   * Expiry and revocation at connect (every statement repeats them, in memory). A revoked token is refused with severity ERROR rather than FATAL: the signature is fine, the
-   * credential was withdrawn — the same ERROR a live session of that token gets on its next statement
-   * (before it is ended with FATAL), so clients and scripts see one consistent "revoked" error.
-   */
-  function liveness(ids: readonly string[], expiresAt: Date | undefined): { message: string; fatalState: string; revoked?: boolean } | undefined {
-    if (expiresAt && now() > expiresAt) return { message: 'baton: the token has expired', fatalState: SQLSTATE.invalidPassword };
-    try {
-      deps.revocations.assertCurrent();
-    } catch (err) {
-      return { message: `baton: ${asBatonError(err).message}`, fatalState: SQLSTATE.cannotConnectNow };
-    }
-    const revoked = deps.revocations.firstRevoked(ids);
-    if (revoked) return { message: 'baton: the token (or one of its ancestors) has been revoked', fatalState: SQLSTATE.invalidPassword, revoked: true };
-    return undefined;
-  }
 }
 
 /** A FETCH from a cursor this session did not DECLARE (e.g. a function's refcursor): masked as if it read everything. */
@@ -220,36 +196,13 @@ function settle<T, R>(get: () => T | Promise<T>, failed: (err: unknown) => R, ne
 /** Operations after which the upstream-objects snapshot must be reloaded before the next statement. */
 const OBJECT_CHANGING = new Set(['ddl', 'admin']);
 
-/**
- * True when some effective right of the token names this upstream AND the token's own checks allow
- * it. With an exact lineage the effective rights are the truth; with an approximate one each
- * candidate is confirmed by the authorizer (a hand-written check may deny everything).
- */
-function grantsSomethingOn(token: VerifiedToken, rights: readonly { resource: string; operation: string }[], database: string, now: Date): boolean {
-  const prefix = `pg:${database}/`;
-  const here = rights.filter((r) => r.resource.startsWith(prefix) || covers(r.resource, `${prefix}x`));
-  return here.slice(0, 32).some((r) => {
-    try {
-      return authorize(token.biscuit, r.resource.startsWith(prefix) ? r.resource : `${prefix}*`, r.operation === '*' ? 'read' : r.operation, now).allow;
-    } catch {
-      return false;
-    }
-  });
-}
-
 class BatonSession implements GateSession {
   readonly upstream: UpstreamTarget;
   /** The per-token session cap counts by the authority token id: every attenuated child shares it. */
   readonly limitKey: string | undefined;
   readonly #deps: BatonGateDeps;
   readonly #database: string;
-  readonly #token: VerifiedToken;
-  readonly #lineage: LineageLink[];
-  readonly #auditLineage: ReturnType<typeof toAuditLineage>;
-  readonly #expiresAt: Date | undefined;
-  /** (resource, operation) → decision. Valid until expiry/revocation, which are checked separately. */
-  readonly #decisions = new Map<string, AuthorizationResult>();
-  readonly #cacheDecisions: boolean;
+  readonly #chain: TokenChain;
   #searchPath: readonly string[] = ['public'];
   /** SQL text → its classification, for the snapshot and search path it was made with. */
   readonly #recent = new Map<string, { classification: Classification; objects: UpstreamObjects; searchPath: readonly string[] }>();
@@ -257,20 +210,13 @@ class BatonSession implements GateSession {
   readonly #masking: SessionMasking | undefined;
   /** SQL-level cursors this session declared, with the shape of their rows (FETCH is masked like the query). */
   readonly #cursors = new Map<string, ResultShape | undefined>();
-  /** Operations the token's links require approval for (`require_approval` facts). */
-  readonly #approvalOps: string[];
 
-  constructor(deps: BatonGateDeps, database: string, upstream: UpstreamTarget, token: VerifiedToken, lineage: LineageLink[], expiresAt: Date | undefined, cacheDecisions: boolean) {
+  constructor(deps: BatonGateDeps, database: string, upstream: UpstreamTarget, chain: TokenChain) {
     this.#deps = deps;
     this.#database = database;
     this.upstream = upstream;
-    this.limitKey = lineage[0]?.tokenId ?? token.revocationIds[0];
-    this.#token = token;
-    this.#lineage = lineage;
-    this.#auditLineage = toAuditLineage(lineage);
-    this.#expiresAt = expiresAt;
-    this.#cacheDecisions = cacheDecisions;
-    this.#approvalOps = [...new Set(lineage.flatMap((l) => l.requireApproval ?? []))];
+    this.limitKey = chain.limitKey;
+    this.#chain = chain;
     // read_unmasked on the whole upstream (admins' "*"): nothing is masked, detectors included
     this.#masking = deps.masking && !this.#mayUnmask(`pg:${database}/*`)
       ? new SessionMasking({ ...deps.masking, mayUnmask: (relation) => this.#mayUnmask(relation) })
@@ -279,11 +225,7 @@ class BatonSession implements GateSession {
 
   /** `read_unmasked` on the relation (any failure: no). */
   #mayUnmask(relation: string): boolean {
-    try {
-      return this.#authorize(relation, 'read_unmasked', (this.#deps.now ?? (() => new Date()))()).allow;
-    } catch {
-      return false;
-    }
+    return this.#chain.allows(relation, 'read_unmasked', (this.#deps.now ?? (() => new Date()))());
   }
 
   /**
@@ -329,22 +271,14 @@ class BatonSession implements GateSession {
     const started = performance.now();
     const now = (this.#deps.now ?? (() => new Date()))();
     // 1. the token is still alive (per statement: a 5-minute token stops at 5 minutes)
-    if (this.#expiresAt && now > this.#expiresAt) {
-      return this.#deny(phase, 'the token has expired', undefined, { sqlstate: SQLSTATE.invalidPassword, fatal: true });
-    }
-    try {
-      this.#deps.revocations.assertCurrent();
-    } catch (err) {
-      return unavailable(err);
-    }
-    if (this.#deps.revocations.firstRevoked(this.#token.revocationIds)) {
-      return this.#deny(phase, 'the token (or one of its ancestors) has been revoked', undefined, { sqlstate: SQLSTATE.invalidPassword, fatal: true });
-    }
+    const refusal = this.#chain.liveness(now, this.#deps.revocations);
+    if (refusal?.kind === 'unavailable') return { allow: false, sqlstate: SQLSTATE.cannotConnectNow, message: `baton: ${refusal.message}` };
+    if (refusal) return this.#deny(phase, refusal.message, undefined, { sqlstate: SQLSTATE.invalidPassword, fatal: true });
     // a retired root key withdraws every token it signed, like a revocation (memory only: the key
     // source keeps its set fresh in the background and throws when it cannot confirm it is current)
     return settle(() => this.#deps.keys(), unavailable, (keys) => {
-      if (!isPublished(keys, this.#token.rootKeyId)) {
-        return this.#deny(phase, `the token's root key (${this.#token.rootKeyId}) has been retired`, undefined, { sqlstate: SQLSTATE.invalidPassword, fatal: true });
+      if (!isPublished(keys, this.#chain.token.rootKeyId)) {
+        return this.#deny(phase, `the token's root key (${this.#chain.token.rootKeyId}) has been retired`, undefined, { sqlstate: SQLSTATE.invalidPassword, fatal: true });
       }
       // 2. what does the SQL touch?
       return settle(() => this.#deps.objects(this.#database), unavailable, (objects) =>
@@ -382,9 +316,9 @@ class BatonSession implements GateSession {
     // 3. every (resource, operation) on its own
     const accesses = classification.statements.flatMap((s) => s.accesses);
     for (const access of accesses) {
-      const decision = this.#authorize(access.resource, access.operation, now);
+      const decision = this.#chain.authorize(access.resource, access.operation, now);
       if (!decision.allow) {
-        const message = `permission denied for ${access.operation} on ${access.resource}: ${this.#explain(decision.failedBlock)}`;
+        const message = `permission denied for ${access.operation} on ${access.resource}: ${this.#chain.explain(decision.failedBlock)}`;
         return this.#deny(phase, message, classification, { access });
       }
     }
@@ -409,7 +343,7 @@ class BatonSession implements GateSession {
     const scrubErrors = this.#masking?.touchesMasked(accesses) ? this.#masking.scrubErrors : undefined;
     const wire: WireMasking = { ...(masked.mask ? { mask: masked.mask } : {}), ...(scrubErrors ? { scrubErrors } : {}) };
     // 3b. statements that wait for a person (DESIGN.md rule 7)
-    const rules = approvalRulesHit(classification.statements, this.#deps.approvals?.rules ?? [], this.#approvalOps);
+    const rules = approvalRulesHit(classification.statements, this.#deps.approvals?.rules ?? [], this.#chain.approvalOps);
     const estimated = this.#rowsAboveRules(classification.statements);
     const held: HeldStatement = { sql, context, classification, accesses, wire, maskAudit, started };
     if (estimated.length) return this.#afterEstimate(held, rules, estimated);
@@ -441,7 +375,7 @@ class BatonSession implements GateSession {
     const rules = this.#deps.approvals?.rules.filter((r) => r.when === 'rows-above') ?? [];
     if (rules.length === 0) return [];
     const writes = statements.filter((s) => s.accesses.some((a) => a.operation === 'insert' || a.operation === 'update' || a.operation === 'delete'));
-    return rules.filter((r) => writes.some((s) => !r.resources || s.accesses.some((a) => r.resources!.some((p) => coversResource(p, a.resource)))));
+    return rules.filter((r) => writes.some((s) => !r.resources || s.accesses.some((a) => r.resources!.some((p) => covers(p, a.resource)))));
   }
 
   /**
@@ -476,15 +410,15 @@ class BatonSession implements GateSession {
     let admitted;
     try {
       admitted = await desk.admit({
-        binding: { revocationId: this.#token.revocationIds.at(-1)!, statementHash: hash.digest('hex') },
-        revocationIds: this.#token.revocationIds,
+        binding: { revocationId: this.#chain.lastRevocationId, statementHash: hash.digest('hex') },
+        revocationIds: this.#chain.token.revocationIds,
         upstream: this.#database,
         statement: sql.slice(0, 100_000),
         normalized: statements.map((s) => s.normalized).join('; ').slice(0, 100_000),
         accesses: uniqueAccesses(accesses),
         rules,
-        lineage: this.#auditLineage,
-        ...(this.#lineage[0]?.tokenId ? { tokenId: this.#lineage[0].tokenId } : {}),
+        lineage: this.#chain.auditLineage,
+        ...(this.#chain.tokenId ? { tokenId: this.#chain.tokenId } : {}),
       });
     } catch (err) {
       const e = asBatonError(err);
@@ -548,36 +482,7 @@ class BatonSession implements GateSession {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#token.biscuit.free();
-  }
-
-  #authorize(resource: string, operation: string, now: Date): AuthorizationResult {
-    const key = `${resource}\u0000${operation}`;
-    let decision = this.#decisions.get(key);
-    if (!decision) {
-      try {
-        decision = authorize(this.#token.biscuit, resource, operation, now);
-      } catch (err) {
-        // a resource outside the grammar can match no right: deny; engine errors propagate as denials too
-        if (err instanceof TypeError) decision = { allow: false, failedBlock: 0, reason: 'resource outside the vocabulary' };
-        else throw err;
-      }
-      if (this.#cacheDecisions) {
-        if (this.#decisions.size > 10_000) this.#decisions.clear();
-        this.#decisions.set(key, decision);
-      }
-    }
-    return decision;
-  }
-
-  /** Names the link that forbade it: who holds that link and what it was for. */
-  #explain(failedBlock: number | undefined): string {
-    const link = failedBlock !== undefined ? this.#lineage[failedBlock] : undefined;
-    if (!link || failedBlock === 0) {
-      const root = this.#lineage[0];
-      return `not granted to ${root?.subject ?? 'the subject'} via agent ${root?.agent ?? '?'} (link 0)`;
-    }
-    return `forbidden by link ${failedBlock} (delegated to ${link.delegatedTo ?? '?'})`;
+    this.#chain.free();
   }
 
   async #deny(
@@ -611,8 +516,8 @@ class BatonSession implements GateSession {
       action: 'statement',
       decision,
       ...(reason ? { reason } : {}),
-      lineage: this.#auditLineage,
-      ...(this.#lineage[0]?.tokenId ? { tokenId: this.#lineage[0].tokenId } : {}),
+      lineage: this.#chain.auditLineage,
+      ...(this.#chain.tokenId ? { tokenId: this.#chain.tokenId } : {}),
       ...(first ? { resource: first.resource, operation: first.operation } : {}),
       accesses: uniqueAccesses(accesses).slice(0, 256),
       ...(statements.length ? { fingerprint: statements.map((s) => s.fingerprint).join(',').slice(0, 256), normalized: statements.map((s) => s.normalized).join('; ').slice(0, 100_000) } : {}),

@@ -38,7 +38,7 @@ export interface RunningPgProxy {
 
 type ProxyConfig = Config['proxy'];
 /** `config.proxy`; the keys with defaults may be omitted (programmatic use, tests). */
-export type PgProxyConfig = Omit<ProxyConfig, 'limits' | 'statementTimeoutMs' | 'allowSuperuserUpstream'> &
+export type PgProxyConfig = Omit<ProxyConfig, 'limits' | 'statementTimeoutMs' | 'allowSuperuserUpstream' | 'http'> &
   Partial<Pick<ProxyConfig, 'statementTimeoutMs' | 'allowSuperuserUpstream'>> & { limits?: Partial<ProxyConfig['limits']> };
 
 /** Defaults of the keys `PgProxyConfig` may omit (the config schema has the same). */
