@@ -48,6 +48,8 @@ export const ERROR_REGISTRY = {
   BATON_ERR_AUDIT_UNAVAILABLE: { http: 503, oauth: 'temporarily_unavailable', sqlstate: '57P03' },
   BATON_ERR_AUDIT_REJECTED: { http: 400, oauth: 'invalid_request', sqlstate: '42501' },
   BATON_ERR_UPSTREAM_UNAVAILABLE: { http: 502, oauth: 'temporarily_unavailable', sqlstate: '08006' },
+  BATON_ERR_UPSTREAM_TIMEOUT: { http: 504, oauth: 'temporarily_unavailable', sqlstate: '57014' },
+  BATON_ERR_METHOD_NOT_ALLOWED: { http: 405, oauth: 'invalid_request', sqlstate: '0A000' },
   // just-in-time approvals: the request is not pending (decided, used, expired) or its requester was revoked
   BATON_ERR_APPROVAL_CONFLICT: { http: 409, oauth: 'invalid_request', sqlstate: '55000' },
   // everything unexpected

@@ -66,8 +66,25 @@ export const auditMaskingSchema = z.strictObject({
   predicates: z.array(text(512)).max(256).optional(),
 });
 
-/** What happened upstream: rows affected, SQLSTATE on error, command tag. */
+/**
+ * The HTTP request an entry of the HTTP proxy decided: never a header, a body or a query value.
+ */
+export const auditHttpSchema = z.strictObject({
+  method: z.string().regex(/^[A-Z]{1,16}$/),
+  /** The upstream and its normalised path, query values redacted: `/billing/invoices?limit=*`. */
+  path: text(8192),
+  /** MCP: the JSON-RPC method (`tools/call`) and its tool, prompt or resource. */
+  mcp: z.strictObject({ method: text(128), target: text(512).optional() }).optional(),
+  /** Kubernetes: the API server's verb (`get`, `list`, `watch`, …). */
+  verb: text(32).optional(),
+});
+
+/** What happened upstream: rows affected, SQLSTATE on error, command tag; HTTP status and bytes. */
 export const auditOutcomeSchema = z.strictObject({
+  /** HTTP proxy: the status the client received. */
+  status: z.number().int().min(100).max(599).optional(),
+  /** HTTP proxy: response body bytes delivered to the client. */
+  bytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
   rowCount: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
   /** Values the proxy masked in the results delivered (never the values themselves). */
   maskedValues: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
@@ -107,6 +124,7 @@ export const auditEventSchema = z.strictObject({
   outcome: auditOutcomeSchema.optional(),
   durationMs: z.number().min(0).max(1e12).optional(),
   masking: auditMaskingSchema.optional(),
+  http: auditHttpSchema.optional(),
   /** The just-in-time approval this entry requested, decided or used (`apr_…`). */
   approvalId: z.string().regex(/^apr_[A-Za-z0-9_-]{8,64}$/).optional(),
   prevHash: sha256Hex,

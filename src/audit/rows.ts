@@ -13,7 +13,7 @@ export const EVENT_FROM = 'audit_events AS e LEFT JOIN audit_lineages AS l ON l.
 export const EVENT_COLUMNS =
   'e.seq, e.chain_id, e.chain_seq, e.id, e.time, e.source, e.action, e.decision, e.reason, ' +
   'coalesce(e.lineage, l.lineage) AS lineage, e.lineage_hash, e.token_id, e.resource, e.operation, e.accesses, ' +
-  'e.fingerprint, e.normalized, e.outcome, e.duration_ms, e.masking, e.approval_id, e.prev_hash, e.hash';
+  'e.fingerprint, e.normalized, e.outcome, e.duration_ms, e.masking, e.approval_id, e.http, e.prev_hash, e.hash';
 
 /** Columns of `audit_outcomes`. */
 export const OUTCOME_COLUMNS = 'seq, chain_id, chain_seq, id, event_id, time, outcome, duration_ms, prev_hash, hash';
@@ -67,6 +67,7 @@ export function rowToEvent(row: Row): AuditEvent {
     durationMs: num(row.duration_ms),
     masking: (row.masking ?? undefined) as AuditEvent['masking'],
     approvalId: str(row.approval_id),
+    http: (row.http ?? undefined) as AuditEvent['http'],
     prevHash: String(row.prev_hash),
     hash: String(row.hash),
   });

@@ -151,6 +151,7 @@ const eventCodec: ChainCodec<PendingEvent> = {
     ['resources', 'text', 'text[]'],
     ['masking', 'jsonb'],
     ['approval_id', 'text'],
+    ['http', 'jsonb'],
   ],
   content: (p) => canonicalJson(p.entry),
   row: ({ entry: e }) => [
@@ -172,6 +173,7 @@ const eventCodec: ChainCodec<PendingEvent> = {
     arrayLiteral(touchedResources(e)),
     json(e.masking),
     nul(e.approvalId),
+    json(e.http),
   ],
   lineage: (p) => ({ hash: p.entry.lineageHash, json: p.lineageJson }),
 };

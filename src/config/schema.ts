@@ -18,6 +18,65 @@ export const UpstreamSchema = z.strictObject({
   password: z.string().min(1).optional(),
 });
 
+/** The credential the HTTP proxy injects upstream (the client's Baton token never goes there). */
+export const HttpCredentialSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('none') }),
+  /** A fixed header, e.g. `X-Api-Key`. */
+  z.strictObject({ type: z.literal('header'), name: z.string().regex(/^[A-Za-z0-9-]{1,64}$/), value: z.string().min(1) }),
+  z.strictObject({ type: z.literal('bearer'), token: z.string().min(1) }),
+  z.strictObject({ type: z.literal('basic'), username: z.string().min(1), password: z.string() }),
+  /**
+   * `X-Baton-Signature: t=<unix seconds>,kid=<keyId>,v1=<hex HMAC-SHA256(secret, "<t>\n<METHOD>\n<path?query>")>`
+   * (the header name is configurable); the upstream checks it and the time window.
+   */
+  z.strictObject({
+    type: z.literal('hmac'),
+    keyId: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/),
+    secret: z.string().min(32),
+    header: z.string().regex(/^[A-Za-z0-9-]{1,64}$/).default('X-Baton-Signature'),
+  }),
+]);
+
+/** A method + path → operation/resource override of the HTTP proxy (first match wins). */
+export const HttpRouteSchema = z.strictObject({
+  /** Upper-case methods; absent = every method. */
+  methods: z.array(z.string().regex(/^[A-Z]{1,16}$/)).min(1).optional(),
+  /** A normalised upstream path (`/invoices/export`), or a prefix ending in `*` (`/admin/*`). */
+  path: z.string().regex(/^\/[!-~]*$/, { message: 'must be an absolute path of printable ASCII' }),
+  operation: z.string().regex(/^[a-z_]{1,32}$/).optional(),
+  /** The resource to authorize instead of `http:<upstream><path>`. */
+  resource: z.string().min(1).max(512).optional(),
+});
+
+export const HttpUpstreamSchema = z.strictObject({
+  /** Base URL; the request's path (after `/<upstream>`) is appended to its path. */
+  url: z.string().url().regex(/^https?:\/\//, { message: 'must be an http:// or https:// URL' }),
+  /** Host names routed to this upstream with their whole path (real deployments); besides `/<name>/…`. */
+  hosts: z.array(z.string().regex(/^[A-Za-z0-9.-]+(:\d+)?$/)).default([]),
+  credential: HttpCredentialSchema.default({ type: 'none' }),
+  /** An MCP server (Streamable HTTP): JSON-RPC messages are authorized one by one (`mcp:<name>/<tool>`). */
+  mcp: z.boolean().default(false),
+  /** A Kubernetes API server: verbs and resources as the API server derives them (`k8s:<name>/…`). */
+  kubernetes: z.boolean().default(false),
+  /** The upstream matches paths case-insensitively: the proxy lower-cases them before authorizing. */
+  caseInsensitive: z.boolean().default(false),
+  routes: z.array(HttpRouteSchema).max(256).default([]),
+  timeouts: z
+    .strictObject({
+      /** TCP (and TLS) connect, ms. */
+      connectMs: z.number().int().min(1).default(5_000),
+      /** Request sent → response headers, ms; past it → 504. */
+      responseMs: z.number().int().min(1).default(30_000),
+      /** No bytes either way for this long ends the exchange, ms (0 = never: long watches). */
+      idleMs: z.number().int().min(0).default(300_000),
+    })
+    .prefault({}),
+  /** Largest request body, bytes (413 beyond). */
+  maxRequestBytes: z.number().int().min(0).default(10 * 1024 * 1024),
+  /** Largest response body, bytes (the response is cut and the entry says so). */
+  maxResponseBytes: z.number().int().min(0).default(1024 * 1024 * 1024),
+});
+
 export const ConfigSchema = z.strictObject({
   mode: z.enum(['dev', 'production']).default('production'),
   /** Keys, embedded Postgres and dev certificates live here. */
@@ -108,6 +167,18 @@ export const ConfigSchema = z.strictObject({
        * the upstream's own privileges are the second lock). Off by default; `baton proxy` refuses.
        */
       allowSuperuserUpstream: z.boolean().default(false),
+      /** The HTTP enforcement proxy (REST, MCP, Kubernetes): off unless it has upstreams (or in dev). */
+      http: z
+        .strictObject({
+          host: z.string().default('127.0.0.1'),
+          port: Port.default(8081),
+          upstreams: z.record(z.string().regex(UPSTREAM_NAME), HttpUpstreamSchema).default({}),
+          /** Client connections in total; more are refused (503). */
+          maxConnections: z.number().int().min(1).default(10_000),
+          /** Verified tokens kept in memory (by their text), so a request costs no signature check. */
+          tokenCacheSize: z.number().int().min(1).default(4_096),
+        })
+        .prefault({}),
       /** Per-client fairness and resource limits (each refusal is a Postgres error naming its limit). */
       limits: z
         .strictObject({

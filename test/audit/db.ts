@@ -8,8 +8,8 @@ import pg from 'pg';
 
 export const BASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const migration = (file: string) => readFileSync(new URL(`../../migrations/${file}`, import.meta.url), 'utf8');
-/** The audit table definitions (002), the fast-append functions (004), per-writer chains (005), masking/approval fields (006). */
-export const MIGRATIONS = [migration('002_audit.sql'), migration('004_audit_fast_append.sql'), migration('005_audit_chains.sql'), migration('006_audit_masking_approvals.sql')];
+/** The audit table definitions (002), the fast-append functions (004), per-writer chains (005), masking/approval fields (006), HTTP request fields (008). */
+export const MIGRATIONS = [migration('002_audit.sql'), migration('004_audit_fast_append.sql'), migration('005_audit_chains.sql'), migration('006_audit_masking_approvals.sql'), migration('008_audit_http.sql')];
 
 export interface TestDatabase {
   name: string;
