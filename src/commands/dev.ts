@@ -8,7 +8,8 @@ import { startDev } from '../dev/start.ts';
 import { onShutdown } from '../util/shutdown.ts';
 import { defineCommand } from './command.ts';
 
-const USAGE = `usage: baton dev [--broker-port N] [--proxy-port N] [--data-dir DIR]
+const USAGE = `usage: baton dev [--broker-port N] [--proxy-port N] [--http-port N] [--data-dir DIR]
+  --http-port   the HTTP proxy (demo upstreams billing and tools), default 8081
   DEV MODE: a built-in OIDC issuer mints tokens for anyone. Never expose it.`;
 
 export const dev = defineCommand(
@@ -16,7 +17,7 @@ export const dev = defineCommand(
   {
     name: 'dev',
     usage: USAGE,
-    options: { 'broker-port': { type: 'string' }, 'proxy-port': { type: 'string' }, 'data-dir': { type: 'string' } },
+    options: { 'broker-port': { type: 'string' }, 'proxy-port': { type: 'string' }, 'http-port': { type: 'string' }, 'data-dir': { type: 'string' } },
   },
   async ({ values }) => {
     if (process.env.NODE_ENV === 'production') throw new Error('baton dev refuses to run with NODE_ENV=production');
@@ -25,7 +26,10 @@ export const dev = defineCommand(
         mode: 'dev',
         ...(values['data-dir'] ? { dataDir: values['data-dir'] } : {}),
         broker: { port: Number(values['broker-port'] ?? process.env.BATON_BROKER_PORT ?? 8080) },
-        proxy: { port: Number(values['proxy-port'] ?? process.env.BATON_PROXY_PORT ?? 6432) },
+        proxy: {
+          port: Number(values['proxy-port'] ?? process.env.BATON_PROXY_PORT ?? 6432),
+          http: { port: Number(values['http-port'] ?? process.env.BATON_PROXY_HTTP_PORT ?? 8081) },
+        },
       },
     });
     // a person reads this log: one short line per entry (servers keep JSON)

@@ -1,7 +1,8 @@
 /**
- * `baton proxy` — the Postgres enforcement proxy as its own process: public keys and revocations
- * from the broker (Redis fan-out + HTTP resync), audit into DATABASE_URL, upstreams from config,
- * and (with `proxy.admin.port`) an admin HTTP listener: /healthz, /readyz, /metrics.
+ * `baton proxy` — the enforcement proxies as their own process: Postgres (proxy.upstreams) and HTTP
+ * (proxy.http.upstreams: REST, MCP, Kubernetes), with public keys and revocations from the broker
+ * (Redis fan-out + HTTP resync), audit into DATABASE_URL, and (with `proxy.admin.port`) an admin
+ * HTTP listener: /healthz, /readyz, /metrics.
  */
 import { pino } from 'pino';
 import { checkpointChannel, checkpointPublisher } from '../audit/witness.ts';
@@ -13,6 +14,7 @@ import { startAdminServer, type ReadinessCheck } from '../proxy/admin/server.ts'
 import { loggedSessions } from '../proxy/admin/session-log.ts';
 import { RemoteKeySet, staticKeySet } from '../proxy/pg/keyset.ts';
 import { startPgProxy } from '../proxy/pg/start.ts';
+import { startHttpProxy } from '../proxy/http/start.ts';
 import { enforcementFromPolicy } from '../enforce/from-policy.ts';
 import { createApprovalDesk } from '../approvals/store.ts';
 import { createWebhookNotifier } from '../approvals/webhook.ts';
@@ -28,7 +30,8 @@ import { onShutdown } from '../util/shutdown.ts';
 import { defineCommand } from './command.ts';
 
 const USAGE = `usage: baton proxy [--config FILE]
-  Needs proxy.upstreams, proxy.brokerUrl (revocation resync), proxy.keySetUrl or keySetFile,
+  Needs proxy.upstreams (Postgres) and/or proxy.http.upstreams (HTTP, MCP, Kubernetes),
+  proxy.brokerUrl (revocation resync), proxy.keySetUrl or keySetFile,
   DATABASE_URL (audit store) and, for more than one process, REDIS_URL (revocation fan-out).`;
 
 export const proxy = defineCommand(
@@ -38,8 +41,10 @@ export const proxy = defineCommand(
     const config = loadConfig({ file: values.config, role: 'proxy' });
     assertModeFitsEnvironment(config); // dev settings never run under NODE_ENV=production
     const p = config.proxy;
-    if (!p.brokerUrl || (!p.keySetUrl && !p.keySetFile) || Object.keys(p.upstreams).length === 0) {
-      throw new Error(`the proxy needs proxy.brokerUrl, proxy.keySetUrl (or keySetFile) and proxy.upstreams\n${USAGE}`);
+    const servesPg = Object.keys(p.upstreams).length > 0;
+    const servesHttp = Object.keys(p.http.upstreams).length > 0;
+    if (!p.brokerUrl || (!p.keySetUrl && !p.keySetFile) || (!servesPg && !servesHttp)) {
+      throw new Error(`the proxy needs proxy.brokerUrl, proxy.keySetUrl (or keySetFile) and proxy.upstreams or proxy.http.upstreams\n${USAGE}`);
     }
     // The second lock (DESIGN rule 8): never front an upstream as a superuser unless told to.
     const upstreams = upstreamMap(p.upstreams);
@@ -78,8 +83,9 @@ export const proxy = defineCommand(
       ? createWebhookNotifier({ ...config.approvals.webhook, log: (level, message, fields) => logger[level](fields, message) })
       : undefined;
     const desk = createApprovalDesk({ pool: db.pool, policy: policy.approvals, publicUrl: config.broker.publicUrl ?? p.brokerUrl, ...(webhook ? { notify: webhook.notify } : {}) });
-    const running = await startPgProxy(p, {
-      keys: remoteKeys ?? staticKeySet(p.keySetFile!),
+    const keys = remoteKeys ?? staticKeySet(p.keySetFile!);
+    const running = !servesPg ? undefined : await startPgProxy(p, {
+      keys,
       revocations,
       audit,
       auditOrdering: config.audit.ordering,
@@ -88,8 +94,9 @@ export const proxy = defineCommand(
       wrapGate: (gate) => loggedSessions(gate, logger),
       enforcement: enforcementFromPolicy(policy, { dataDir: config.dataDir, desk, ...(config.masking.hmacKey ? { hmacKey: config.masking.hmacKey } : {}) }),
     });
+    const httpRunning = !servesHttp ? undefined : await startHttpProxy(p.http, { keys, revocations, audit, auditOrdering: config.audit.ordering, logger });
     Object.assign(metrics.sources, {
-      sessions: () => running.proxy.sessionCount,
+      sessions: () => running?.proxy.sessionCount ?? 0,
       auditQueue: () => {
         const h = rawAudit.health();
         return { events: h.events.pending, outcomes: h.outcomes.pending };
@@ -118,12 +125,14 @@ export const proxy = defineCommand(
       },
     ];
     const admin = p.admin ? await startAdminServer({ host: p.admin.host, port: p.admin.port, registry: metrics.registry, checks, logger }) : undefined;
+    const listening = [running ? `postgres on ${running.host}:${running.port}` : '', httpRunning ? `http on ${httpRunning.url}` : ''].filter(Boolean).join(', ');
     process.stderr.write(
-      `baton: proxy listening on ${running.host}:${running.port} (audit: ${db.kind}, revocations: ${state.kind})${admin ? `; admin on ${admin.url} (/healthz /readyz /metrics)` : ''}\n`,
+      `baton: proxy listening: ${listening} (audit: ${db.kind}, revocations: ${state.kind})${admin ? `; admin on ${admin.url} (/healthz /readyz /metrics)` : ''}\n`,
     );
     onShutdown(async () => {
       closing = true;
-      await running.close();
+      await httpRunning?.close();
+      await running?.close();
       await webhook?.close();
       await admin?.close();
       await revocations.stop();

@@ -29,6 +29,8 @@ export const ENVIRONMENT = {
   BATON_KEYSET_URL: ['proxy', 'keySetUrl'],
   BATON_BROKER_URL: ['proxy', 'brokerUrl'],
   BATON_PROXY_POLICY_FILE: ['proxy', 'policyFile'],
+  BATON_PROXY_HTTP_HOST: ['proxy', 'http', 'host'],
+  BATON_PROXY_HTTP_PORT: ['proxy', 'http', 'port'],
   BATON_PROXY_ADMIN_HOST: ['proxy', 'admin', 'host'],
   BATON_PROXY_ADMIN_PORT: ['proxy', 'admin', 'port'],
 } as const;
@@ -82,7 +84,9 @@ function assertProductionReady(c: Config, role: Role): void {
   } else {
     if (!c.proxy.brokerUrl) problems.push('proxy.brokerUrl / BATON_BROKER_URL is required (revocation resync)');
     if (!c.proxy.keySetUrl && !c.proxy.keySetFile) problems.push('proxy.keySetUrl / BATON_KEYSET_URL or proxy.keySetFile is required');
-    if (Object.keys(c.proxy.upstreams).length === 0) problems.push('proxy.upstreams must name at least one upstream');
+    if (Object.keys(c.proxy.upstreams).length === 0 && Object.keys(c.proxy.http.upstreams).length === 0) {
+      problems.push('proxy.upstreams (Postgres) or proxy.http.upstreams (HTTP) must name at least one upstream');
+    }
     if (!c.proxy.policyFile && !c.broker.policyFile) problems.push('proxy.policyFile / BATON_PROXY_POLICY_FILE is required (the masking and approval rules the proxy enforces)');
   }
   if (c.proxy.allowInsecure) problems.push('proxy.allowInsecure is not allowed in production');

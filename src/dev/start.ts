@@ -7,6 +7,8 @@ import { observedAuditWriter } from '../proxy/admin/observe.ts';
 import { loggedSessions } from '../proxy/admin/session-log.ts';
 import { assertLeastPrivilegedUpstreams, upstreamFromUrl } from '../proxy/pg/upstreams.ts';
 import { startPgProxy } from '../proxy/pg/start.ts';
+import { startHttpProxy } from '../proxy/http/start.ts';
+import { startDemoHttpUpstreams } from './demo-http.ts';
 import { devCertificate } from './certificate.ts';
 import { ensureDemoUpstream } from './demo-upstream.ts';
 
@@ -58,6 +60,26 @@ export async function startDev(config: Config, opts: StartDevOptions = {}): Prom
     enforcement,
   });
   broker.metrics.sources.sessions = () => proxy.proxy.sessionCount;
+  // the HTTP proxy, in front of the demo upstreams billing (REST) and tools (MCP) and any configured ones
+  const demoHttp = await startDemoHttpUpstreams();
+  const keys = { resolver: async () => broker.keyring, current: () => broker.keyring };
+  let httpProxy;
+  try {
+    httpProxy = await startHttpProxy(config.proxy.http, {
+      keys,
+      revocations: broker.revocations,
+      audit: observedAuditWriter(broker.audit, broker.metrics),
+      auditOrdering: config.audit.ordering,
+      extraUpstreams: demoHttp.upstreams,
+      logger: broker.app.log,
+    });
+  } catch (err) {
+    await demoHttp.close();
+    await proxy.close();
+    await broker.close();
+    throw err;
+  }
+  const h = httpProxy.url;
   const b = broker.url;
   const banner = `
   Baton DEV MODE — the dev OIDC issuer at ${b}/dev/oidc mints tokens for anyone. Never expose it.
@@ -76,10 +98,20 @@ export async function startDev(config: Config, opts: StartDevOptions = {}): Prom
     npx baton db connect appdb --port ${proxy.port} -- -c 'SELECT email, card_number FROM customers LIMIT 3'   # masked
     npx baton db connect appdb --port ${proxy.port} -- -c 'DELETE FROM audit_notes'   # held for approval: 55W01 apr_…
     npx baton login --sub root --groups admins && npx baton approvals list   # an approver decides (then alice retries)
+
+  HTTP proxy ${h}   (demo upstreams: ${h}/billing/… REST, ${h}/tools/mcp MCP)
+    npx baton login --sub alice --groups engineers
+    HELPER=$(npx baton attenuate --resource http:billing/invoices/ --op read --ttl 5m --to helper-h)
+    curl -H "authorization: Bearer $HELPER" ${h}/billing/invoices        # 200; the upstream never sees the token
+    curl -H "authorization: Bearer $HELPER" ${h}/billing/customers       # 403 problem+json naming the link
+    MCP=$(npx baton attenuate --resource mcp:tools/search_orders --op call --ttl 5m --to helper-mcp)
+    # an MCP client (Streamable HTTP) at ${h}/tools/mcp with "authorization: Bearer $MCP" lists and calls only search_orders
 `;
   return {
     banner,
     async close() {
+      await httpProxy.close();
+      await demoHttp.close();
       await proxy.close();
       await broker.close();
     },
