@@ -9,7 +9,6 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { z } from 'zod';
 import type { AuditReceipt } from '../../audit/writer.ts';
@@ -21,6 +20,7 @@ import type { HttpAuditContext, HttpGate, Problem } from './gate.ts';
 import { clientHeaders, upstreamHeaders } from './headers.ts';
 import { filterMcpJson, jsonRpcError, MCP_FORBIDDEN, type McpListKind, type McpMessagePlan, mcpDenial, mcpSseFilter, planMcpRequest } from './mcp.ts';
 import { normalizeTarget, PATH_REFUSALS, redactQuery } from './path.ts';
+import { LimitExceeded, pump } from './pump.ts';
 import type { ChainLease } from './token-cache.ts';
 
 export type HttpUpstreamConfig = z.output<typeof HttpUpstreamSchema>;
@@ -347,7 +347,7 @@ function startAudit(x: Exchange, { options }: ProxyContext): Promise<Problem | u
 
 /**
  * Streams the request to the upstream and its answer back. Bodies are never buffered (except MCP
- * messages, bounded): backpressure flows both ways through `pipeline`.
+ * messages, bounded): backpressure flows both ways through `pump` (pump.ts).
  */
 function forward(x: Exchange, options: HttpProxyOptions): void {
   const upstream = x.upstream!;
@@ -419,10 +419,14 @@ function forward(x: Exchange, options: HttpProxyOptions): void {
 
   if (x.mcp) {
     upReq.end(x.mcp.body);
+  } else if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined) {
+    // no body (RFC 9112 §6.3): nothing to stream
+    req.resume();
+    upReq.end();
   } else {
-    const limit = new ByteLimit(config.maxRequestBytes);
-    pipeline(req, limit, upReq).catch((err: unknown) => {
+    pump(req, upReq, { max: config.maxRequestBytes }).catch((err: unknown) => {
       if (err instanceof LimitExceeded) fail({ status: 413, code: 'BATON_ERR_PAYLOAD_TOO_LARGE', title: `request body is larger than ${config.maxRequestBytes} bytes` }, 'request too large');
+      // other failures (the client went away, the upstream broke) surface through res/upReq events
     });
   }
 
@@ -482,15 +486,18 @@ async function deliver(x: Exchange, upRes: IncomingMessage, options: HttpProxyOp
   settle();
   const filter = lists && lists.size > 0 && type.startsWith('text/event-stream') ? mcpSseFilter(upstream.name, lists, mayUse) : undefined;
   res.writeHead(status, clientHeaders(upRes.headers, filter ? ['content-length'] : []));
-  const counter = new ByteLimit(upstream.config.maxResponseBytes, (n) => {
-    x.bytes = n;
-  });
+  const count = { max: upstream.config.maxResponseBytes, onCount: (n: number) => (x.bytes = n) };
   res.once('finish', () => recordOutcome(x, options, status));
   res.once('close', () => {
     if (!res.writableFinished) recordOutcome(x, options, status, x.endedBy ?? 'client went away');
   });
   try {
-    await (filter ? pipeline(upRes, filter, counter, res) : pipeline(upRes, counter, res));
+    if (filter) {
+      // event streams are filtered message by message (rare: MCP lists answered as SSE)
+      await Promise.all([pump(upRes, filter, count), pipeline(filter, res)]);
+    } else {
+      await pump(upRes, res, count);
+    }
   } catch (err) {
     if (err instanceof LimitExceeded) x.endedBy = `response larger than ${upstream.config.maxResponseBytes} bytes: cut`;
     res.destroy();
@@ -578,26 +585,6 @@ function auditUnavailable(options: HttpProxyOptions, err: unknown, what: string)
 }
 
 // ---- helpers ---------------------------------------------------------------------------------
-
-class LimitExceeded extends Error {}
-
-/** Counts bytes through; past `max` it fails with LimitExceeded (bounded bodies, never buffered). */
-class ByteLimit extends Transform {
-  #seen = 0;
-  readonly #max: number;
-  readonly #onCount: ((n: number) => void) | undefined;
-  constructor(max: number, onCount?: (n: number) => void) {
-    super();
-    this.#max = max;
-    this.#onCount = onCount;
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.#seen += chunk.length;
-    if (this.#seen > this.#max) return done(new LimitExceeded(`more than ${this.#max} bytes`));
-    this.#onCount?.(this.#seen);
-    done(null, chunk);
-  }
-}
 
 /** The whole body up to `max` bytes, or why not. */
 function readBody(stream: IncomingMessage, max: number): Promise<Buffer | 'too-large' | 'aborted'> {
