@@ -195,7 +195,8 @@ function route(x: Exchange, { byName, byHost }: ProxyContext): Problem | undefin
   const hostHeader = (x.req.headers.host ?? '').toLowerCase();
   const byHostUpstream = byHost.get(hostHeader);
   // Host routing sends the whole path; otherwise the first segment names the upstream
-  const normalized = normalizeTarget(byHostUpstream ? `/${byHostUpstream.name}${raw.startsWith('/') ? raw : `/${raw}`}` : raw, {
+  // the raw target itself must be origin-form: `http://other/x` or `*` is refused, routed by Host or not
+  const normalized = normalizeTarget(byHostUpstream && raw.startsWith('/') ? `/${byHostUpstream.name}${raw}` : raw, {
     caseInsensitive: false,
   });
   if (!normalized.ok) {
@@ -238,6 +239,10 @@ async function mapAccesses(x: Exchange, { options }: ProxyContext): Promise<Prob
   const { path, query } = x.target!;
   const method = x.req.method ?? '';
   if (upstream.config.mcp) return mapMcp(x, options);
+  if (upstream.config.kubernetes && Object.keys(x.req.headers).some((h) => h.startsWith('impersonate-'))) {
+    // the API server would act as someone else than the identity the proxy's credential names
+    return { status: 403, code: 'BATON_ERR_FORBIDDEN', title: 'baton: Impersonate-* headers are refused: the request runs as the proxy’s own identity, scoped by the token' };
+  }
   const mapped = upstream.config.kubernetes ? kubernetesAccess(upstream.name, method, path, query) : plainAccess(upstream.name, upstream.config.routes, method, path);
   if (!mapped.ok) return { status: mapped.status, code: mapped.status === 405 ? 'BATON_ERR_METHOD_NOT_ALLOWED' : 'BATON_ERR_INVALID_REQUEST', title: mapped.message };
   x.accesses = mapped.accesses;

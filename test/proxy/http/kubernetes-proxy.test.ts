@@ -138,6 +138,15 @@ describe('Kubernetes through the proxy with @kubernetes/client-node', () => {
     await expect.poll(async () => (await queryAudit(s.broker.db.pool, { delegate: 'k8s-watcher' })).events.find((e) => e.seq === watch!.seq)?.recordedOutcome?.outcome).toMatchObject({ status: 200, tag: expect.stringMatching(/revoked/) });
   });
 
+  it('Impersonate-* headers are refused: the API server must not act as someone else', async () => {
+    for (const header of ['Impersonate-User', 'Impersonate-Group', 'Impersonate-Uid', 'Impersonate-Extra-scopes']) {
+      const res = await s.fetch('/kube/api/v1/namespaces/default/pods', root, { headers: { [header]: 'system:admin' } });
+      expect(res.status).toBe(403);
+      expect(((await res.json()) as { title: string }).title).toMatch(/Impersonate/);
+    }
+    expect((await s.fetch('/kube/api/v1/namespaces/default/pods', root)).status).toBe(200);
+  });
+
   it('exec over a GET upgrade is refused (the proxy does not carry protocol switches)', async () => {
     const status = await new Promise<number>((resolve, reject) => {
       const req = http.request(`${s.url}/kube/api/v1/namespaces/default/pods/web-1/exec?command=sh`, { headers: { authorization: `Bearer ${root}`, connection: 'Upgrade', upgrade: 'websocket' } });

@@ -5,7 +5,7 @@
 import { execFile } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import http, { type IncomingMessage } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryAudit } from '../../../src/audit/query.ts';
@@ -205,6 +205,18 @@ function rawRequest(path: string, headers: Record<string, string>): Promise<{ st
   });
 }
 
+/** Raw bytes to the proxy; resolves with everything it answered before closing (or after 2 s). */
+function rawWire(bytes: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(new URL(s.url).port), '127.0.0.1', () => socket.write(bytes));
+    let answer = '';
+    socket.on('data', (d) => (answer += d));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(answer));
+    socket.setTimeout(2_000, () => socket.end());
+  });
+}
+
 describe('what crosses to the upstream', () => {
   it('strips the token and hop-by-hop headers, sets X-Forwarded-*, injects the configured header credential, keeps the query', async () => {
     // node:http, not fetch: fetch refuses to send a Connection header naming other headers
@@ -239,6 +251,17 @@ describe('what crosses to the upstream', () => {
     const res = await rawRequest('/a/b', { host: 'echo.internal', authorization: `Bearer ${root}` });
     expect(res.status).toBe(200);
     expect(JSON.parse(res.body).url).toBe('/base/a/b');
+  });
+
+  it('refuses absolute-form and * targets, with or without Host routing, and smuggling-shaped framing', async () => {
+    const before = echo.seen.length;
+    const auth = `authorization: Bearer ${root}\r\n`;
+    expect(await rawWire(`GET http://evil.example/a HTTP/1.1\r\nhost: echo.internal\r\n${auth}connection: close\r\n\r\n`)).toMatch(/^HTTP\/1\.1 400 /);
+    expect(await rawWire(`GET http://127.0.0.1/echo/a HTTP/1.1\r\nhost: x\r\n${auth}connection: close\r\n\r\n`)).toMatch(/^HTTP\/1\.1 400 /);
+    expect(await rawWire(`OPTIONS * HTTP/1.1\r\nhost: echo.internal\r\n${auth}connection: close\r\n\r\n`)).toMatch(/^HTTP\/1\.1 400 /);
+    // Content-Length and Transfer-Encoding together: refused by the parser before any step runs
+    expect(await rawWire(`POST /echo/a HTTP/1.1\r\nhost: x\r\n${auth}content-length: 4\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\nGET /echo/b HTTP/1.1\r\nhost: x\r\n\r\n`)).toMatch(/^HTTP\/1\.1 400 /);
+    expect(echo.seen.length).toBe(before);
   });
 
   it('routes map method + path to another operation or resource', async () => {
