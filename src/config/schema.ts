@@ -54,6 +54,8 @@ export const HttpUpstreamSchema = z.strictObject({
   /** Host names routed to this upstream with their whole path (real deployments); besides `/<name>/…`. */
   hosts: z.array(z.string().regex(/^[A-Za-z0-9.-]+(:\d+)?$/)).default([]),
   credential: HttpCredentialSchema.default({ type: 'none' }),
+  /** Speak HTTP/2 upstream: h2c with prior knowledge for http://, h2 (ALPN) for https://. */
+  http2: z.boolean().default(false),
   /** An MCP server (Streamable HTTP): JSON-RPC messages are authorized one by one (`mcp:<name>/<tool>`). */
   mcp: z.boolean().default(false),
   /** A Kubernetes API server: verbs and resources as the API server derives them (`k8s:<name>/…`). */

@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { HttpUpstreamSchema } from '../config/schema.ts';
 import type { HttpUpstreamConfig } from '../proxy/http/server.ts';
 import { createDemoMcpHandler } from './demo-mcp.ts';
 
@@ -23,17 +24,6 @@ interface Invoice {
   amount_cents: number;
   status: 'open' | 'paid';
 }
-
-const UPSTREAM_DEFAULTS = {
-  hosts: [],
-  mcp: false,
-  kubernetes: false,
-  caseInsensitive: false,
-  routes: [],
-  timeouts: { connectMs: 5_000, responseMs: 30_000, idleMs: 300_000 },
-  maxRequestBytes: 1024 * 1024,
-  maxResponseBytes: 64 * 1024 * 1024,
-} satisfies Omit<HttpUpstreamConfig, 'url' | 'credential'>;
 
 /** Starts the demo upstreams on 127.0.0.1 (a free port) with a fresh random credential. */
 export async function startDemoHttpUpstreams(): Promise<DemoHttpUpstreams> {
@@ -86,8 +76,8 @@ export async function startDemoHttpUpstreams(): Promise<DemoHttpUpstreams> {
   return {
     url,
     upstreams: new Map<string, HttpUpstreamConfig>([
-      ['billing', { ...UPSTREAM_DEFAULTS, url: `${url}/billing`, credential }],
-      ['tools', { ...UPSTREAM_DEFAULTS, url: `${url}/tools`, credential, mcp: true }],
+      ['billing', HttpUpstreamSchema.parse({ url: `${url}/billing`, credential, maxRequestBytes: 1024 * 1024, maxResponseBytes: 64 * 1024 * 1024 })],
+      ['tools', HttpUpstreamSchema.parse({ url: `${url}/tools`, credential, mcp: true, maxRequestBytes: 1024 * 1024, maxResponseBytes: 64 * 1024 * 1024 })],
     ]),
     close: () =>
       new Promise<void>((resolve) => {

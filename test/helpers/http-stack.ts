@@ -4,6 +4,7 @@
  * any upstreams a test adds, and the HTTP proxy in front of them, with its own revocation set fed like
  * a separate process's (channel + HTTP resync).
  */
+import { HttpUpstreamSchema } from '../../src/config/schema.ts';
 import { startDemoHttpUpstreams, type DemoHttpUpstreams } from '../../src/dev/demo-http.ts';
 import type { HttpUpstreamConfig } from '../../src/proxy/http/server.ts';
 import { startHttpProxy, type RunningHttpProxy } from '../../src/proxy/http/start.ts';
@@ -27,21 +28,9 @@ export interface HttpTestStack {
   stop(): Promise<void>;
 }
 
-/** Upstream config with the schema's defaults, for tests. */
+/** Upstream config with the schema's defaults (test timeouts: connect 2 s, response 10 s), for tests. */
 export function httpUpstream(url: string, over: Partial<HttpUpstreamConfig> = {}): HttpUpstreamConfig {
-  return {
-    url,
-    hosts: [],
-    credential: { type: 'none' },
-    mcp: false,
-    kubernetes: false,
-    caseInsensitive: false,
-    routes: [],
-    timeouts: { connectMs: 2_000, responseMs: 10_000, idleMs: 60_000 },
-    maxRequestBytes: 10 * 1024 * 1024,
-    maxResponseBytes: 1024 * 1024 * 1024,
-    ...over,
-  };
+  return HttpUpstreamSchema.parse({ url, timeouts: { connectMs: 2_000, responseMs: 10_000, idleMs: 60_000 }, ...over });
 }
 
 export async function startHttpTestStack(

@@ -7,8 +7,8 @@
  * Token decisions live in gate.ts; what a request touches in access.ts / mcp.ts; path rules in path.ts.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { z } from 'zod';
 import type { AuditReceipt } from '../../audit/writer.ts';
@@ -21,6 +21,7 @@ import { clientHeaders, upstreamHeaders } from './headers.ts';
 import { filterMcpJson, jsonRpcError, MCP_FORBIDDEN, type McpListKind, type McpMessagePlan, mcpDenial, mcpSseFilter, planMcpRequest } from './mcp.ts';
 import { normalizeTarget, PATH_REFUSALS, redactQuery } from './path.ts';
 import { LimitExceeded, pump } from './pump.ts';
+import { type UpstreamAnswer, type UpstreamCall, type UpstreamClient, upstreamClient } from './upstream-client.ts';
 import type { ChainLease } from './token-cache.ts';
 
 export type HttpUpstreamConfig = z.output<typeof HttpUpstreamSchema>;
@@ -45,7 +46,8 @@ interface Upstream {
   url: URL;
   /** The base URL's path without a trailing `/` (`''` for the root). */
   basePath: string;
-  agent: http.Agent;
+  /** Its connections: a keep-alive HTTP/1.1 pool or one HTTP/2 session. */
+  client: UpstreamClient;
 }
 
 /** Largest MCP POST body the proxy parses (it must read every message before forwarding any). */
@@ -117,8 +119,7 @@ export function createHttpProxy(options: HttpProxyOptions): HttpProxy {
   const byHost = new Map<string, Upstream>();
   for (const [name, config] of options.upstreams) {
     const url = new URL(config.url);
-    const Agent = url.protocol === 'https:' ? https.Agent : http.Agent;
-    const upstream: Upstream = { name, config, url, basePath: url.pathname.replace(/\/+$/, ''), agent: new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64 }) };
+    const upstream: Upstream = { name, config, url, basePath: url.pathname.replace(/\/+$/, ''), client: upstreamClient(url, { http2: config.http2 }) };
     byName.set(name, upstream);
     for (const host of config.hosts) byHost.set(host.toLowerCase(), upstream);
   }
@@ -174,7 +175,7 @@ export function createHttpProxy(options: HttpProxyOptions): HttpProxy {
         server.close(() => resolve());
         server.closeAllConnections();
       });
-      for (const u of byName.values()) u.agent.destroy();
+      for (const u of byName.values()) u.client.close();
     },
   };
 }
@@ -374,23 +375,13 @@ function forward(x: Exchange, options: HttpProxyOptions): void {
   }
   injectCredential(headers, config.credential, method, pathAndQuery);
 
-  const client = upstream.url.protocol === 'https:' ? https : http;
-  const upReq = client.request({
-    agent: upstream.agent,
-    protocol: upstream.url.protocol,
-    hostname: upstream.url.hostname,
-    port: upstream.url.port || undefined,
-    method,
-    path: pathAndQuery,
-    headers,
-  });
   /** Set once the answer is being delivered: from then on a failure can only cut the stream. */
   let settled = false;
-  const timers: NodeJS.Timeout[] = [];
-  const clearTimers = () => timers.splice(0).forEach(clearTimeout);
+  let responseTimer: NodeJS.Timeout | undefined;
+  let call: UpstreamCall | undefined;
   const fail = (problem: Problem, endedBy: string) => {
-    clearTimers();
-    upReq.destroy();
+    clearTimeout(responseTimer);
+    call?.destroy();
     if (settled) {
       // mid-stream: the client sees the connection end, never a silently truncated "success"
       x.endedBy ??= endedBy;
@@ -400,79 +391,74 @@ function forward(x: Exchange, options: HttpProxyOptions): void {
     settled = true;
     endWith(x, options, problem, endedBy);
   };
+  const timeout = (title: string, endedBy: string) => fail({ status: 504, code: 'BATON_ERR_UPSTREAM_TIMEOUT', title }, endedBy);
   x.abort = (reason) => fail({ status: 401, code: 'BATON_ERR_TOKEN_REVOKED', title: reason }, reason);
-  timers.push(
-    setTimeout(() => fail({ status: 504, code: 'BATON_ERR_UPSTREAM_TIMEOUT', title: `upstream ${upstream.name} did not answer within ${config.timeouts.responseMs} ms` }, 'upstream timeout'), config.timeouts.responseMs),
-  );
-  upReq.on('socket', (socket) => {
-    if (socket.connecting) {
-      const t = setTimeout(() => fail({ status: 504, code: 'BATON_ERR_UPSTREAM_TIMEOUT', title: `could not connect to upstream ${upstream.name} within ${config.timeouts.connectMs} ms` }, 'connect timeout'), config.timeouts.connectMs);
-      timers.push(t);
-      socket.once('connect', () => clearTimeout(t));
-    }
-  });
-  if (config.timeouts.idleMs > 0) {
-    upReq.setTimeout(config.timeouts.idleMs, () => fail({ status: 504, code: 'BATON_ERR_UPSTREAM_TIMEOUT', title: `upstream ${upstream.name} was idle for ${config.timeouts.idleMs} ms` }, 'idle timeout'));
-  }
-  upReq.on('error', (err) => {
-    options.log?.({ event: 'http.upstream_error', upstream: upstream.name, detail: err.message });
-    fail({ status: 502, code: 'BATON_ERR_UPSTREAM_UNAVAILABLE', title: `upstream ${upstream.name} is unavailable` }, 'upstream error');
+  responseTimer = setTimeout(() => timeout(`upstream ${upstream.name} did not answer within ${config.timeouts.responseMs} ms`, 'upstream timeout'), config.timeouts.responseMs);
+
+  call = upstream.client.call({ method, path: pathAndQuery, headers }, config.timeouts, {
+    onConnectTimeout: () => timeout(`could not connect to upstream ${upstream.name} within ${config.timeouts.connectMs} ms`, 'connect timeout'),
+    onIdle: () => timeout(`upstream ${upstream.name} was idle for ${config.timeouts.idleMs} ms`, 'idle timeout'),
+    onError: (err) => {
+      options.log?.({ event: 'http.upstream_error', upstream: upstream.name, detail: err.message });
+      fail({ status: 502, code: 'BATON_ERR_UPSTREAM_UNAVAILABLE', title: `upstream ${upstream.name} is unavailable` }, 'upstream error');
+    },
+    onResponse: (answer) => {
+      clearTimeout(responseTimer);
+      const declared = Number(answer.headers['content-length'] ?? 0);
+      if (declared > config.maxResponseBytes) {
+        // known too large before a byte is sent: a clear error, not a cut stream
+        answer.body.destroy();
+        return void x.receipt!.then(
+          () => fail({ status: 502, code: 'BATON_ERR_UPSTREAM_UNAVAILABLE', title: `upstream ${upstream.name} answered ${declared} bytes, more than the limit of ${config.maxResponseBytes}` }, 'response too large'),
+          (err: unknown) => fail(auditUnavailable(options, err, 'the response was withheld'), 'audit unavailable'),
+        );
+      }
+      // rule 6: nothing of the answer reaches the client before the entry is durable
+      x.receipt!.then(
+        () => {
+          if (settled) return void answer.body.destroy();
+          deliver(x, answer, options, () => {
+            settled = true;
+          }).catch((err: unknown) => {
+            options.log?.({ event: 'http.response_failed', upstream: upstream.name, detail: asBatonError(err).detail ?? String(err) });
+            answer.body.destroy();
+            if (!res.headersSent) fail({ status: 502, code: 'BATON_ERR_UPSTREAM_UNAVAILABLE', title: `upstream ${upstream.name} sent an answer the proxy cannot deliver` }, 'bad upstream response');
+            else res.destroy();
+          });
+        },
+        (err: unknown) => {
+          answer.body.destroy();
+          fail(auditUnavailable(options, err, 'the response was withheld'), 'audit unavailable');
+        },
+      );
+    },
   });
   res.on('close', () => {
-    if (!res.writableFinished) upReq.destroy();
+    if (!res.writableFinished) call?.destroy();
   });
 
+  const upstreamBody = call.body;
   if (x.mcp) {
-    upReq.end(x.mcp.body);
+    upstreamBody.end(x.mcp.body);
   } else if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined) {
     // no body (RFC 9112 §6.3): nothing to stream
     req.resume();
-    upReq.end();
+    upstreamBody.end();
   } else {
-    pump(req, upReq, { max: config.maxRequestBytes }).catch((err: unknown) => {
+    pump(req, upstreamBody, { max: config.maxRequestBytes }).catch((err: unknown) => {
       if (err instanceof LimitExceeded) fail({ status: 413, code: 'BATON_ERR_PAYLOAD_TOO_LARGE', title: `request body is larger than ${config.maxRequestBytes} bytes` }, 'request too large');
-      // other failures (the client went away, the upstream broke) surface through res/upReq events
+      // other failures (the client went away, the upstream broke) surface through res / the call
     });
   }
-
-  upReq.on('response', (upRes) => {
-    clearTimers();
-    const declared = Number(upRes.headers['content-length'] ?? 0);
-    if (declared > config.maxResponseBytes) {
-      // known too large before a byte is sent: a clear error, not a cut stream
-      upRes.destroy();
-      return void x.receipt!.then(
-        () => fail({ status: 502, code: 'BATON_ERR_UPSTREAM_UNAVAILABLE', title: `upstream ${upstream.name} answered ${declared} bytes, more than the limit of ${config.maxResponseBytes}` }, 'response too large'),
-        (err: unknown) => fail(auditUnavailable(options, err, 'the response was withheld'), 'audit unavailable'),
-      );
-    }
-    // rule 6: nothing of the answer reaches the client before the entry is durable
-    x.receipt!.then(
-      () => {
-        if (settled) return void upRes.destroy();
-        deliver(x, upRes, options, () => {
-          settled = true;
-        }).catch((err: unknown) => {
-          options.log?.({ event: 'http.response_failed', upstream: upstream.name, detail: asBatonError(err).detail ?? String(err) });
-          upRes.destroy();
-          if (!res.headersSent) fail({ status: 502, code: 'BATON_ERR_UPSTREAM_UNAVAILABLE', title: `upstream ${upstream.name} sent an answer the proxy cannot deliver` }, 'bad upstream response');
-          else res.destroy();
-        });
-      },
-      (err: unknown) => {
-        upRes.destroy();
-        fail(auditUnavailable(options, err, 'the response was withheld'), 'audit unavailable');
-      },
-    );
-  });
 }
 
 /** The upstream's answer to the client: headers filtered, MCP lists filtered, bytes counted and bounded. */
-async function deliver(x: Exchange, upRes: IncomingMessage, options: HttpProxyOptions, settle: () => void): Promise<void> {
+async function deliver(x: Exchange, answer: UpstreamAnswer, options: HttpProxyOptions, settle: () => void): Promise<void> {
+  const upRes = answer.body;
   const { res } = x;
   const upstream = x.upstream!;
-  const status = upRes.statusCode ?? 502;
-  const type = String(upRes.headers['content-type'] ?? '');
+  const status = answer.status;
+  const type = String(answer.headers['content-type'] ?? '');
   const lists = x.mcp?.lists;
   const mayUse = (resource: string) => x.lease!.chain.allows(resource, 'call', new Date());
   if (lists && lists.size > 0 && type.startsWith('application/json')) {
@@ -482,7 +468,7 @@ async function deliver(x: Exchange, upRes: IncomingMessage, options: HttpProxyOp
     if (filtered === undefined) throw new Error('MCP list response is not JSON');
     settle();
     const out = Buffer.from(filtered, 'utf8');
-    res.writeHead(status, { ...clientHeaders(upRes.headers, ['content-length']), 'content-length': String(out.length) });
+    res.writeHead(status, { ...clientHeaders(answer.headers, ['content-length']), 'content-length': String(out.length) });
     x.bytes = out.length;
     res.end(out);
     recordOutcome(x, options, status);
@@ -490,7 +476,7 @@ async function deliver(x: Exchange, upRes: IncomingMessage, options: HttpProxyOp
   }
   settle();
   const filter = lists && lists.size > 0 && type.startsWith('text/event-stream') ? mcpSseFilter(upstream.name, lists, mayUse) : undefined;
-  res.writeHead(status, clientHeaders(upRes.headers, filter ? ['content-length'] : []));
+  res.writeHead(status, clientHeaders(answer.headers, filter ? ['content-length'] : []));
   const count = { max: upstream.config.maxResponseBytes, onCount: (n: number) => (x.bytes = n) };
   res.once('finish', () => recordOutcome(x, options, status));
   res.once('close', () => {
@@ -592,7 +578,7 @@ function auditUnavailable(options: HttpProxyOptions, err: unknown, what: string)
 // ---- helpers ---------------------------------------------------------------------------------
 
 /** The whole body up to `max` bytes, or why not. */
-function readBody(stream: IncomingMessage, max: number): Promise<Buffer | 'too-large' | 'aborted'> {
+function readBody(stream: Readable, max: number): Promise<Buffer | 'too-large' | 'aborted'> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
