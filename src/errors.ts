@@ -50,6 +50,10 @@ export const ERROR_REGISTRY = {
   BATON_ERR_UPSTREAM_UNAVAILABLE: { http: 502, oauth: 'temporarily_unavailable', sqlstate: '08006' },
   BATON_ERR_UPSTREAM_TIMEOUT: { http: 504, oauth: 'temporarily_unavailable', sqlstate: '57014' },
   BATON_ERR_METHOD_NOT_ALLOWED: { http: 405, oauth: 'invalid_request', sqlstate: '0A000' },
+  // native credentials (src/credentials/): not configured / STS unreachable; STS refused; the token cannot be expressed
+  BATON_ERR_CREDENTIALS_UNAVAILABLE: { http: 503, oauth: 'temporarily_unavailable', sqlstate: '08006' },
+  BATON_ERR_CREDENTIALS_REFUSED: { http: 502, oauth: 'temporarily_unavailable', sqlstate: '08006' },
+  BATON_ERR_CREDENTIALS_UNREPRESENTABLE: { http: 422, oauth: 'invalid_request', sqlstate: '42501' },
   // just-in-time approvals: the request is not pending (decided, used, expired) or its requester was revoked
   BATON_ERR_APPROVAL_CONFLICT: { http: 409, oauth: 'invalid_request', sqlstate: '55000' },
   // everything unexpected

@@ -7,7 +7,7 @@ OPERATIONS = {
     "http": ("read", "write", "delete"),
     "mcp": ("call",),
     "k8s": ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection", "head", "options", "post", "put"),
-    "aws": ("read", "write", "assume"),
+    "aws": ("read", "write", "delete", "assume"),
     "baton": ("admin",),
 }
 ALL_OPERATIONS = tuple(dict.fromkeys(op for ops in OPERATIONS.values() for op in ops))

@@ -25,6 +25,9 @@ import { buildBrokerApp, LOG_REDACT } from './app.ts';
 import { exchangeDenied, exchangeGranted } from './audit-events.ts';
 import { approvalRoutes } from './routes/approvals.ts';
 import { auditRoutes } from './routes/audit.ts';
+import { createAwsIssuer } from '../credentials/aws.ts';
+import { credentialRoutes } from '../credentials/routes.ts';
+import { DEV_AWS_ROLES } from '../dev/demo-aws.ts';
 import { createApprovalDesk, type ApprovalStore } from '../approvals/store.ts';
 import { createWebhookNotifier } from '../approvals/webhook.ts';
 import { issuedTokenRecorder } from './issued-tokens.ts';
@@ -129,6 +132,7 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
         auditRoutes({ pool: db.pool, bearer, anchors: () => witness.anchors() }),
         approvalRoutes({ desk: approvals, bearer, audit: (e) => audit.append(e) }),
         revocationRoutes({ pool: db.pool, keys: keyring, state, revocations, audit: (e) => audit.append(e), limits: config.broker.revocationLimits }),
+        credentialRoutes({ bearer, audit, aws: createAwsIssuer(awsRoles(config)) }),
         ...(devIssuer ? [async (a: FastifyInstance) => void (await a.register(devIssuer.plugin, { prefix: '/dev/oidc' }))] : []),
       ],
     },
@@ -170,4 +174,9 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
       await db.close();
     },
   };
+}
+
+/** The configured AWS roles; in dev mode with none configured, the demo role `reports`. */
+function awsRoles(config: Config): Config['aws']['roles'] {
+  return config.mode === 'dev' && Object.keys(config.aws.roles).length === 0 ? DEV_AWS_ROLES : config.aws.roles;
 }

@@ -79,6 +79,23 @@ export const HttpUpstreamSchema = z.strictObject({
   maxResponseBytes: z.number().int().min(0).default(1024 * 1024 * 1024),
 });
 
+/**
+ * An IAM role Baton assumes for token holders. `resources` are what this role serves, in Baton's
+ * spelling after `aws:<role>/`: `s3:<bucket>/` (the bucket), `s3:<bucket>/<prefix>/`, `dynamodb:<table>`.
+ * A token's rights are cut down to them; the session policy never reaches past them.
+ */
+export const AwsRoleSchema = z.strictObject({
+  roleArn: z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/, { message: 'must be an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>)' }),
+  region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, { message: 'must be an AWS region such as us-east-1' }),
+  resources: z
+    .array(z.string().regex(/^(s3:[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/[!-~]*|dynamodb:[A-Za-z0-9_.-]{3,255})$/, { message: 'must be s3:<bucket>/<prefix> or dynamodb:<table>' }))
+    .min(1),
+  /** The role's MaxSessionDuration in IAM (900-43200 s): credentials never outlive the token, nor this. */
+  maxSessionSeconds: z.number().int().min(900).max(43_200).default(3_600),
+  /** Sent as ExternalId when the role's trust policy requires one. */
+  externalId: z.string().regex(/^[\w+=,.@:\/-]{2,1224}$/).optional(),
+});
+
 export const ConfigSchema = z.strictObject({
   mode: z.enum(['dev', 'production']).default('production'),
   /** Keys, embedded Postgres and dev certificates live here. */
@@ -123,6 +140,12 @@ export const ConfigSchema = z.strictObject({
     .strictObject({
       /** Key of the `hmac` method (≥ 32 chars); default: generated once into `<dataDir>/masking-hmac.key`. */
       hmacKey: z.string().min(32).optional(),
+    })
+    .prefault({}),
+  /** Native AWS credentials minted from a token (POST /v1/credentials/aws, src/credentials/). */
+  aws: z
+    .strictObject({
+      roles: z.record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, { message: 'role names are 1-64 of [A-Za-z0-9_.-]' }), AwsRoleSchema).default({}),
     })
     .prefault({}),
   audit: z

@@ -15,7 +15,11 @@ export const OPERATIONS = {
    * (`/version`, `/healthz`) use the lower-cased method, which adds `head`, `options`, `post`, `put`.
    */
   k8s: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection', 'head', 'options', 'post', 'put'],
-  aws: ['read', 'write', 'assume'],
+  /**
+   * Native AWS credentials (src/credentials/aws-policy.ts): `aws:<role>/s3:<bucket>/<prefix>`,
+   * `aws:<role>/dynamodb:<table>`; `assume` = every action of that service on that resource.
+   */
+  aws: ['read', 'write', 'delete', 'assume'],
   baton: ['admin'],
 } as const;
 

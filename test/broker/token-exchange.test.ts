@@ -34,7 +34,7 @@ describe('POST /v1/token (RFC 8693)', () => {
       const [link] = readLineage(v.decoded);
       expect(link).toMatchObject({ depth: 0, subject: 'alice@example.com', agent: 'planner', issuer: `${broker.url}/dev/oidc` });
       expect(link!.tokenId).toMatch(/^tok_/);
-      // the dev policy's engineers: pg read/insert/update/delete, http:billing/ read/write/delete, mcp:tools/ call
+      // the dev policy's engineers: pg read/insert/update/delete, http:billing/ read/write/delete, mcp:tools/ call, aws:reports/s3:reports-bucket/ read
       expect(new Set(link!.operations)).toEqual(new Set(['read', 'insert', 'update', 'delete', 'write', 'call']));
       expect(authorize(v.biscuit, 'http:billing/invoices', 'write', new Date()).allow).toBe(true);
       expect(authorize(v.biscuit, 'mcp:tools/refund_order', 'call', new Date()).allow).toBe(true);

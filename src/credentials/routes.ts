@@ -1,0 +1,81 @@
+/**
+ * `POST /v1/credentials/aws`: native AWS credentials no wider and no longer-lived than the caller's
+ * token (issue 14). The caller presents its Baton token as Bearer; the audit entry naming the chain,
+ * the role and every right passed to AWS is durable before STS is asked (DESIGN.md rule 6: nothing
+ * is handed out that the trail does not show), and the outcome follows.
+ */
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { AuditEventInput } from '../audit/event.ts';
+import { toAuditLineage } from '../audit/lineage.ts';
+import type { AuditReceipt, AuditWriter } from '../audit/writer.ts';
+import { authenticateRequest, type BearerDeps, type Caller } from '../broker/bearer.ts';
+import { asBatonError, BatonError } from '../errors.ts';
+import type { AwsIssuer } from './aws.ts';
+import type { AwsSessionRequest } from './aws-policy.ts';
+
+export const awsCredentialsRequestSchema = z.strictObject({
+  /** A role configured under `aws.roles`. */
+  role: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/),
+});
+
+export interface CredentialRouteDeps {
+  bearer: BearerDeps;
+  aws: AwsIssuer;
+  audit: Pick<AuditWriter, 'append' | 'recordOutcome'>;
+  now?: () => Date;
+}
+
+export function credentialRoutes(deps: CredentialRouteDeps) {
+  const now = deps.now ?? (() => new Date());
+  return async (app: FastifyInstance) => {
+    app.post('/v1/credentials/aws', async (request, reply) => {
+      const caller = authenticateRequest(request, deps.bearer);
+      const body = awsCredentialsRequestSchema.safeParse(request.body);
+      if (!body.success) throw new BatonError('BATON_ERR_INVALID_REQUEST', 'send {"role": "<name of a role under aws.roles>"}');
+      const role = body.data.role;
+      let plan: AwsSessionRequest;
+      try {
+        plan = deps.aws.plan(role, caller, now());
+      } catch (err) {
+        const e = asBatonError(err);
+        // a refusal of a known caller is part of the trail; an outage of the trail does not hide it
+        await deps.audit.append(awsEvent(caller, role, 'deny', `${e.code}: ${e.message}`)).catch(() => {});
+        throw e;
+      }
+      const started = performance.now();
+      let receipt: AuditReceipt;
+      try {
+        receipt = await deps.audit.append(awsEvent(caller, role, 'allow', `AssumeRole ${plan.roleArn} as ${plan.roleSessionName} for ${plan.durationSeconds} s, policy ends ${plan.expiresAt.toISOString()}`, plan));
+      } catch (err) {
+        throw new BatonError('BATON_ERR_AUDIT_UNAVAILABLE', 'audit store unavailable; no credentials were issued', { detail: asBatonError(err).detail });
+      }
+      const outcome = (status: number, tag: string) =>
+        void deps.audit.recordOutcome(receipt, { status, tag, durationMs: performance.now() - started }).catch((err: unknown) => request.log.warn({ detail: asBatonError(err).detail }, 'audit outcome not recorded'));
+      try {
+        const credentials = await deps.aws.assume(plan, role);
+        outcome(200, credentials.lineage_cut ? 'issued, lineage tags cut' : 'issued');
+        return reply.header('cache-control', 'no-store').send(credentials);
+      } catch (err) {
+        const e = asBatonError(err);
+        outcome(e.http, e.code.slice(0, 64));
+        throw e;
+      }
+    });
+  };
+}
+
+function awsEvent(caller: Caller, role: string, decision: 'allow' | 'deny', reason: string, plan?: AwsSessionRequest): AuditEventInput {
+  const accesses = plan ? plan.grants.map((g) => ({ resource: `aws:${role}/${g.resource}`, operation: g.operation })).slice(0, 256) : [];
+  return {
+    source: 'broker',
+    action: 'credentials.aws.issue',
+    decision,
+    reason: reason.slice(0, 1024),
+    lineage: toAuditLineage(caller.lineage),
+    ...(caller.tokenId ? { tokenId: caller.tokenId } : {}),
+    resource: `aws:${role}/`,
+    operation: 'assume',
+    ...(accesses.length ? { accesses } : {}),
+  };
+}
