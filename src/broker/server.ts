@@ -27,6 +27,8 @@ import { approvalRoutes } from './routes/approvals.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { createAwsIssuer } from '../credentials/aws.ts';
 import { credentialRoutes } from '../credentials/routes.ts';
+import type { PgCredentialUpstream } from '../credentials/postgres.ts';
+import { createPostgresCredentials, type PostgresCredentials } from '../credentials/postgres-service.ts';
 import { DEV_AWS_ROLES } from '../dev/demo-aws.ts';
 import { createApprovalDesk, type ApprovalStore } from '../approvals/store.ts';
 import { createWebhookNotifier } from '../approvals/webhook.ts';
@@ -55,6 +57,8 @@ export interface BrokerHandle {
    * its ApprovalDesk.
    */
   approvals: ApprovalStore;
+  /** Ephemeral PostgreSQL roles (POST /v1/credentials/postgres; an in-process proxy's per-token identity). */
+  pgCredentials: PostgresCredentials;
   close(): Promise<void>;
 }
 
@@ -65,6 +69,11 @@ export interface StartBrokerOptions {
   state?: SharedState;
   /** Where the log goes (default stdout, JSON); `baton dev` passes its readable stream. */
   logStream?: NodeJS.WritableStream;
+  /**
+   * Upstreams where POST /v1/credentials/postgres creates roles, besides `credentials.postgres`'s;
+   * read at each request (`baton dev` adds its demo upstream once it exists).
+   */
+  pgCredentialUpstreams?: Map<string, PgCredentialUpstream>;
 }
 
 export async function startBroker(config: Config, opts: StartBrokerOptions = {}): Promise<BrokerHandle> {
@@ -106,6 +115,16 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
     : undefined;
   const approvals = createApprovalDesk({ pool: db.pool, policy: policy.approvals, publicUrl: url, ...(webhook ? { notify: webhook.notify } : {}) });
   const recordIssued = issuedTokenRecorder(db.pool);
+  const pgUpstreams = opts.pgCredentialUpstreams ?? new Map<string, PgCredentialUpstream>();
+  for (const [name, up] of Object.entries(config.credentials.postgres.upstreams)) pgUpstreams.set(name, up);
+  const pgCredentials = createPostgresCredentials({
+    pool: db.pool,
+    upstreams: pgUpstreams,
+    policy: () => policy,
+    audit,
+    revocations,
+    reapIntervalMs: config.credentials.postgres.reapIntervalSeconds * 1000,
+  });
 
   const app = await buildBrokerApp(
     {
@@ -132,13 +151,14 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
         auditRoutes({ pool: db.pool, bearer, anchors: () => witness.anchors() }),
         approvalRoutes({ desk: approvals, bearer, audit: (e) => audit.append(e) }),
         revocationRoutes({ pool: db.pool, keys: keyring, state, revocations, audit: (e) => audit.append(e), limits: config.broker.revocationLimits }),
-        credentialRoutes({ bearer, audit, aws: createAwsIssuer(awsRoles(config)) }),
+        credentialRoutes({ bearer, audit, aws: createAwsIssuer(awsRoles(config)), postgres: pgCredentials }),
         ...(devIssuer ? [async (a: FastifyInstance) => void (await a.register(devIssuer.plugin, { prefix: '/dev/oidc' }))] : []),
       ],
     },
     { level: config.logLevel, redact: LOG_REDACT, ...(opts.logStream ? { stream: opts.logStream } : {}) },
   );
   await app.listen({ host: config.broker.host, port });
+  pgCredentials.start();
 
   // `baton keys rotate|retire` edits the key file from another process: follow it, audit rotations,
   // and announce every change of the published set so proxies refetch it at once
@@ -163,10 +183,12 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
     revocations,
     metrics,
     approvals,
+    pgCredentials,
     async close() {
       stopFollowingKeys();
       webhook?.close();
       await app.close();
+      await pgCredentials.stop();
       await revocations.stop();
       await audit.close();
       await witness.close();

@@ -1,23 +1,36 @@
-/** `baton credentials aws --role NAME` — native credentials scoped from your Baton token (issue 14). */
+/** `baton credentials aws|postgres` — native credentials scoped from your Baton token (issue 14). */
 import type { AwsCredentials } from '../credentials/aws.ts';
+import type { PgCredentials } from '../credentials/postgres-service.ts';
 import { brokerUrl, callBroker } from './broker-client.ts';
 import { defineCommand, output, UsageError } from './command.ts';
 import { terminalText as t } from './terminal-text.ts';
 import { tokenFor } from './token-cache.ts';
 
 const USAGE = `usage: baton credentials aws --role NAME [--env | --json] [--broker URL]
-  AWS credentials no wider than your token (BATON_TOKEN, else the cached login token) and ending
-  with it, from the broker's POST /v1/credentials/aws.
-  default   shell lines for eval, with a comment saying what they are:  eval "$(baton credentials aws --role reports)"
-  --env     the export lines only
-  --json    the broker's answer (access_key_id, secret_access_key, session_token, expiration, policy, …)`;
+       baton credentials postgres --upstream NAME [--json] [--broker URL]
+  Native credentials no wider than your token (BATON_TOKEN, else the cached login token) and ending
+  with it, from the broker's POST /v1/credentials/<kind>.
+  aws        default: shell lines for eval, with a comment saying what they are
+             (eval "$(baton credentials aws --role reports)"); --env: the export lines only
+  postgres   the connection URL of an ephemeral role (psql "$(baton credentials postgres --upstream appdb)");
+             what the role does not hold, and why, goes to stderr
+  --json     the broker's answer`;
 
 export const credentials = defineCommand(
-  'print native credentials scoped from your token (aws)',
-  { name: 'credentials', usage: USAGE, options: { role: { type: 'string' }, env: { type: 'boolean' }, broker: { type: 'string' } }, positionals: { max: 1 }, subcommands: ['aws'] },
+  'print native credentials scoped from your token (aws, postgres)',
+  {
+    name: 'credentials',
+    usage: USAGE,
+    options: { role: { type: 'string' }, upstream: { type: 'string' }, env: { type: 'boolean' }, broker: { type: 'string' } },
+    positionals: { max: 1 },
+    subcommands: ['aws', 'postgres'],
+  },
   async ({ values, positionals }) => {
-    if (positionals[0] !== 'aws') throw new UsageError('say which kind: credentials aws --role NAME');
+    const kind = positionals[0];
+    if (kind === 'postgres') return postgres(values);
+    if (kind !== 'aws') throw new UsageError('say which kind: credentials aws --role NAME, or credentials postgres --upstream NAME');
     if (!values.role) throw new UsageError('credentials aws needs --role NAME (a role under aws.roles)');
+    if (values.upstream !== undefined) throw new UsageError('--upstream goes with credentials postgres');
     if (values.env && values.json) throw new UsageError('--env and --json exclude each other');
     const base = brokerUrl(values.broker);
     const { token } = await tokenFor({ broker: base, stdin: false, cache: true });
@@ -41,6 +54,25 @@ export const credentials = defineCommand(
     return 0;
   },
 );
+
+async function postgres(values: { upstream?: string; role?: string; env?: boolean; broker?: string; json?: boolean }): Promise<number> {
+  if (!values.upstream) throw new UsageError('credentials postgres needs --upstream NAME');
+  if (values.role !== undefined || values.env) throw new UsageError('--role and --env go with credentials aws');
+  const base = brokerUrl(values.broker);
+  const { token } = await tokenFor({ broker: base, stdin: false, cache: true });
+  const res = await callBroker(`${base}/v1/credentials/postgres`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ upstream: values.upstream }),
+  });
+  const c = (await res.json()) as PgCredentials;
+  if (!values.json) {
+    process.stderr.write(`baton: role ${t(c.role)} until ${t(c.expires_at)}: ${c.grants.map((g) => `${g.privilege} ${t(g.resource)}`).join(', ')}\n`);
+    for (const o of c.omitted) process.stderr.write(`baton: not held: ${t(o.operation)} on ${t(o.resource)}: ${t(o.why)}\n`);
+  }
+  output(values.json, c, c.url);
+  return 0;
+}
 
 /** Single-quoted for POSIX shells (a `'` inside becomes `'\''`). */
 function shellQuote(value: string): string {

@@ -31,7 +31,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
   login: entry('get a Baton token (dev issuer or any OIDC token) and cache it', () => import('./login.ts').then((m) => m.login)),
   logout: entry("forget the broker's cached token", () => import('./login.ts').then((m) => m.logout)),
   exchange: entry('trade an OIDC token for a Baton token (and cache it)', () => import('./exchange.ts').then((m) => m.exchange)),
-  credentials: entry('print native credentials scoped from your token (aws)', () => import('./credentials.ts').then((m) => m.credentials)),
+  credentials: entry('print native credentials scoped from your token (aws, postgres)', () => import('./credentials.ts').then((m) => m.credentials)),
   db: entry('psql through the proxy with your token (db connect <upstream>)', () => import('./db.ts').then((m) => m.db)),
   completion: entry('print a shell completion script (bash, zsh, fish)', () => import('./completion.ts').then((m) => m.completion)),
 };

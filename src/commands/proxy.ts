@@ -6,7 +6,10 @@
  */
 import { pino } from 'pino';
 import { checkpointChannel, checkpointPublisher } from '../audit/witness.ts';
-import { createAuditWriter } from '../audit/writer.ts';
+import { createAuditWriter, type AuditWriter } from '../audit/writer.ts';
+import type { Config } from '../config/schema.ts';
+import type { PolicyFile } from '../policy/schema.ts';
+import type pg from 'pg';
 import { assertModeFitsEnvironment, loadConfig } from '../config/load.ts';
 import { createMetrics } from '../broker/metrics.ts';
 import { observedAuditWriter } from '../proxy/admin/observe.ts';
@@ -15,6 +18,8 @@ import { loggedSessions } from '../proxy/admin/session-log.ts';
 import { RemoteKeySet, staticKeySet } from '../proxy/pg/keyset.ts';
 import { startPgProxy } from '../proxy/pg/start.ts';
 import { startHttpProxy } from '../proxy/http/start.ts';
+import { perTokenIdentity } from '../proxy/pg/upstream-identity.ts';
+import { createPostgresCredentials } from '../credentials/postgres-service.ts';
 import { enforcementFromPolicy } from '../enforce/from-policy.ts';
 import { createApprovalDesk } from '../approvals/store.ts';
 import { createWebhookNotifier } from '../approvals/webhook.ts';
@@ -84,6 +89,8 @@ export const proxy = defineCommand(
       : undefined;
     const desk = createApprovalDesk({ pool: db.pool, policy: policy.approvals, publicUrl: config.broker.publicUrl ?? p.brokerUrl, ...(webhook ? { notify: webhook.notify } : {}) });
     const keys = remoteKeys ?? staticKeySet(p.keySetFile!);
+    const identities = p.upstreamIdentity === 'per-token' ? perTokenRoles(config, db.pool, policy, audit, revocations) : undefined;
+    identities?.start();
     const running = !servesPg ? undefined : await startPgProxy(p, {
       keys,
       revocations,
@@ -93,6 +100,7 @@ export const proxy = defineCommand(
       logger,
       wrapGate: (gate) => loggedSessions(gate, logger),
       enforcement: enforcementFromPolicy(policy, { dataDir: config.dataDir, desk, ...(config.masking.hmacKey ? { hmacKey: config.masking.hmacKey } : {}) }),
+      ...(identities ? { upstreamIdentity: perTokenIdentity(identities.roleForProxy) } : {}),
     });
     const httpRunning = !servesHttp ? undefined : await startHttpProxy(p.http, { keys, revocations, audit, auditOrdering: config.audit.ordering, logger });
     Object.assign(metrics.sources, {
@@ -133,6 +141,7 @@ export const proxy = defineCommand(
       closing = true;
       await httpRunning?.close();
       await running?.close();
+      await identities?.stop();
       await webhook?.close();
       await admin?.close();
       await revocations.stop();
@@ -144,3 +153,23 @@ export const proxy = defineCommand(
     return -1;
   },
 );
+
+/**
+ * proxy.upstreamIdentity: per-token — the roles this proxy makes for token chains, recorded in the
+ * audit database (native_pg_roles) and reaped by this process at expiry or revocation.
+ */
+function perTokenRoles(config: Config, pool: pg.Pool, policy: PolicyFile, audit: AuditWriter, revocations: RevocationSet) {
+  const issuing = config.credentials.postgres.upstreams;
+  const missing = Object.keys(config.proxy.upstreams).filter((name) => !issuing[name]);
+  if (missing.length) {
+    throw new Error(`proxy.upstreamIdentity: per-token needs credentials.postgres.upstreams.<name>.adminUrl (a login with CREATEROLE) for ${missing.join(', ')}`);
+  }
+  return createPostgresCredentials({
+    pool,
+    upstreams: new Map(Object.entries(issuing)),
+    policy: () => policy,
+    audit,
+    revocations,
+    reapIntervalMs: config.credentials.postgres.reapIntervalSeconds * 1000,
+  });
+}

@@ -96,6 +96,16 @@ export const AwsRoleSchema = z.strictObject({
   externalId: z.string().regex(/^[\w+=,.@:\/-]{2,1224}$/).optional(),
 });
 
+/** An upstream where the broker creates ephemeral login roles for tokens. */
+export const PgCredentialUpstreamSchema = z.strictObject({
+  /** The issuing login on the upstream database: CREATEROLE and the grant option on the tables it hands out. */
+  adminUrl: z.string().regex(/^postgres(ql)?:\/\//, { message: 'must be a postgres:// URL' }),
+  /** Where clients connect (host, port, database); default: adminUrl's. */
+  connectUrl: z.string().regex(/^postgres(ql)?:\/\//, { message: 'must be a postgres:// URL' }).optional(),
+  /** CONNECTION LIMIT of each role. */
+  connectionLimit: z.number().int().min(1).max(1000).default(5),
+});
+
 export const ConfigSchema = z.strictObject({
   mode: z.enum(['dev', 'production']).default('production'),
   /** Keys, embedded Postgres and dev certificates live here. */
@@ -148,6 +158,18 @@ export const ConfigSchema = z.strictObject({
       roles: z.record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, { message: 'role names are 1-64 of [A-Za-z0-9_.-]' }), AwsRoleSchema).default({}),
     })
     .prefault({}),
+  /** Native PostgreSQL credentials minted from a token (POST /v1/credentials/postgres, src/credentials/). */
+  credentials: z
+    .strictObject({
+      postgres: z
+        .strictObject({
+          upstreams: z.record(z.string().regex(UPSTREAM_NAME), PgCredentialUpstreamSchema).default({}),
+          /** How often expired roles are looked for (revoked ones are reaped as the revocation arrives). */
+          reapIntervalSeconds: z.number().min(0.1).max(60).default(1),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
   audit: z
     .strictObject({
       /**
@@ -192,6 +214,13 @@ export const ConfigSchema = z.strictObject({
        * the upstream's own privileges are the second lock). Off by default; `baton proxy` refuses.
        */
       allowSuperuserUpstream: z.boolean().default(false),
+      /**
+       * `proxy`: sessions log in upstream as the upstream's configured login. `per-token`: as an
+       * ephemeral role holding exactly the token chain's table rights (made with
+       * `credentials.postgres.upstreams.<name>`, required for every upstream), so the database itself
+       * refuses what the token does not allow even if the classifier were wrong.
+       */
+      upstreamIdentity: z.enum(['proxy', 'per-token']).default('proxy'),
       /** The HTTP enforcement proxy (REST, MCP, Kubernetes): off unless it has upstreams (or in dev). */
       http: z
         .strictObject({

@@ -1,8 +1,11 @@
 /**
- * `POST /v1/credentials/aws`: native AWS credentials no wider and no longer-lived than the caller's
- * token (issue 14). The caller presents its Baton token as Bearer; the audit entry naming the chain,
- * the role and every right passed to AWS is durable before STS is asked (DESIGN.md rule 6: nothing
- * is handed out that the trail does not show), and the outcome follows.
+ * Native credentials no wider and no longer-lived than the caller's token (issue 14), for a Baton
+ * token presented as Bearer:
+ *
+ * - `POST /v1/credentials/aws {role}`: STS credentials; the audit entry naming the chain, the role
+ *   and every right passed to AWS is durable before STS is asked (DESIGN.md rule 6: nothing is
+ *   handed out that the trail does not show), and the outcome follows.
+ * - `POST /v1/credentials/postgres {upstream}`: an ephemeral login role (postgres-service.ts).
  */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
@@ -13,15 +16,22 @@ import { authenticateRequest, type BearerDeps, type Caller } from '../broker/bea
 import { asBatonError, BatonError } from '../errors.ts';
 import type { AwsIssuer } from './aws.ts';
 import type { AwsSessionRequest } from './aws-policy.ts';
+import { type PostgresCredentials, postgresDenied } from './postgres-service.ts';
 
 export const awsCredentialsRequestSchema = z.strictObject({
   /** A role configured under `aws.roles`. */
   role: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/),
 });
 
+export const postgresCredentialsRequestSchema = z.strictObject({
+  /** An upstream under `credentials.postgres.upstreams`. */
+  upstream: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/),
+});
+
 export interface CredentialRouteDeps {
   bearer: BearerDeps;
   aws: AwsIssuer;
+  postgres: PostgresCredentials;
   audit: Pick<AuditWriter, 'append' | 'recordOutcome'>;
   now?: () => Date;
 }
@@ -59,6 +69,19 @@ export function credentialRoutes(deps: CredentialRouteDeps) {
       } catch (err) {
         const e = asBatonError(err);
         outcome(e.http, e.code.slice(0, 64));
+        throw e;
+      }
+    });
+
+    app.post('/v1/credentials/postgres', async (request, reply) => {
+      const caller = authenticateRequest(request, deps.bearer);
+      const body = postgresCredentialsRequestSchema.safeParse(request.body);
+      if (!body.success) throw new BatonError('BATON_ERR_INVALID_REQUEST', 'send {"upstream": "<name of an upstream under credentials.postgres.upstreams>"}');
+      try {
+        return reply.header('cache-control', 'no-store').send(await deps.postgres.issue(caller, body.data.upstream));
+      } catch (err) {
+        const e = asBatonError(err);
+        if (e.http < 500 && e.code !== 'BATON_ERR_NOT_FOUND') await deps.audit.append(postgresDenied(caller, body.data.upstream, e)).catch(() => {});
         throw e;
       }
     });

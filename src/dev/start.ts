@@ -1,6 +1,8 @@
 /** Everything `baton dev` starts, in order, and the banner it prints. */
 import type { Config } from '../config/schema.ts';
 import { DEV_POLICY_FILE, startBroker } from '../broker/server.ts';
+import type { PgCredentialUpstream } from '../credentials/postgres.ts';
+import { perTokenIdentity } from '../proxy/pg/upstream-identity.ts';
 import { enforcementFromPolicy } from '../enforce/from-policy.ts';
 import { loadPolicyFile } from '../policy/load.ts';
 import { observedAuditWriter } from '../proxy/admin/observe.ts';
@@ -28,10 +30,17 @@ export interface StartDevOptions {
 }
 
 export async function startDev(config: Config, opts: StartDevOptions = {}): Promise<DevRunning> {
-  const broker = await startBroker(config, { devIssuer: true, ...(opts.logStream ? { logStream: opts.logStream } : {}) });
+  // POST /v1/credentials/postgres issues roles on the demo upstream once it exists (below)
+  const pgCredentialUpstreams = new Map<string, PgCredentialUpstream>();
+  const broker = await startBroker(config, { devIssuer: true, pgCredentialUpstreams, ...(opts.logStream ? { logStream: opts.logStream } : {}) });
   const adminUrl = new URL(broker.db.url);
   adminUrl.pathname = '/postgres';
   const appdbUrl = await ensureDemoUpstream(adminUrl.toString(), demoDatabase(config));
+  if (!config.credentials.postgres.upstreams.appdb) {
+    const issuing = new URL(broker.db.url);
+    issuing.pathname = `/${demoDatabase(config)}`;
+    pgCredentialUpstreams.set('appdb', { adminUrl: issuing.toString(), connectionLimit: 5 });
+  }
   const tls = devCertificate(config.dataDir);
   // appdbUrl logs in as the demo's least-privileged role; configured upstreams are checked the same way.
   const upstreams = new Map([['appdb', upstreamFromUrl(appdbUrl)], ...Object.entries(config.proxy.upstreams).map(([n, u]) => [n, upstreamFromUrl(u.url)] as const)]);
@@ -58,6 +67,8 @@ export async function startDev(config: Config, opts: StartDevOptions = {}): Prom
     logger: broker.app.log,
     wrapGate: (gate) => loggedSessions(gate, broker.app.log),
     enforcement,
+    // proxy.upstreamIdentity: per-token — roles made and reaped by the broker's credential service
+    ...(config.proxy.upstreamIdentity === 'per-token' ? { upstreamIdentity: perTokenIdentity(broker.pgCredentials.roleForProxy) } : {}),
   });
   broker.metrics.sources.sessions = () => proxy.proxy.sessionCount;
   // the HTTP proxy, in front of the demo upstreams billing (REST) and tools (MCP) and any configured ones

@@ -11,6 +11,11 @@ import { httpRevocationSource } from '../../src/revocation/sources.ts';
 import { upstreamFromUrl } from '../../src/proxy/pg/upstreams.ts';
 import { attenuate, type AttenuateOptions } from '../../src/token/attenuate.ts';
 import { exchange } from '../../src/sdk/exchange.ts';
+import { DEV_POLICY_FILE } from '../../src/broker/server.ts';
+import { dropEphemeralRole } from '../../src/credentials/postgres.ts';
+import { createPostgresCredentials } from '../../src/credentials/postgres-service.ts';
+import { loadPolicyFile } from '../../src/policy/load.ts';
+import { perTokenIdentity } from '../../src/proxy/pg/upstream-identity.ts';
 import { startTestBroker, type TestBroker } from './broker.ts';
 import { TEST_DATABASE_URL } from './database.ts';
 
@@ -38,6 +43,8 @@ export async function startTestStack(
     auditOrdering?: 'default' | 'strict';
     /** Masking and approvals for the proxy; a function gets the broker (its approvals store). */
     enforcement?: PgProxyDeps['enforcement'] | ((broker: TestBroker) => PgProxyDeps['enforcement']);
+    /** proxy.upstreamIdentity: per-token, roles made on appdb by the superuser (reaped every 200 ms). */
+    perTokenIdentity?: boolean;
   } = {},
 ): Promise<TestStack> {
   const broker = await startTestBroker(area);
@@ -47,6 +54,19 @@ export async function startTestStack(
   const appdbUrl = await ensureDemoUpstream(admin.toString(), appdbName);
   const proxyRevocations = new RevocationSet({ source: httpRevocationSource(broker.url), state: broker.state });
   await proxyRevocations.start();
+  const directUrl = new URL(admin);
+  directUrl.pathname = `/${appdbName}`;
+  const identities = opts.perTokenIdentity
+    ? createPostgresCredentials({
+        pool: broker.db.pool,
+        upstreams: new Map([['appdb', { adminUrl: directUrl.toString(), connectionLimit: 5 }]]),
+        policy: () => loadPolicyFile(DEV_POLICY_FILE),
+        audit: broker.audit,
+        revocations: proxyRevocations,
+        reapIntervalMs: 200,
+      })
+    : undefined;
+  identities?.start();
   const proxy = await startPgProxy(
     // Test files hold many sessions of one token open at once: the per-token cap is raised here.
     { host: '127.0.0.1', port: 0, upstreams: {}, allowInsecure: false, revocationStalenessSeconds: 5, ...proxyConfig, limits: { maxSessionsPerToken: 1000, ...proxyConfig.limits } },
@@ -57,10 +77,9 @@ export async function startTestStack(
       upstreams: new Map([['appdb', upstreamFromUrl(appdbUrl)]]),
       ...(opts.auditOrdering ? { auditOrdering: opts.auditOrdering } : {}),
       ...(opts.enforcement ? { enforcement: typeof opts.enforcement === 'function' ? opts.enforcement(broker) : opts.enforcement } : {}),
+      ...(identities ? { upstreamIdentity: perTokenIdentity(identities.roleForProxy) } : {}),
     },
   );
-  const directUrl = new URL(admin);
-  directUrl.pathname = `/${appdbName}`;
   const direct = new pg.Pool({ connectionString: directUrl.toString(), max: 2 });
   const clients = new Set<pg.Client>();
   return {
@@ -83,6 +102,14 @@ export async function startTestStack(
     async stop() {
       for (const c of clients) await c.end().catch(() => {});
       await proxy.close();
+      if (identities) {
+        await identities.stop();
+        const live = await broker.db.pool.query<{ role_name: string }>('SELECT role_name FROM native_pg_roles WHERE dropped_at IS NULL');
+        const a = new pg.Client({ connectionString: directUrl.toString() });
+        await a.connect();
+        for (const { role_name } of live.rows) await dropEphemeralRole(a, role_name).catch(() => {});
+        await a.end();
+      }
       await proxyRevocations.stop();
       await direct.end();
       await broker.stop();

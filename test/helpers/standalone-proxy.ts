@@ -24,12 +24,14 @@ export async function launchStandaloneProxy(
   upstreams: Record<string, string>,
   proxy: Record<string, unknown> = {},
   env: Record<string, string> = {},
+  /** Other top-level config sections (e.g. `credentials`). */
+  top: Record<string, unknown> = {},
 ): Promise<{ child: ChildProcess; port: number; stderr: () => string; exited: Promise<number | null> }> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'baton-proxy-'));
   const config = join(dir, 'proxy.yaml');
   const ups = Object.fromEntries(Object.entries(upstreams).map(([name, url]) => [name, { url }]));
-  writeFileSync(config, JSON.stringify({ proxy: { port, upstreams: ups, ...proxy } }));
+  writeFileSync(config, JSON.stringify({ ...top, proxy: { port, upstreams: ups, ...proxy } }));
   const child = spawn('node', ['bin/baton.mjs', 'proxy', '--config', config], {
     env: {
       ...process.env,
@@ -55,8 +57,9 @@ export async function spawnStandaloneProxy(
   upstreams: Record<string, string>,
   proxy: Record<string, unknown> = {},
   env: Record<string, string> = {},
+  top: Record<string, unknown> = {},
 ): Promise<StandaloneProxy> {
-  const { child, port, stderr, exited } = await launchStandaloneProxy(broker, upstreams, proxy, env);
+  const { child, port, stderr, exited } = await launchStandaloneProxy(broker, upstreams, proxy, env, top);
   for (let i = 0; i < 100 && !/proxy listening/.test(stderr()) && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 100));
   if (!/proxy listening/.test(stderr())) {
     child.kill('SIGKILL');

@@ -13,6 +13,7 @@ import { TokenChain } from '../../enforce/token-chain.ts';
 import { isPublished } from './keyset.ts';
 import type { Classification, ClassifiedStatement, ClassifyContext } from './classify/types.ts';
 import type { UpstreamObjects } from './classify/upstream-objects.ts';
+import type { UpstreamIdentity } from './upstream-identity.ts';
 import type { AuthenticateRequest, AuthenticateResult, CheckContext, CheckPhase, CheckResult, GateSession, ResultMask, StatementOutcome, UpstreamTarget } from './gate.ts';
 import { createHash } from 'node:crypto';
 import type { ApprovalDesk } from '../../approvals/desk.ts';
@@ -58,6 +59,11 @@ export interface BatonGateDeps {
    * desk refuse every statement they hit (fail closed).
    */
   approvals?: { rules: readonly ApprovalRule[]; desk?: ApprovalDesk };
+  /**
+   * `proxy.upstreamIdentity: per-token`: the login each chain's sessions use upstream (an ephemeral
+   * role with the chain's table rights); absent = the upstream's configured login.
+   */
+  upstreamIdentity?: UpstreamIdentity;
   now?: () => Date;
   log?: (event: Record<string, unknown>) => void;
 }
@@ -103,7 +109,18 @@ export function createBatonGate(deps: BatonGateDeps) {
         deps.log?.({ event: 'connect.refused', code: 'BATON_ERR_FORBIDDEN', detail: `no right on upstream ${req.database}` });
         return { ok: false, sqlstate: SQLSTATE.insufficientPrivilege, message: `baton: the token grants nothing on upstream ${req.database}` };
       }
-      return { ok: true, session: new BatonSession(deps, req.database, upstream, chain) };
+      let target = upstream;
+      if (deps.upstreamIdentity) {
+        try {
+          target = { ...upstream, ...(await deps.upstreamIdentity(req.database, chain)) };
+        } catch (err) {
+          chain.free();
+          const e = asBatonError(err);
+          deps.log?.({ event: 'connect.refused', code: e.code, detail: e.detail ?? e.message });
+          return { ok: false, sqlstate: SQLSTATE.cannotConnectNow, message: `baton: no upstream identity for this token (proxy.upstreamIdentity: per-token): ${e.message}` };
+        }
+      }
+      return { ok: true, session: new BatonSession(deps, req.database, target, chain) };
     },
   };
 }

@@ -7,6 +7,7 @@ import { createBatonGate, type BatonGateDeps } from './baton-gate.ts';
 import { createClassifierCache, initClassifier } from './classify/index.ts';
 import { createClassifierPool } from './classify/pool.ts';
 import type { SessionGate, UpstreamTarget } from './gate.ts';
+import type { UpstreamIdentity } from './upstream-identity.ts';
 import type { KeySetSource } from './keyset.ts';
 import { upstreamObjectsSource, type UpstreamObjectsSource } from './upstream-objects.ts';
 import type { ProxyLogger } from './log.ts';
@@ -23,6 +24,8 @@ export interface PgProxyDeps {
   auditOrdering?: 'default' | 'strict';
   /** Structured logger (pino/fastify shape); never given tokens or SQL text. Default: silent. */
   logger?: ProxyLogger;
+  /** proxy.upstreamIdentity: per-token — the login each token chain's sessions use upstream (upstream-identity.ts). */
+  upstreamIdentity?: UpstreamIdentity;
   /** Wraps the gate before the listener uses it (e.g. src/proxy/admin/session-log.ts). */
   wrapGate?: (gate: SessionGate) => SessionGate;
   /** Inline masking and just-in-time approvals (src/enforce/; built from the policy by `enforcementFromPolicy`). */
@@ -38,7 +41,7 @@ export interface RunningPgProxy {
 
 type ProxyConfig = Config['proxy'];
 /** `config.proxy`; the keys with defaults may be omitted (programmatic use, tests). */
-export type PgProxyConfig = Omit<ProxyConfig, 'limits' | 'statementTimeoutMs' | 'allowSuperuserUpstream' | 'http'> &
+export type PgProxyConfig = Omit<ProxyConfig, 'limits' | 'statementTimeoutMs' | 'allowSuperuserUpstream' | 'upstreamIdentity' | 'http'> &
   Partial<Pick<ProxyConfig, 'statementTimeoutMs' | 'allowSuperuserUpstream'>> & { limits?: Partial<ProxyConfig['limits']> };
 
 /** Defaults of the keys `PgProxyConfig` may omit (the config schema has the same). */
@@ -90,6 +93,7 @@ export async function startPgProxy(config: PgProxyConfig, deps: PgProxyDeps): Pr
     ...(statementTimeoutMs > 0 ? { maxStatementTimeoutMs: statementTimeoutMs } : {}),
     ordering: deps.auditOrdering ?? 'default',
     ...deps.enforcement,
+    ...(deps.upstreamIdentity ? { upstreamIdentity: deps.upstreamIdentity } : {}),
     ...(log ? { log } : {}),
   });
   const tls = deps.tls ?? (config.tls ? { cert: readFileSync(config.tls.certFile, 'utf8'), key: readFileSync(config.tls.keyFile, 'utf8') } : undefined);
