@@ -117,6 +117,10 @@ export async function startDev(config: Config, opts: StartDevOptions = {}): Prom
     curl -H "authorization: Bearer $HELPER" ${h}/billing/customers       # 403 problem+json naming the link
     MCP=$(npx baton attenuate --resource mcp:tools/search_orders --op call --ttl 5m --to helper-mcp)
     # an MCP client (Streamable HTTP) at ${h}/tools/mcp with "authorization: Bearer $MCP" lists and calls only search_orders
+
+  Native credentials (ending with the token)
+    psql "$(BATON_TOKEN=$CHILD npx baton credentials postgres --upstream appdb)" -c 'SELECT count(*) FROM orders'
+    npx baton credentials aws --role reports --env   # needs AWS_ENDPOINT_URL_STS and AWS credentials (MinIO, LocalStack, an account)
 `;
   return {
     banner,
