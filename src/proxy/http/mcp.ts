@@ -14,6 +14,7 @@
  * @see https://modelcontextprotocol.io/specification/2025-06-18/basic/transports#streamable-http
  * @see https://www.jsonrpc.org/specification
  */
+import { duplicateKey } from './json-keys.ts';
 import { Transform, type TransformCallback } from 'node:stream';
 import { printable } from '../../token/vocabulary.ts';
 
@@ -122,6 +123,9 @@ export function planMcpRequest(upstream: string, body: string): McpRequestPlan {
     // V8's message quotes the input: printable() keeps it short and plain
     return { ok: false, code: JSON_RPC_ERRORS.PARSE_ERROR, message: `parse error: ${printable(err instanceof Error ? err.message : String(err))}` };
   }
+  // a repeated key might be read differently upstream (JSON.parse keeps the last one)
+  const repeated = duplicateKey(body);
+  if (repeated !== undefined) return invalidBody(`duplicate key "${printable(repeated)}" in an object: refused, an upstream might read the other value`);
   if (isObject(parsed)) return { ok: true, batch: false, messages: [planMessage(upstream, parsed)] };
   if (!Array.isArray(parsed)) return invalidBody('the body is neither a JSON-RPC message (object) nor a batch (array)');
   if (parsed.length === 0) return invalidBody('empty batch');
@@ -337,6 +341,8 @@ export function filterMcpJson(upstream: string, body: string, lists: ReadonlyMap
   } catch {
     return undefined;
   }
+  // a client reading a repeated key the other way could see an answer the proxy did not filter
+  if (duplicateKey(body) !== undefined) return undefined;
   const filtered = filterParsed(upstream, parsed, lists, mayUse);
   return filtered.matched ? JSON.stringify(filtered.value) : body;
 }
@@ -511,6 +517,7 @@ class McpSseFilter extends Transform {
       if (/^[ \t\r\n]*[[{]/.test(data)) throw new Error('MCP event stream: an event holds JSON the proxy cannot parse');
       return raw; // not JSON at all: a ping, a plain-text message
     }
+    if (duplicateKey(data) !== undefined) throw new Error('MCP event stream: an event repeats a key in one object');
     const filtered = filterParsed(this.upstream, parsed, this.lists, this.mayUse);
     if (!filtered.matched) return raw;
     return Buffer.from(replaceData(lines, JSON.stringify(filtered.value)), 'utf8');

@@ -97,6 +97,22 @@ describe('MCP through the proxy with the official SDK client', () => {
     expect(answers[1]!.error!.message).toMatch(/refund_order/);
   });
 
+  it('a repeated key is refused: an upstream keeping the first "name" would call another tool than the one authorized', async () => {
+    const body = '{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"delete_everything","name":"search_orders","arguments":{}}}';
+    const init = await s.fetch('/tools/mcp', searcher, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '0' } } }),
+    });
+    const session = init.headers.get('mcp-session-id')!;
+    await init.arrayBuffer();
+    const res = await s.fetch('/tools/mcp', searcher, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': session, 'mcp-protocol-version': '2025-06-18' }, body });
+    const answer = (await res.json()) as { error?: { code: number; message: string }; result?: unknown };
+    expect(answer.result).toBeUndefined();
+    expect(answer.error?.code).toBe(-32600);
+    expect(answer.error?.message).toMatch(/duplicate key "name"/);
+  });
+
   it('methods the proxy cannot map are refused, not forwarded', async () => {
     const { status, body } = await rpc(parent, { jsonrpc: '2.0', id: 9, method: 'sampling/createMessage', params: {} });
     expect(status).toBe(200);

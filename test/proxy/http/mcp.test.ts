@@ -243,6 +243,8 @@ describe('planMcpRequest: refusals', () => {
     ['a string', '"tools/call"', -32600, /neither a JSON-RPC message/],
     ['an empty batch', '[]', -32600, /^empty batch$/],
     ['a batch of 101', JSON.stringify(Array.from({ length: MAX_MCP_BATCH + 1 }, (_, i) => req('ping', undefined, i))), -32600, /batch of 101 messages; at most 100/],
+    ['a repeated key (params.name)', '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_everything","name":"search_orders"}}', -32600, /duplicate key "name"/],
+    ['a repeated key spelled with an escape', '{"jsonrpc":"2.0","id":1,"method":"tools/call","m\\u0065thod":"ping"}', -32600, /duplicate key "method"/],
     ['duplicate request ids', JSON.stringify([req('ping', undefined, 1), req('tools/list', undefined, 1)]), -32600, /duplicate request id 1 in one batch/],
     ['duplicate string ids', JSON.stringify([req('ping', undefined, 'a'), req('tools/call', { name: 'x' }, 'a')]), -32600, /duplicate request id "a" in one batch/],
   ];
@@ -415,9 +417,15 @@ describe('filterMcpJson', () => {
     expect(JSON.parse(filterMcpJson('tools', JSON.stringify(response(1, { nextCursor: 'x' })), lists, mayUse)!)).toEqual(response(1, { nextCursor: 'x' }));
   });
 
-  it('re-serialises a list answer, so a client that reads duplicate keys differently sees what was filtered', () => {
+  it('refuses an answer that repeats a key: a client reading the other value would see what was not filtered', () => {
     const body = '{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"refund_order"}]},"result":{"tools":[{"name":"search_orders"},{"name":"refund_order"}]}}';
-    expect(filterMcpJson('tools', body, new Map([[1, 'tools']]), mayUse)).toBe('{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"search_orders"}]}}');
+    expect(filterMcpJson('tools', body, new Map([[1, 'tools']]), mayUse)).toBeUndefined();
+    // also when the repeated key hides the id a list answer would be matched by
+    const hiddenId = '{"jsonrpc":"2.0","id":1,"id":7,"result":{"tools":[{"name":"refund_order"}]}}';
+    expect(filterMcpJson('tools', hiddenId, new Map([[1, 'tools']]), mayUse)).toBeUndefined();
+    // the same answer without repeats is filtered and re-serialised
+    const clean = '{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"search_orders"},{"name":"refund_order"}]}}';
+    expect(filterMcpJson('tools', clean, new Map([[1, 'tools']]), mayUse)).toBe('{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"search_orders"}]}}');
   });
 });
 
