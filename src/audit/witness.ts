@@ -9,7 +9,8 @@
  * chain's key. A forged message makes verify report a forged checkpoint (a false alarm, never a silent
  * pass); a replayed older one never replaces a newer one.
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type pg from 'pg';
 import { z } from 'zod';
 import type { SharedState } from '../store/shared-state.ts';
@@ -67,7 +68,7 @@ export interface AnchorWitness {
  */
 export async function startAnchorWitness(
   state: Pick<SharedState, 'subscribe'>,
-  opts: { channel?: string; file?: string; flushMs?: number } = {},
+  opts: { channel?: string; file?: string; flushMs?: number; onError?: (err: Error) => void } = {},
 ): Promise<AnchorWitness> {
   const latest = new Map<number, AuditCheckpoint>();
   const witness = (raw: unknown): boolean => {
@@ -80,6 +81,7 @@ export async function startAnchorWitness(
     return true;
   };
   if (opts.file) {
+    mkdirSync(dirname(opts.file), { recursive: true, mode: 0o700 });
     try {
       for (const cp of JSON.parse(readFileSync(opts.file, 'utf8')) as unknown[]) witness(cp);
     } catch (err) {
@@ -87,13 +89,21 @@ export async function startAnchorWitness(
     }
   }
   let dirty = false;
+  let closed = false;
   let timer: NodeJS.Timeout | undefined;
   const flush = () => {
     timer = undefined;
     if (!opts.file || !dirty) return;
     dirty = false;
-    writeFileSync(`${opts.file}.tmp`, `${JSON.stringify([...latest.values()])}\n`, { mode: 0o600 });
-    renameSync(`${opts.file}.tmp`, opts.file);
+    try {
+      writeFileSync(`${opts.file}.tmp`, `${JSON.stringify([...latest.values()])}\n`, { mode: 0o600 });
+      renameSync(`${opts.file}.tmp`, opts.file);
+    } catch (err) {
+      // a timer callback must never take the process down: keep the anchors in memory, retry later
+      dirty = true;
+      if (!closed) timer ??= setTimeout(flush, opts.flushMs ?? 1000).unref();
+      opts.onError?.(err instanceof Error ? err : new Error(String(err)));
+    }
   };
   const record = (raw: unknown) => {
     if (!witness(raw) || !opts.file) return;
@@ -111,6 +121,7 @@ export async function startAnchorWitness(
     anchors: () => [...latest.values()],
     witness: record,
     async close() {
+      closed = true;
       await unsubscribe();
       clearTimeout(timer);
       flush();

@@ -84,7 +84,7 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
 
   const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, log: logDatabase });
   const state = opts.state ?? openSharedState({ url: config.redisUrl });
-  const keyring = Keyring.open(join(config.dataDir, 'keys.json'));
+  const keyring = Keyring.open(config.broker.keysFile ?? join(config.dataDir, 'keys.json'));
   const policyFile = config.broker.policyFile ?? (config.mode === 'dev' ? DEV_POLICY_FILE : undefined);
   if (!policyFile) throw new Error('no grant policy: set broker.policyFile or BATON_POLICY_FILE');
   const policy = loadPolicyFile(policyFile);
@@ -100,7 +100,13 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
   // (its own and the proxies') and keeps the newest outside the database, so a truncation that also
   // deletes the checkpoints in the database is still caught by verify.
   const channel = await checkpointChannel(db.pool);
-  const witness = await startAnchorWitness(state, { channel, file: join(config.dataDir, 'audit-anchors.json') });
+  const witness = await startAnchorWitness(state, {
+    channel,
+    file: join(config.dataDir, 'audit-anchors.json'),
+    // the app (and its logger) exists by the time a flush can fail (≥ 1 s later)
+    onError: (err) => logAnchorError(err),
+  });
+  let logAnchorError = (err: Error): void => void process.stderr.write(`baton: audit anchors could not be written (${err.message}); kept in memory, retrying\n`);
   const audit = createAuditWriter(db.pool, { description: 'broker', onCheckpoint: checkpointPublisher(state, channel) });
   metrics.sources.auditQueue = () => {
     const h = audit.health();
@@ -157,6 +163,9 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
     },
     { level: config.logLevel, redact: LOG_REDACT, ...(opts.logStream ? { stream: opts.logStream } : {}) },
   );
+  logAnchorError = (err) => {
+    app.log.error({ event: 'audit.anchors_unwritable', detail: err.message }, 'audit anchors could not be written; kept in memory, retrying');
+  };
   await app.listen({ host: config.broker.host, port });
   pgCredentials.start();
 

@@ -24,6 +24,7 @@ export const ENVIRONMENT = {
   BATON_BROKER_PORT: ['broker', 'port'],
   BATON_PUBLIC_URL: ['broker', 'publicUrl'],
   BATON_POLICY_FILE: ['broker', 'policyFile'],
+  BATON_KEYS_FILE: ['broker', 'keysFile'],
   BATON_PROXY_HOST: ['proxy', 'host'],
   BATON_PROXY_PORT: ['proxy', 'port'],
   BATON_KEYSET_URL: ['proxy', 'keySetUrl'],

@@ -120,6 +120,11 @@ export const ConfigSchema = z.strictObject({
       /** The broker's own URL (Baton tokens name it as their issuer); default http://host:port. */
       publicUrl: z.string().url().optional(),
       policyFile: z.string().optional(),
+      /**
+       * The root key file; default `<dataDir>/keys.json`. Several brokers share one (a secret mount or a
+       * shared volume): each re-reads it within a second of `baton keys rotate|retire`.
+       */
+      keysFile: z.string().optional(),
       /** Token exchanges per subject and per client, per minute. */
       rateLimit: z
         .strictObject({ perSubject: z.number().int().min(1).default(120), perClient: z.number().int().min(1).default(1200) })

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkpointChannel, checkpointPublisher, startAnchorWitness } from '../../src/audit/witness.ts';
@@ -356,5 +356,23 @@ describe('anchor witness: checkpoints published outside the database', () => {
       firstBroken: { chainId, chainSeq: 11, reason: expect.stringContaining('newest 2 or more entries were removed') },
     });
     await reloaded.close();
+  });
+
+  it('creates its directory, and a file it cannot write never takes the process down: kept in memory, retried, reported', async () => {
+    const state = openSharedState({});
+    const sub = join(dir, 'not-yet', 'there');
+    const file = join(sub, 'audit-anchors.json');
+    const errors: string[] = [];
+    const witness = await startAnchorWitness(state, { channel: 'anchors-unwritable', file, flushMs: 10, onError: (e) => errors.push(e.message) });
+    const cp = { chainId: 1, chainSeq: 5, hash: 'a'.repeat(64), signedAt: new Date().toISOString(), signature: 'b'.repeat(128) };
+    // the directory exists now; make the file's place unwritable (a directory where the temp file goes)
+    mkdirSync(`${file}.tmp`);
+    witness.witness(cp);
+    await expect.poll(() => errors.length).toBeGreaterThan(0);
+    expect(witness.anchors()).toEqual([cp]);
+    rmSync(`${file}.tmp`, { recursive: true });
+    await expect.poll(() => existsSync(file)).toBe(true);
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual([cp]);
+    await witness.close();
   });
 });

@@ -9,7 +9,8 @@
  * deploy/tls/generate.sh in front of a database initialised by deploy/upstream-init/ exactly as the
  * postgres image's entrypoint would (psql, ON_ERROR_STOP), as the least-privileged role it creates.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { spawnBaton } from '../helpers/baton-process.ts';
 import { createHash, createHmac, pbkdf2Sync, randomBytes, X509Certificate } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -475,27 +476,6 @@ function scramMatches(verifier: string, password: string): boolean {
   return storedKey === m[3];
 }
 
-async function waitFor(child: ChildProcess, output: () => string, pattern: RegExp, what: string): Promise<void> {
-  for (let i = 0; i < 300 && !pattern.test(output()) && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 100));
-  if (!pattern.test(output())) throw new Error(`${what} did not start:\n${output()}`);
-}
-
-function spawnBaton(argv: string[], env: Record<string, string>): { child: ChildProcess; output: () => string; stop: () => Promise<void> } {
-  const child = spawn(process.execPath, [at('bin/baton.mjs'), ...argv], { cwd: root, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  return {
-    child,
-    output: () => out,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
-
 describe('the stack for real (PostgreSQL and Redis on this machine)', () => {
   const suffix = randomBytes(4).toString('hex');
   const upstreamDb = `baton_t_deploy_upstream_${suffix}`;
@@ -591,7 +571,7 @@ describe('the stack for real (PostgreSQL and Redis on this machine)', () => {
       const brokerArgv = broker.argv.slice(2).map((a) => (a === optionValue(broker.argv, '--config') ? broker.file : a));
       const b = spawnBaton(brokerArgv, brokerEnv);
       stops.push(b.stop);
-      await waitFor(b.child, b.output, /broker listening/, 'the broker');
+      await b.waitFor(/broker listening/, 'the broker');
       const health = compose.services.broker!.healthcheck!.test.slice(2).map((a) => a.replace(':8080/', `:${brokerPort}/`));
       await expect(run(process.execPath, health, { cwd: root })).resolves.toBeDefined();
 
@@ -621,7 +601,7 @@ describe('the stack for real (PostgreSQL and Redis on this machine)', () => {
         BATON_KEYSET_URL: `http://127.0.0.1:${brokerPort}/.well-known/baton-keys.json`,
       });
       stops.push(p.stop);
-      await waitFor(p.child, p.output, /proxy listening/, 'the proxy');
+      await p.waitFor(/proxy listening/, 'the proxy');
       expect(p.output()).not.toMatch(/warning/i);
       const probe = compose.services.proxy!.healthcheck!.test.slice(2).map((a) => a.replace(':9090/', `:${adminPort}/`));
       await expect(run(process.execPath, probe, { cwd: root })).resolves.toBeDefined();
@@ -665,7 +645,7 @@ describe('the stack for real (PostgreSQL and Redis on this machine)', () => {
         BATON_PUBLIC_URL: `http://127.0.0.1:${brokerPort}`,
       });
       stops.push(d.stop);
-      await waitFor(d.child, d.output, /proxy\s+postgres:\/\//, '`baton dev`');
+      await d.waitFor(/proxy\s+postgres:\/\//, '`baton dev`');
       const broker = `http://127.0.0.1:${brokerPort}`;
       const health = compose.services['baton-dev']!.healthcheck!.test.slice(2).map((a) => a.replace(`:${dev.config.broker.port}/`, `:${brokerPort}/`));
       await expect(run(process.execPath, health, { cwd: root })).resolves.toBeDefined();
