@@ -159,6 +159,33 @@ describe('two brokers and three proxies, each its own process', () => {
     }
   });
 
+  it('SIGKILL of a proxy under load loses no audit entry of a statement whose result was delivered', async () => {
+    const victim = proxies[1]!;
+    const { token } = await exchangeAt(brokers[0]!);
+    const delivered: number[] = [];
+    const clients = await Promise.all(Array.from({ length: 4 }, () => connect(victim, token!)));
+    let n = 0;
+    let running = true;
+    // each statement names a column alias of its own: the audit keeps identifiers, so each is findable
+    const loop = async (c: pg.Client) => {
+      while (running) {
+        const i = n++;
+        const ok = await c.query(`SELECT count(*) AS delivered_${i} FROM orders`).then(() => true, () => false);
+        if (!ok) return;
+        delivered.push(i);
+      }
+    };
+    const loops = clients.map(loop);
+    await new Promise((r) => setTimeout(r, 1000));
+    await victim.stop('SIGKILL');
+    running = false;
+    await Promise.all(loops);
+    expect(delivered.length).toBeGreaterThan(10);
+    const { rows } = await store.pool.query<{ normalized: string }>(`SELECT normalized FROM audit_events WHERE source = 'proxy-pg' AND normalized LIKE '%delivered\\_%'`);
+    const audited = new Set(rows.flatMap((r) => [...r.normalized.matchAll(/delivered_(\d+)/g)].map((m) => Number(m[1]))));
+    expect(delivered.filter((i) => !audited.has(i))).toEqual([]);
+  });
+
   it('SIGKILL of broker B under load loses no issued-token record and no audit entry of a 2xx exchange', async () => {
     const victim = brokers[1]!;
     const issued: string[] = [];
