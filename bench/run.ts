@@ -11,7 +11,7 @@ import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 
 /** In run order; a file that is not there (yet) is skipped with a note. */
-const BENCHMARKS = ['exchange', 'attenuate', 'cli', 'classify', 'pgproxy', 'audit', 'revocation', 'masking', 'httpproxy', 'pgidentity', 'differential'] as const;
+const BENCHMARKS = ['exchange', 'attenuate', 'cli', 'classify', 'pgproxy', 'audit', 'revocation', 'masking', 'httpproxy', 'pgidentity', 'scale', 'differential'] as const;
 
 const fileOf = (name: string) => fileURLToPath(new URL(`./${name}.ts`, import.meta.url));
 

@@ -5,82 +5,18 @@
  * proxy that resyncs from broker B within a second; a key rotation is honoured by every broker and
  * proxy; SIGKILL of a broker under load loses no issued-token record and no audit entry of a 2xx.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dropDemoUpstream, ensureDemoUpstream } from '../../src/dev/demo-upstream.ts';
-import { Keyring } from '../../src/keys/keyring.ts';
 import { readLineage } from '../../src/token/lineage.ts';
 import { decodeToken } from '../../src/token/wire/index.ts';
-import { freePort } from '../../src/util/free-port.ts';
-import { spawnBaton, type BatonProcess } from '../helpers/baton-process.ts';
 import { runCli } from '../helpers/cli.ts';
-import { createTestDatabase, TEST_DATABASE_URL, type TestDatabase } from '../helpers/database.ts';
-import { BROKER_AUDIENCE, signingJwk, startProvider, type TestProvider } from '../oidc/provider.ts';
+import { type Cluster, type ClusterBroker, type ClusterProxy, startCluster } from '../helpers/cluster.ts';
 
-const POLICY = fileURLToPath(new URL('../../config/dev-policy.yaml', import.meta.url));
-const REDIS = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+let cluster: Cluster;
+const brokers: ClusterBroker[] = [];
+const proxies: ClusterProxy[] = [];
 
-let idp: TestProvider;
-let store: TestDatabase;
-let appdb: string;
-let appdbUrl: string;
-let keysFile: string;
-const brokers: Array<BatonProcess & { url: string }> = [];
-const proxies: Array<BatonProcess & { port: number }> = [];
-const scratch = mkdtempSync(join(tmpdir(), 'baton-scale-'));
-const adminUrl = (() => {
-  const u = new URL(TEST_DATABASE_URL);
-  u.pathname = '/postgres';
-  return u.toString();
-})();
-
-async function startBrokerProcess(name: string): Promise<BatonProcess & { url: string }> {
-  const port = await freePort();
-  const config = join(scratch, `${name}.json`);
-  writeFileSync(
-    config,
-    JSON.stringify({
-      mode: 'production',
-      broker: { host: '127.0.0.1', port, publicUrl: 'http://baton.test', policyFile: POLICY, keysFile, rateLimit: { perSubject: 1_000_000, perClient: 1_000_000 } },
-      oidc: { issuers: [{ issuer: idp.issuer, audiences: [BROKER_AUDIENCE] }] },
-    }),
-  );
-  const p = spawnBaton(['serve', '--config', config], { DATABASE_URL: store.url, REDIS_URL: REDIS, BATON_DATA_DIR: join(scratch, name) });
-  await p.waitFor(/broker listening/, `broker ${name}`);
-  return Object.assign(p, { url: `http://127.0.0.1:${port}` });
-}
-
-async function startProxyProcess(name: string, broker: { url: string }): Promise<BatonProcess & { port: number }> {
-  const port = await freePort();
-  const config = join(scratch, `${name}.json`);
-  writeFileSync(config, JSON.stringify({ mode: 'production', proxy: { host: '127.0.0.1', port, upstreams: { appdb: { url: appdbUrl } }, policyFile: POLICY } }));
-  const p = spawnBaton(['proxy', '--config', config], {
-    DATABASE_URL: store.url,
-    REDIS_URL: REDIS,
-    BATON_DATA_DIR: join(scratch, name),
-    BATON_BROKER_URL: broker.url,
-    BATON_KEYSET_URL: `${broker.url}/.well-known/baton-keys.json`,
-  });
-  await p.waitFor(/proxy listening/, `proxy ${name}`);
-  return Object.assign(p, { port });
-}
-
-async function exchangeAt(broker: { url: string }): Promise<{ status: number; token?: string }> {
-  const res = await fetch(`${broker.url}/v1/token`, {
-    method: 'POST',
-    body: new URLSearchParams({
-      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-      subject_token: await idp.token(),
-      subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
-    }),
-  });
-  const body = (await res.json().catch(() => ({}))) as { access_token?: string };
-  return { status: res.status, ...(body.access_token ? { token: body.access_token } : {}) };
-}
+const exchangeAt = (broker: { url: string }) => cluster.exchange(broker);
 
 async function connect(proxy: { port: number }, token: string): Promise<pg.Client> {
   const c = new pg.Client({ host: '127.0.0.1', port: proxy.port, user: 'agent', database: 'appdb', password: token });
@@ -92,24 +28,16 @@ async function connect(proxy: { port: number }, token: string): Promise<pg.Clien
 const tokenIdOf = (token: string) => readLineage(decodeToken(token))[0]!.tokenId!;
 
 beforeAll(async () => {
-  idp = await startProvider(await signingJwk('ES256', 'scale-1'));
-  store = await createTestDatabase('scale');
-  appdb = `baton_t_scale_appdb_${process.pid}`;
-  appdbUrl = await ensureDemoUpstream(adminUrl, appdb);
-  keysFile = join(scratch, 'keys.json');
-  Keyring.open(keysFile); // provisioned once, like a secret mount, before any broker starts
-  brokers.push(await startBrokerProcess('broker-a'));
-  brokers.push(await startBrokerProcess('broker-b'));
+  cluster = await startCluster('scale');
+  brokers.push(await cluster.startBroker('broker-a'));
+  brokers.push(await cluster.startBroker('broker-b'));
   // proxies resync revocations from different brokers
-  proxies.push(await startProxyProcess('proxy-1', brokers[0]!), await startProxyProcess('proxy-2', brokers[0]!), await startProxyProcess('proxy-3', brokers[1]!));
+  proxies.push(await cluster.startProxy('proxy-1', brokers[0]!), await cluster.startProxy('proxy-2', brokers[0]!), await cluster.startProxy('proxy-3', brokers[1]!));
 }, 120_000);
 
 afterAll(async () => {
   if (process.env.SCALE_DEBUG) for (const p of [...brokers, ...proxies]) console.log(p.output().slice(-3000));
-  await Promise.all([...proxies, ...brokers].map((p) => p.stop()));
-  await idp?.close();
-  await store?.drop();
-  await dropDemoUpstream(adminUrl, appdb);
+  await cluster?.stop();
 });
 
 describe('two brokers and three proxies, each its own process', () => {
@@ -143,7 +71,7 @@ describe('two brokers and three proxies, each its own process', () => {
   });
 
   it('a key rotation on the shared key file is honoured by both brokers and every proxy', async () => {
-    const rotated = await runCli(['keys', 'rotate', '--keys-file', keysFile, '--json']);
+    const rotated = await runCli(['keys', 'rotate', '--keys-file', cluster.keysFile, '--json']);
     expect(rotated.code).toBe(0);
     const newKey = (JSON.parse(rotated.stdout) as { rotated: number }).rotated;
     for (const broker of brokers) {
@@ -181,7 +109,7 @@ describe('two brokers and three proxies, each its own process', () => {
     running = false;
     await Promise.all(loops);
     expect(delivered.length).toBeGreaterThan(10);
-    const { rows } = await store.pool.query<{ normalized: string }>(`SELECT normalized FROM audit_events WHERE source = 'proxy-pg' AND normalized LIKE '%delivered\\_%'`);
+    const { rows } = await cluster.store.pool.query<{ normalized: string }>(`SELECT normalized FROM audit_events WHERE source = 'proxy-pg' AND normalized LIKE '%delivered\\_%'`);
     const audited = new Set(rows.flatMap((r) => [...r.normalized.matchAll(/delivered_(\d+)/g)].map((m) => Number(m[1]))));
     expect(delivered.filter((i) => !audited.has(i))).toEqual([]);
   });
@@ -203,9 +131,9 @@ describe('two brokers and three proxies, each its own process', () => {
     running = false;
     await Promise.all(loops);
     expect(issued.length).toBeGreaterThan(10);
-    const records = await store.pool.query<{ token_id: string }>('SELECT token_id FROM issued_tokens WHERE token_id = ANY($1)', [issued]);
+    const records = await cluster.store.pool.query<{ token_id: string }>('SELECT token_id FROM issued_tokens WHERE token_id = ANY($1)', [issued]);
     expect(new Set(records.rows.map((r) => r.token_id))).toEqual(new Set(issued));
-    const audited = await store.pool.query<{ token_id: string }>(
+    const audited = await cluster.store.pool.query<{ token_id: string }>(
       `SELECT DISTINCT token_id FROM audit_events WHERE action = 'token.exchange' AND decision = 'allow' AND token_id = ANY($1)`,
       [issued],
     );
