@@ -13,6 +13,7 @@ import { createOidcVerifier } from '../oidc/verify.ts';
 import type { OidcIssuerInput } from '../oidc/config.ts';
 import { loadPolicyFile } from '../policy/load.ts';
 import { logDatabase, openDatabase, type Database } from '../store/database.ts';
+import pg from 'pg';
 import { openSharedState, type SharedState } from '../store/shared-state.ts';
 import { warmUpAuthorizer } from '../token/warmup.ts';
 import { createAuditWriter, type AuditWriter } from '../audit/writer.ts';
@@ -121,6 +122,9 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
     : undefined;
   const approvals = createApprovalDesk({ pool: db.pool, policy: policy.approvals, publicUrl: url, ...(webhook ? { notify: webhook.notify } : {}) });
   const recordIssued = issuedTokenRecorder(db.pool);
+  // read paths that may lag (audit queries, introspection's iat): a replica when configured
+  const readPool = config.databaseReadUrl ? new pg.Pool({ connectionString: config.databaseReadUrl, max: 10 }) : undefined;
+  readPool?.on('error', (err) => logDatabase(`read replica pool: ${err.message}`));
   const pgUpstreams = opts.pgCredentialUpstreams ?? new Map<string, PgCredentialUpstream>();
   for (const [name, up] of Object.entries(config.credentials.postgres.upstreams)) pgUpstreams.set(name, up);
   const pgCredentials = createPostgresCredentials({
@@ -154,9 +158,9 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
         });
       },
       plugins: [
-        auditRoutes({ pool: db.pool, bearer, anchors: () => witness.anchors() }),
+        auditRoutes({ pool: db.pool, ...(readPool ? { readPool } : {}), bearer, anchors: () => witness.anchors() }),
         approvalRoutes({ desk: approvals, bearer, audit: (e) => audit.append(e) }),
-        revocationRoutes({ pool: db.pool, keys: keyring, state, revocations, audit: (e) => audit.append(e), limits: config.broker.revocationLimits }),
+        revocationRoutes({ pool: db.pool, ...(readPool ? { readPool } : {}), keys: keyring, state, revocations, audit: (e) => audit.append(e), limits: config.broker.revocationLimits }),
         credentialRoutes({ bearer, audit, aws: createAwsIssuer(awsRoles(config)), postgres: pgCredentials }),
         ...(devIssuer ? [async (a: FastifyInstance) => void (await a.register(devIssuer.plugin, { prefix: '/dev/oidc' }))] : []),
       ],
@@ -200,6 +204,7 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
       await pgCredentials.stop();
       await revocations.stop();
       await audit.close();
+      await readPool?.end().catch(() => {});
       await witness.close();
       if (!opts.state) await state.close();
       await db.close();

@@ -17,6 +17,7 @@ import { ConfigSchema, type Config, type ConfigInput } from './schema.ts';
 /** Environment variables Baton reads, and where each lands. */
 export const ENVIRONMENT = {
   DATABASE_URL: ['databaseUrl'],
+  DATABASE_READ_URL: ['databaseReadUrl'],
   REDIS_URL: ['redisUrl'],
   BATON_DATA_DIR: ['dataDir'],
   BATON_LOG_LEVEL: ['logLevel'],

@@ -112,6 +112,12 @@ export const ConfigSchema = z.strictObject({
   dataDir: z.string().default('.baton'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   databaseUrl: z.string().optional(),
+  /**
+   * A read replica (or any read-only copy) for read paths that may lag: audit queries, verification,
+   * trees and exports, and introspection's issued-token lookup. Never for revocation checks (they read
+   * the primary-fed, Redis-fanned set) nor for the revocation feed proxies resync from.
+   */
+  databaseReadUrl: z.string().regex(/^postgres(ql)?:\/\//, { message: 'must be a postgres:// URL' }).optional(),
   redisUrl: z.string().optional(),
   broker: z
     .strictObject({

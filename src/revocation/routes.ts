@@ -26,6 +26,8 @@ import { issuedToken, latestIssuedExpiry, listSince, revokeBounded, schedulePurg
 
 export interface RevocationRouteDeps {
   pool: pg.Pool;
+  /** A read replica for introspection's issued-token lookup (may lag: only `iat` comes from it); default `pool`. */
+  readPool?: pg.Pool;
   /** The broker's keyring (verifies presented tokens). */
   keys: KeyResolver;
   /** Where revocations are published for proxies. */
@@ -258,7 +260,7 @@ export function revocationRoutes(deps: RevocationRouteDeps): (app: FastifyInstan
       if (deps.revocations.firstRevoked(v.revocationIds)) return { active: false };
       const lineage = readLineage(v.decoded);
       const root = lineage[0]!;
-      const issuedAt = root.tokenId ? await deps.pool.query<{ issued_at: Date }>('SELECT issued_at FROM issued_tokens WHERE token_id = $1', [root.tokenId]) : undefined;
+      const issuedAt = root.tokenId ? await (deps.readPool ?? deps.pool).query<{ issued_at: Date }>('SELECT issued_at FROM issued_tokens WHERE token_id = $1', [root.tokenId]) : undefined;
       const iat = issuedAt?.rows[0]?.issued_at;
       return {
         active: true,

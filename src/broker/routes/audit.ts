@@ -7,7 +7,10 @@ import { BatonError } from '../../errors.ts';
 import { requireAdmin, type BearerDeps } from '../bearer.ts';
 
 export interface AuditRouteDeps {
+  /** The primary: verification reads it (a lagging copy would look truncated against newer anchors). */
   pool: pg.Pool;
+  /** A read replica for queries, trees and exports (they may lag); default `pool`. */
+  readPool?: pg.Pool;
   bearer: BearerDeps;
   /** Checkpoints kept outside the database (an anchor witness, src/audit/witness.ts): verified too. */
   anchors?: () => AuditCheckpoint[];
@@ -23,10 +26,11 @@ function parseQuery<T extends z.ZodType>(schema: T, query: unknown): z.output<T>
 }
 
 export function auditRoutes(deps: AuditRouteDeps) {
+  const reads = deps.readPool ?? deps.pool;
   return async (app: FastifyInstance) => {
     app.get('/v1/audit', async (request) => {
       requireAdmin(request, deps.bearer);
-      const page = await queryAudit(deps.pool, parseQuery(auditQueryStringSchema, request.query));
+      const page = await queryAudit(reads, parseQuery(auditQueryStringSchema, request.query));
       return { events: page.events, next_cursor: page.nextCursor };
     });
 
@@ -48,7 +52,7 @@ export function auditRoutes(deps: AuditRouteDeps) {
     app.get<{ Params: { tokenId: string } }>('/v1/audit/tree/:tokenId', async (request) => {
       requireAdmin(request, deps.bearer);
       if (!/^[\w-]{1,128}$/.test(request.params.tokenId)) throw new BatonError('BATON_ERR_INVALID_REQUEST', 'invalid token id');
-      return auditTree(deps.pool, request.params.tokenId);
+      return auditTree(reads, request.params.tokenId);
     });
 
     app.get('/v1/audit/export', async (request, reply) => {
@@ -57,7 +61,7 @@ export function auditRoutes(deps: AuditRouteDeps) {
       reply.hijack();
       reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
       try {
-        await exportJsonLines(deps.pool, filters, reply.raw);
+        await exportJsonLines(reads, filters, reply.raw);
       } finally {
         reply.raw.end();
       }
