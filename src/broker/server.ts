@@ -14,6 +14,7 @@ import type { OidcIssuerInput } from '../oidc/config.ts';
 import { loadPolicyFile } from '../policy/load.ts';
 import { logDatabase, openDatabase, type Database } from '../store/database.ts';
 import pg from 'pg';
+import { redisTopology } from '../config/load.ts';
 import { openSharedState, type SharedState } from '../store/shared-state.ts';
 import { warmUpAuthorizer } from '../token/warmup.ts';
 import { createAuditWriter, type AuditWriter } from '../audit/writer.ts';
@@ -84,7 +85,7 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
   await warmUpAuthorizer();
 
   const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, log: logDatabase });
-  const state = opts.state ?? openSharedState({ url: config.redisUrl });
+  const state = opts.state ?? openSharedState({ redis: redisTopology(config) });
   const keyring = Keyring.open(config.broker.keysFile ?? join(config.dataDir, 'keys.json'));
   const policyFile = config.broker.policyFile ?? (config.mode === 'dev' ? DEV_POLICY_FILE : undefined);
   if (!policyFile) throw new Error('no grant policy: set broker.policyFile or BATON_POLICY_FILE');

@@ -10,7 +10,7 @@ import { createAuditWriter, type AuditWriter } from '../audit/writer.ts';
 import type { Config } from '../config/schema.ts';
 import type { PolicyFile } from '../policy/schema.ts';
 import type pg from 'pg';
-import { assertModeFitsEnvironment, loadConfig } from '../config/load.ts';
+import { assertModeFitsEnvironment, loadConfig, redisTopology } from '../config/load.ts';
 import { createMetrics } from '../broker/metrics.ts';
 import { observedAuditWriter } from '../proxy/admin/observe.ts';
 import { startAdminServer, type ReadinessCheck } from '../proxy/admin/server.ts';
@@ -63,7 +63,7 @@ export const proxy = defineCommand(
     const policy = loadPolicyFile(policyFile);
     await warmUpAuthorizer();
     const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, log: logDatabase });
-    const state = openSharedState({ url: config.redisUrl });
+    const state = openSharedState({ redis: redisTopology(config) });
     const metrics = createMetrics();
     const revocations = new RevocationSet({ source: httpRevocationSource(p.brokerUrl), state, stalenessMs: p.revocationStalenessSeconds * 1000 });
     await revocations.start();

@@ -13,11 +13,15 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigSchema, type Config, type ConfigInput } from './schema.ts';
+import type { RedisTopology } from '../store/shared-state.ts';
 
 /** Environment variables Baton reads, and where each lands. */
 export const ENVIRONMENT = {
   DATABASE_URL: ['databaseUrl'],
   DATABASE_READ_URL: ['databaseReadUrl'],
+  REDIS_SENTINELS: ['redis', 'sentinel', 'sentinels'],
+  REDIS_SENTINEL_NAME: ['redis', 'sentinel', 'name'],
+  REDIS_CLUSTER_NODES: ['redis', 'cluster', 'nodes'],
   REDIS_URL: ['redisUrl'],
   BATON_DATA_DIR: ['dataDir'],
   BATON_LOG_LEVEL: ['logLevel'],
@@ -55,6 +59,9 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; overr
   const parsed = ConfigSchema.safeParse(merged);
   if (!parsed.success) {
     throw new Error(`invalid Baton configuration${file ? ` (${file})` : ''}:\n${z.prettifyError(parsed.error)}`);
+  }
+  if (parsed.data.redisUrl && (parsed.data.redis.sentinel || parsed.data.redis.cluster)) {
+    throw new Error(`invalid Baton configuration${file ? ` (${file})` : ''}:\nredisUrl / REDIS_URL and redis.${parsed.data.redis.sentinel ? 'sentinel' : 'cluster'} exclude each other: say which one`);
   }
   const config = withUpstreamPasswords(parsed.data);
   if (config.mode === 'production') assertProductionReady(config, opts.role ?? 'broker');
@@ -203,4 +210,27 @@ function deepFreeze<T>(value: T): T {
     Object.freeze(value);
   }
   return value;
+}
+
+/**
+ * How to reach Redis: `redis.sentinel`, `redis.cluster`, or `redisUrl`; undefined = no Redis
+ * (in-process state, one process only).
+ */
+export function redisTopology(config: Pick<Config, 'redisUrl' | 'redis'>): RedisTopology | undefined {
+  const hostPort = (entry: string) => {
+    const at = entry.lastIndexOf(':');
+    return { host: entry.slice(0, at), port: Number(entry.slice(at + 1)) };
+  };
+  const { sentinel, cluster } = config.redis;
+  if (sentinel) {
+    return {
+      kind: 'sentinel',
+      name: sentinel.name,
+      sentinels: sentinel.sentinels.map(hostPort),
+      ...(sentinel.password ? { password: sentinel.password } : {}),
+      ...(sentinel.sentinelPassword ? { sentinelPassword: sentinel.sentinelPassword } : {}),
+    };
+  }
+  if (cluster) return { kind: 'cluster', nodes: cluster.nodes.map(hostPort), ...(cluster.password ? { password: cluster.password } : {}) };
+  return config.redisUrl ? { kind: 'single', url: config.redisUrl } : undefined;
 }

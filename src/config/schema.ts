@@ -106,6 +106,25 @@ export const PgCredentialUpstreamSchema = z.strictObject({
   connectionLimit: z.number().int().min(1).max(1000).default(5),
 });
 
+/** `host:port` entries, as a list or one comma-separated string (environment variables). */
+const HostPortList = z.preprocess(
+  (v) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : v),
+  z.array(z.string().regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, { message: 'must be host:port' })).min(1),
+);
+
+/**
+ * Redis beyond one server (`redisUrl` / REDIS_URL): Sentinel (a master by name) or Cluster (channels
+ * sharded with SPUBLISH/SSUBSCRIBE, Redis ≥ 7). At most one of `redisUrl`, `redis.sentinel`, `redis.cluster`.
+ */
+export const RedisTopologySchema = z
+  .strictObject({
+    sentinel: z
+      .strictObject({ name: z.string().min(1), sentinels: HostPortList, password: z.string().min(1).optional(), sentinelPassword: z.string().min(1).optional() })
+      .optional(),
+    cluster: z.strictObject({ nodes: HostPortList, password: z.string().min(1).optional() }).optional(),
+  })
+  .refine((r) => !(r.sentinel && r.cluster), { message: 'redis.sentinel and redis.cluster exclude each other: say which one' });
+
 export const ConfigSchema = z.strictObject({
   mode: z.enum(['dev', 'production']).default('production'),
   /** Keys, embedded Postgres and dev certificates live here. */
@@ -119,6 +138,7 @@ export const ConfigSchema = z.strictObject({
    */
   databaseReadUrl: z.string().regex(/^postgres(ql)?:\/\//, { message: 'must be a postgres:// URL' }).optional(),
   redisUrl: z.string().optional(),
+  redis: RedisTopologySchema.prefault({}),
   broker: z
     .strictObject({
       host: z.string().default('127.0.0.1'),

@@ -1,9 +1,11 @@
 /**
  * Fast shared state between broker and proxies: fixed-window rate limits and a pub/sub channel
- * (revocation fan-out). Redis when REDIS_URL is set; otherwise an in-process implementation that
- * serves a single process (`baton dev`).
+ * (revocation fan-out). Redis when configured — one server (REDIS_URL), Sentinel, or Cluster, all
+ * through ioredis; on a Cluster the channels are sharded (SPUBLISH/SSUBSCRIBE, Redis ≥ 7), each
+ * living on the shard its name hashes to. Otherwise an in-process implementation that serves a
+ * single process (`baton dev`).
  */
-import { Redis } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 
 export interface RateLimitResult {
   allowed: boolean;
@@ -21,8 +23,43 @@ export interface SharedState {
   close(): Promise<void>;
 }
 
-export function openSharedState(opts: { url?: string; prefix?: string }): SharedState {
-  return opts.url ? new RedisState(opts.url, opts.prefix ?? 'baton:') : new MemoryState();
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** How to reach Redis (config `redisUrl`, `redis.sentinel`, `redis.cluster`). */
+export type RedisTopology =
+  | { kind: 'single'; url: string }
+  | { kind: 'sentinel'; name: string; sentinels: HostPort[]; password?: string; sentinelPassword?: string }
+  | { kind: 'cluster'; nodes: HostPort[]; password?: string };
+
+/** @example openSharedState({ redis: { kind: 'cluster', nodes: [{ host: '10.0.0.5', port: 7000 }] } }) */
+export function openSharedState(opts: { url?: string; redis?: RedisTopology; prefix?: string }): SharedState {
+  const topology = opts.redis ?? (opts.url ? { kind: 'single' as const, url: opts.url } : undefined);
+  return topology ? new RedisState(topology, opts.prefix ?? 'baton:') : new MemoryState();
+}
+
+/** One ioredis client (a Redis, or a Cluster) for `topology`, with these per-connection options. */
+function connect(topology: RedisTopology, options: RedisOptions, cluster: { shardedSubscribers?: boolean } = {}): Redis | Cluster {
+  switch (topology.kind) {
+    case 'single':
+      return new Redis(topology.url, options);
+    case 'sentinel':
+      return new Redis({
+        ...options,
+        name: topology.name,
+        sentinels: topology.sentinels,
+        ...(topology.password ? { password: topology.password } : {}),
+        ...(topology.sentinelPassword ? { sentinelPassword: topology.sentinelPassword } : {}),
+      });
+    case 'cluster':
+      return new Cluster(topology.nodes, {
+        enableOfflineQueue: options.enableOfflineQueue ?? true,
+        ...cluster,
+        redisOptions: { ...options, ...(topology.password ? { password: topology.password } : {}) },
+      });
+  }
 }
 
 class MemoryState implements SharedState {
@@ -65,19 +102,38 @@ class MemoryState implements SharedState {
 
 class RedisState implements SharedState {
   readonly kind = 'redis' as const;
-  readonly #url: string;
+  readonly #topology: RedisTopology;
   readonly #prefix: string;
-  readonly #redis: Redis;
-  readonly #subscribers: Redis[] = [];
+  readonly #redis: Redis | Cluster;
+  readonly #subscribers: Array<Redis | Cluster> = [];
+  /** A Cluster's channels are sharded: SPUBLISH / SSUBSCRIBE / 'smessage'. */
+  readonly #sharded: boolean;
 
-  constructor(url: string, prefix: string) {
-    this.#url = url;
+  constructor(topology: RedisTopology, prefix: string) {
+    this.#topology = topology;
     this.#prefix = prefix;
-    this.#redis = new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false });
+    this.#sharded = topology.kind === 'cluster';
+    this.#redis = connect(topology, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false });
     this.#redis.on('error', () => {}); // surfaced per call; ioredis reconnects by itself
+    this.#connected = new Promise((resolve) => this.#redis.once('ready', resolve));
+  }
+
+  readonly #connected: Promise<unknown>;
+
+  /**
+   * Commands fail at once while disconnected (no offline queue: a Redis outage must refuse, not
+   * pile up), but right after start-up — a Sentinel lookup, a Cluster's slot map — the first
+   * connection is given up to two seconds.
+   */
+  async #ready(): Promise<void> {
+    if (this.#redis.status === 'ready') return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.#connected, new Promise((r) => (timer = setTimeout(r, 2000)))]);
+    clearTimeout(timer);
   }
 
   async hit(key: string, limit: number, windowSeconds: number): Promise<RateLimitResult> {
+    await this.#ready();
     const k = `${this.#prefix}rl:${key}`;
     const [[, count], [, ttl]] = (await this.#redis.multi().incr(k).ttl(k).exec()) as [[null, number], [null, number]];
     if (ttl < 0) await this.#redis.expire(k, windowSeconds);
@@ -85,20 +141,23 @@ class RedisState implements SharedState {
   }
 
   async publish(channel: string, message: string): Promise<void> {
-    await this.#redis.publish(this.#prefix + channel, message);
+    await this.#ready();
+    if (this.#sharded) await this.#redis.spublish(this.#prefix + channel, message);
+    else await this.#redis.publish(this.#prefix + channel, message);
   }
 
   async subscribe(channel: string, onMessage: (m: string) => void, onState?: (live: boolean) => void) {
-    const sub = new Redis(this.#url, { maxRetriesPerRequest: null, retryStrategy: (n) => Math.min(n * 100, 1000) });
+    const sub = connect(this.#topology, { maxRetriesPerRequest: null, retryStrategy: (n) => Math.min(n * 100, 1000) }, { shardedSubscribers: this.#sharded });
     this.#subscribers.push(sub);
     const full = this.#prefix + channel;
     sub.on('error', () => onState?.(false));
     sub.on('close', () => onState?.(false));
     sub.on('ready', () => {
       // (re)subscribe on every connect; the caller resyncs on the live=true edge
-      sub.subscribe(full).then(() => onState?.(true), () => onState?.(false));
+      const subscribed = this.#sharded ? sub.ssubscribe(full) : sub.subscribe(full);
+      subscribed.then(() => onState?.(true), () => onState?.(false));
     });
-    sub.on('message', (ch: string, message: string) => {
+    sub.on(this.#sharded ? 'smessage' : 'message', (ch: string, message: string) => {
       if (ch === full) onMessage(message);
     });
     return async () => {
