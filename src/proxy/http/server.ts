@@ -240,6 +240,11 @@ async function mapAccesses(x: Exchange, { options }: ProxyContext): Promise<Prob
   const { path, query } = x.target!;
   const method = x.req.method ?? '';
   if (upstream.config.mcp) return mapMcp(x, options);
+  // frameworks that honour a method override would run another method than the one authorized
+  const override = METHOD_OVERRIDE_HEADERS.find((h) => x.req.headers[h] !== undefined) ?? ([...new URLSearchParams(query).keys()].some((k) => k.toLowerCase() === '_method') ? 'the _method parameter' : undefined);
+  if (override) {
+    return { status: 400, code: 'BATON_ERR_INVALID_REQUEST', title: `request refused: ${override} would let the upstream run another method than ${printableMethod(method)}, the one authorized` };
+  }
   if (upstream.config.kubernetes && Object.keys(x.req.headers).some((h) => h.startsWith('impersonate-'))) {
     // the API server would act as someone else than the identity the proxy's credential names
     return { status: 403, code: 'BATON_ERR_FORBIDDEN', title: 'baton: Impersonate-* headers are refused: the request runs as the proxy’s own identity, scoped by the token' };
@@ -596,6 +601,13 @@ function readBody(stream: Readable, max: number): Promise<Buffer | 'too-large' |
     stream.once('error', () => resolve('aborted'));
     stream.once('aborted', () => resolve('aborted'));
   });
+}
+
+/** Headers some frameworks read as "the real method" (Express method-override, Spring, Rails, Google APIs). */
+const METHOD_OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-method-override'];
+
+function printableMethod(method: string): string {
+  return /^[A-Z]{1,16}$/.test(method) ? method : JSON.stringify(method.slice(0, 16));
 }
 
 function auditMethod(method: string | undefined): string {

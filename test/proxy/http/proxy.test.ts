@@ -264,6 +264,21 @@ describe('what crosses to the upstream', () => {
     expect(echo.seen.length).toBe(before);
   });
 
+  it('refuses method overrides an upstream framework might honour (headers and the _method parameter, however encoded)', async () => {
+    const reader = s.attenuate(root, { resources: ['http:echo/'], operations: ['read'] });
+    const before = echo.seen.length;
+    for (const header of ['X-HTTP-Method-Override', 'X-HTTP-Method', 'X-Method-Override']) {
+      const res = await s.fetch('/echo/invoices/1', reader, { headers: { [header]: 'DELETE' } });
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { title: string }).title).toMatch(/another method than GET/);
+    }
+    for (const query of ['_method=DELETE', 'a=1&_METHOD=delete', '%5Fmethod=DELETE']) {
+      expect((await s.fetch(`/echo/invoices/1?${query}`, reader)).status).toBe(400);
+    }
+    expect(echo.seen.length).toBe(before);
+    expect((await s.fetch('/echo/invoices/1?method=x', reader)).status).toBe(200);
+  });
+
   it('routes map method + path to another operation or resource', async () => {
     const reader = s.attenuate(root, { resources: ['http:routed/'], operations: ['read'] });
     expect((await s.fetch('/routed/search', reader, { method: 'POST', body: '{}' })).status).toBe(200);
