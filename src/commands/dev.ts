@@ -9,7 +9,7 @@ import { onShutdown } from '../util/shutdown.ts';
 import { defineCommand } from './command.ts';
 
 const USAGE = `usage: baton dev [--broker-port N] [--proxy-port N] [--http-port N] [--data-dir DIR]
-  --http-port   the HTTP proxy (demo upstreams billing and tools), default 8081
+  --http-port   the HTTP proxy (demo upstreams billing and tools), default 8081 (any free port when 8081 is taken)
   DEV MODE: a built-in OIDC issuer mints tokens for anyone. Never expose it.`;
 
 export const dev = defineCommand(
@@ -33,7 +33,8 @@ export const dev = defineCommand(
       },
     });
     // a person reads this log: one short line per entry (servers keep JSON)
-    const running = await startDev(config, { logStream: prettyLogStream() });
+    const httpPortAsked = values['http-port'] !== undefined || process.env.BATON_PROXY_HTTP_PORT !== undefined;
+    const running = await startDev(config, { logStream: prettyLogStream(), httpPortFallback: !httpPortAsked });
     process.stdout.write(running.banner);
     onShutdown(() => running.close());
     return -1;

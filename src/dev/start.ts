@@ -27,6 +27,8 @@ function demoDatabase(config: Config): string {
 export interface StartDevOptions {
   /** Where the log goes; `baton dev` passes a readable stream (src/dev/pretty-log.ts). Default JSON on stdout. */
   logStream?: NodeJS.WritableStream;
+  /** The HTTP proxy's port is the default (not asked for): when it is taken, use any free port. */
+  httpPortFallback?: boolean;
 }
 
 export async function startDev(config: Config, opts: StartDevOptions = {}): Promise<DevRunning> {
@@ -75,15 +77,28 @@ export async function startDev(config: Config, opts: StartDevOptions = {}): Prom
   const demoHttp = await startDemoHttpUpstreams();
   const keys = { resolver: async () => broker.keyring, current: () => broker.keyring };
   let httpProxy;
+  const startHttp = (port: number) =>
+    startHttpProxy(
+      { ...config.proxy.http, port },
+      {
+        keys,
+        revocations: broker.revocations,
+        audit: observedAuditWriter(broker.audit, broker.metrics),
+        auditOrdering: config.audit.ordering,
+        extraUpstreams: demoHttp.upstreams,
+        logger: broker.app.log,
+      },
+    );
   try {
-    httpProxy = await startHttpProxy(config.proxy.http, {
-      keys,
-      revocations: broker.revocations,
-      audit: observedAuditWriter(broker.audit, broker.metrics),
-      auditOrdering: config.audit.ordering,
-      extraUpstreams: demoHttp.upstreams,
-      logger: broker.app.log,
-    });
+    try {
+      httpProxy = await startHttp(config.proxy.http.port);
+    } catch (err) {
+      // the default port taken (another `baton dev`, anything on 8081): any free one, said in the banner;
+      // a port the user asked for (--http-port, BATON_PROXY_HTTP_PORT) is not silently replaced
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || !opts.httpPortFallback) throw err;
+      httpProxy = await startHttp(0);
+      broker.app.log.warn({ event: 'dev.http_port_taken', port: config.proxy.http.port }, `port ${config.proxy.http.port} is in use: the HTTP proxy listens on ${httpProxy.url}`);
+    }
   } catch (err) {
     await demoHttp.close();
     await proxy.close();

@@ -6,6 +6,7 @@
  * part: generous timeouts).
  */
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +19,9 @@ describe('baton dev shutdown', () => {
   it('logs readably, serves metrics, and stops on SIGINT to its process group with one line and exit 0', async () => {
     const env: NodeJS.ProcessEnv = { ...process.env, BATON_LOG_LEVEL: 'info' };
     for (const name of ['DATABASE_URL', 'REDIS_URL', 'BATON_CONFIG', 'NODE_ENV']) delete env[name]; // zero-setup: embedded stores
+    // the HTTP proxy's default port taken (by us here, or by anything else): dev takes a free one and says so
+    const squatter = net.createServer();
+    await new Promise<void>((r) => squatter.once('error', () => r()).listen(8081, '127.0.0.1', () => r()));
     const child = spawn('node', ['bin/baton.mjs', 'dev', '--broker-port', '0', '--proxy-port', '0', '--data-dir', dataDir], {
       env,
       detached: true, // its own process group, like a shell's foreground job
@@ -35,6 +39,10 @@ describe('baton dev shutdown', () => {
       expect(stdout).toMatch(/^\d\d:\d\d:\d\d INFO  Server listening at http:\/\/127\.0\.0\.1:\d+/m);
       expect(stdout).not.toMatch(/^\{"level"/m);
       const broker = /broker\s+(http:\/\/\S+)/.exec(stdout)![1]!;
+      const httpProxy = /HTTP proxy (http:\/\/127\.0\.0\.1:(\d+))/.exec(stdout)!;
+      expect(httpProxy[2]).not.toBe('8081');
+      expect(stdout).toMatch(/port 8081 is in use: the HTTP proxy listens on http:\/\/127\.0\.0\.1:\d+/);
+      expect((await fetch(`${httpProxy[1]}/billing/invoices`)).status).toBe(401); // serving: no token
       expect((await fetch(`${broker}/healthz`)).status).toBe(200);
       const metrics = await (await fetch(`${broker}/metrics`)).text();
       expect(metrics).toMatch(/^process_cpu_seconds_total /m);
@@ -51,6 +59,7 @@ describe('baton dev shutdown', () => {
       expect({ code, signal, said }).toEqual({ code: 0, signal: null, said: 'baton: SIGINT received, shutting down\n' });
     } finally {
       if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, 'SIGKILL');
+      squatter.close();
     }
   }, 200_000);
 });
