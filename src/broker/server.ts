@@ -135,6 +135,7 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
     audit,
     revocations,
     reapIntervalMs: config.credentials.postgres.reapIntervalSeconds * 1000,
+    maxLiveRolesPerToken: config.credentials.postgres.maxLiveRolesPerToken,
   });
 
   const app = await buildBrokerApp(
@@ -162,7 +163,7 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
         auditRoutes({ pool: db.pool, ...(readPool ? { readPool } : {}), bearer, anchors: () => witness.anchors() }),
         approvalRoutes({ desk: approvals, bearer, audit: (e) => audit.append(e) }),
         revocationRoutes({ pool: db.pool, ...(readPool ? { readPool } : {}), keys: keyring, state, revocations, audit: (e) => audit.append(e), limits: config.broker.revocationLimits }),
-        credentialRoutes({ bearer, audit, aws: createAwsIssuer(awsRoles(config)), postgres: pgCredentials }),
+        credentialRoutes({ bearer, audit, aws: createAwsIssuer(awsRoles(config)), postgres: pgCredentials, limiter: { state, perTokenPerMinute: config.credentials.perTokenPerMinute } }),
         ...(devIssuer ? [async (a: FastifyInstance) => void (await a.register(devIssuer.plugin, { prefix: '/dev/oidc' }))] : []),
       ],
     },

@@ -171,5 +171,6 @@ function perTokenRoles(config: Config, pool: pg.Pool, policy: PolicyFile, audit:
     audit,
     revocations,
     reapIntervalMs: config.credentials.postgres.reapIntervalSeconds * 1000,
+    maxLiveRolesPerToken: config.credentials.postgres.maxLiveRolesPerToken,
   });
 }

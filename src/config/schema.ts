@@ -192,11 +192,15 @@ export const ConfigSchema = z.strictObject({
   /** Native PostgreSQL credentials minted from a token (POST /v1/credentials/postgres, src/credentials/). */
   credentials: z
     .strictObject({
+      /** Issuances (AWS and PostgreSQL together) per token lineage per minute; more are 429. */
+      perTokenPerMinute: z.number().int().min(1).default(30),
       postgres: z
         .strictObject({
           upstreams: z.record(z.string().regex(UPSTREAM_NAME), PgCredentialUpstreamSchema).default({}),
           /** How often expired roles are looked for (revoked ones are reaped as the revocation arrives). */
           reapIntervalSeconds: z.number().min(0.1).max(60).default(1),
+          /** Live roles per token lineage (children share it); more are 429 until some expire or are revoked. */
+          maxLiveRolesPerToken: z.number().int().min(1).default(20),
         })
         .prefault({}),
     })

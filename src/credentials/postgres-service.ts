@@ -44,6 +44,8 @@ export interface PostgresCredentialDeps {
   audit: Pick<AuditWriter, 'append' | 'recordOutcome'>;
   revocations: Pick<RevocationSet, 'onRevoked'>;
   reapIntervalMs?: number;
+  /** Live roles per token lineage (`credentials.postgres.maxLiveRolesPerToken`); default 20. */
+  maxLiveRolesPerToken?: number;
   now?: () => Date;
   log?: (event: Record<string, unknown>) => void;
 }
@@ -97,6 +99,13 @@ export function createPostgresCredentials(deps: PostgresCredentialDeps) {
     if (!caller.effective.expiresAt) throw new BatonError('BATON_ERR_CREDENTIALS_UNREPRESENTABLE', 'the token has no expiry; a database role must end with it');
     const expiresAt = new Date(caller.effective.expiresAt);
     if (!(expiresAt > now())) throw new BatonError('BATON_ERR_TOKEN_EXPIRED', 'the token has expired');
+    // children are made offline without limit, and each could ask for a role (or connect through a
+    // per-token proxy): a cap per lineage keeps a runaway helper from filling the upstream's catalog
+    const max = deps.maxLiveRolesPerToken ?? 20;
+    const live = await deps.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM native_pg_roles WHERE dropped_at IS NULL AND token_id = $1 AND expires_at > $2', [caller.tokenId ?? null, now()]);
+    if ((live.rows[0]?.n ?? 0) >= max) {
+      throw new BatonError('BATON_ERR_RATE_LIMITED', `this token's lineage already holds ${max} live database roles (credentials.postgres.maxLiveRolesPerToken); they end with it or when revoked`);
+    }
     const policy = deps.policy();
 
     return withUpstream(upstream, name, async (client) => {

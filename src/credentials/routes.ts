@@ -14,6 +14,7 @@ import { toAuditLineage } from '../audit/lineage.ts';
 import type { AuditReceipt, AuditWriter } from '../audit/writer.ts';
 import { authenticateRequest, type BearerDeps, type Caller } from '../broker/bearer.ts';
 import { asBatonError, BatonError } from '../errors.ts';
+import type { SharedState } from '../store/shared-state.ts';
 import type { AwsIssuer } from './aws.ts';
 import type { AwsSessionRequest } from './aws-policy.ts';
 import { type PostgresCredentials, postgresDenied } from './postgres-service.ts';
@@ -32,15 +33,26 @@ export interface CredentialRouteDeps {
   bearer: BearerDeps;
   aws: AwsIssuer;
   postgres: PostgresCredentials;
+  /** The shared rate limiter (Redis across brokers) and issuances allowed per token lineage per minute. */
+  limiter: { state: Pick<SharedState, 'hit'>; perTokenPerMinute: number };
   audit: Pick<AuditWriter, 'append' | 'recordOutcome'>;
   now?: () => Date;
 }
 
 export function credentialRoutes(deps: CredentialRouteDeps) {
   const now = deps.now ?? (() => new Date());
+  /** A helper minting credentials in a loop is stopped per lineage (every child of one exchange counts). */
+  const limit = async (caller: Caller) => {
+    const key = `cred:${caller.tokenId ?? caller.revocationIds[0]}`;
+    const r = await deps.limiter.state.hit(key, deps.limiter.perTokenPerMinute, 60).catch((err: unknown) => {
+      throw new BatonError('BATON_ERR_STORE_UNAVAILABLE', 'the rate limiter (shared state) is unavailable; retry later', { detail: String((err as Error)?.message ?? err) });
+    });
+    if (!r.allowed) throw new BatonError('BATON_ERR_RATE_LIMITED', `too many credential requests for this token; retry after ${r.retryAfter} s`, { detail: `retry-after=${r.retryAfter}` });
+  };
   return async (app: FastifyInstance) => {
     app.post('/v1/credentials/aws', async (request, reply) => {
       const caller = authenticateRequest(request, deps.bearer);
+      await limit(caller);
       const body = awsCredentialsRequestSchema.safeParse(request.body);
       if (!body.success) throw new BatonError('BATON_ERR_INVALID_REQUEST', 'send {"role": "<name of a role under aws.roles>"}');
       const role = body.data.role;
@@ -75,6 +87,7 @@ export function credentialRoutes(deps: CredentialRouteDeps) {
 
     app.post('/v1/credentials/postgres', async (request, reply) => {
       const caller = authenticateRequest(request, deps.bearer);
+      await limit(caller);
       const body = postgresCredentialsRequestSchema.safeParse(request.body);
       if (!body.success) throw new BatonError('BATON_ERR_INVALID_REQUEST', 'send {"upstream": "<name of an upstream under credentials.postgres.upstreams>"}');
       try {

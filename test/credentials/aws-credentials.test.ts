@@ -34,7 +34,7 @@ beforeAll(async () => {
   sts = await startFakeSts({ ...KEY, roles: { [DEV_ROLE]: {}, [TABLES_ROLE]: { maxSessionDuration: 7200 } } });
   // the broker's AWS identity and endpoint come from the SDK's standard variables
   setEnv({ AWS_ENDPOINT_URL_STS: sts.url, AWS_ACCESS_KEY_ID: KEY.accessKeyId, AWS_SECRET_ACCESS_KEY: KEY.secretAccessKey, AWS_SESSION_TOKEN: undefined, AWS_PROFILE: undefined, AWS_EC2_METADATA_DISABLED: 'true' });
-  broker = await startTestBroker('aws_credentials'); // dev mode: the seeded role `reports`
+  broker = await startTestBroker('aws_credentials', { credentials: { perTokenPerMinute: 40 } }); // dev mode: the seeded role `reports`
   tables = await startTestBroker('aws_credentials_tables', {
     aws: {
       roles: {
@@ -212,6 +212,19 @@ describe('POST /v1/credentials/aws', () => {
       setEnv({ AWS_ACCESS_KEY_ID: KEY.accessKeyId });
       await other.stop();
     }
+  });
+});
+
+describe('rate limit', () => {
+  it('a lineage gets credentials.perTokenPerMinute issuances a minute, children together; then 429 with Retry-After', async () => {
+    const dana = await exchange({ broker: broker.url, subjectToken: await broker.devToken('dana', ['engineers']) });
+    const statuses: number[] = [];
+    for (let i = 0; i < 41; i++) statuses.push((await request(broker, attenuate(dana, { delegateTo: `w${i % 3}` }))).status);
+    expect(statuses.slice(0, 40).every((x) => x === 200)).toBe(true);
+    const last = await request(broker, dana);
+    expect(statuses[40]).toBe(429);
+    expect(last.status).toBe(429);
+    expect(Number(last.headers.get('retry-after'))).toBeGreaterThan(0);
   });
 });
 

@@ -33,7 +33,7 @@ beforeAll(async () => {
   const issuing = new URL(TEST_DATABASE_URL);
   issuing.pathname = `/${appdb}`;
   adminUrl = issuing.toString();
-  broker = await startTestBroker('pg_credentials', { credentials: { postgres: { upstreams: { appdb: { adminUrl } }, reapIntervalSeconds: 0.2 } } });
+  broker = await startTestBroker('pg_credentials', { credentials: { postgres: { upstreams: { appdb: { adminUrl } }, reapIntervalSeconds: 0.2, maxLiveRolesPerToken: 6 } } });
   engineer = await exchange({ broker: broker.url, subjectToken: await broker.devToken('alice', ['engineers']) });
 }, 60_000);
 
@@ -218,6 +218,19 @@ describe('refusals', () => {
     expect(unknown.status).toBe(404);
     expect(unknown.body.title).toMatch(/configured: appdb/);
     expect((await issue(engineer, '../x')).status).toBe(400);
+  });
+});
+
+describe('limits', () => {
+  it('a lineage holds at most maxLiveRolesPerToken live roles (children count together): then 429', async () => {
+    const fresh = await exchange({ broker: broker.url, subjectToken: await broker.devToken('carol', ['engineers']) });
+    for (let i = 0; i < 6; i++) {
+      const child = attenuate(fresh, { resources: ['pg:appdb/public.orders'], operations: ['read'], delegateTo: `worker-${i}` });
+      expect((await issue(child)).status).toBe(200);
+    }
+    const seventh = await issue(attenuate(fresh, { resources: ['pg:appdb/public.orders'], operations: ['read'], delegateTo: 'worker-7' }));
+    expect(seventh.status).toBe(429);
+    expect(seventh.body.title).toMatch(/already holds 6 live database roles/);
   });
 });
 
