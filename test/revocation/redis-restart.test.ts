@@ -1,7 +1,8 @@
 /**
- * Redis goes away mid-test: the proxy-like set keeps serving within the staleness bound, then fails
- * closed; a revocation made while Redis is down is not missed; when Redis comes back on the same port
- * the set resyncs and recovers by itself. Runs its OWN redis-server child (never the shared one).
+ * Redis goes away mid-test: three proxy-like sets (each its own subscription and resync, as three
+ * proxy processes have) keep serving within the staleness bound, then fail closed; a revocation made
+ * while Redis is down is missed by none; when Redis comes back on the same port every set resyncs
+ * and recovers by itself. Runs its OWN redis-server child (never the shared one).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -18,7 +19,7 @@ let port: number;
 let redis: ChildProcess | undefined;
 let testDb: TestDatabase;
 let broker: RevocationBroker;
-let proxy: Awaited<ReturnType<typeof startProxyLikeSet>>;
+let proxies: Array<Awaited<ReturnType<typeof startProxyLikeSet>>> = [];
 
 async function startRedis(): Promise<void> {
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -52,10 +53,10 @@ beforeAll(async () => {
   const prefix = randomPrefix('revredis');
   testDb = await createTestDatabase('revredis');
   broker = await startRevocationBroker({ databaseUrl: testDb.url, redisUrl, prefix, stalenessMs: STALENESS_MS });
-  proxy = await startProxyLikeSet({ brokerUrl: broker.url, redisUrl, prefix, stalenessMs: STALENESS_MS });
+  proxies = await Promise.all([1, 2, 3].map(() => startProxyLikeSet({ brokerUrl: broker.url, redisUrl, prefix, stalenessMs: STALENESS_MS })));
 });
 afterAll(async () => {
-  await proxy?.close();
+  for (const proxy of proxies) await proxy.close();
   await broker?.close();
   await stopRedis();
   await testDb?.drop();
@@ -78,16 +79,20 @@ async function until(cond: () => boolean, timeoutMs: number): Promise<number> {
   return performance.now() - start;
 }
 
-const current = () => {
-  try {
-    proxy.set.assertCurrent();
-    return true;
-  } catch {
-    return false;
-  }
+/** Every proxy's set is current (or, with `every = false`, none is). */
+const current = (every = true) => {
+  const states = proxies.map((proxy) => {
+    try {
+      proxy.set.assertCurrent();
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  return every ? states.every(Boolean) : states.some(Boolean);
 };
 
-it.skipIf(NO_REDIS)('fails closed past the staleness bound while Redis is down, misses nothing, and recovers by itself', async () => {
+it.skipIf(NO_REDIS)('fails closed past the staleness bound while Redis is down, misses nothing, and recovers by itself — on every proxy', async () => {
   const a = await broker.token('alice', ['analysts']);
   const b = await broker.token('bob', ['analysts']);
   const c = await broker.token('carol', ['analysts']);
@@ -97,29 +102,33 @@ it.skipIf(NO_REDIS)('fails closed past the staleness bound while Redis is down, 
   const down = performance.now();
   await sleep(STALENESS_MS / 2);
   expect(current()).toBe(true); // a blip shorter than the bound is served
-  const failedAfter = (await until(() => !current(), 3 * STALENESS_MS)) + STALENESS_MS / 2;
+  const failedAfter = (await until(() => !current(false), 3 * STALENESS_MS)) + STALENESS_MS / 2;
   expect(failedAfter).toBeGreaterThanOrEqual(STALENESS_MS * 0.9);
   expect(failedAfter).toBeLessThan(STALENESS_MS + 500);
-  expect(() => proxy.set.assertCurrent()).toThrow(expect.objectContaining({ code: 'BATON_ERR_REVOCATION_STALE' }));
-  expect(proxy.set.staleReason()).toMatch(/revocation channel down/);
+  for (const proxy of proxies) {
+    expect(() => proxy.set.assertCurrent()).toThrow(expect.objectContaining({ code: 'BATON_ERR_REVOCATION_STALE' }));
+    expect(proxy.set.staleReason()).toMatch(/revocation channel down/);
+  }
 
   // revoked while Redis is down: persisted, the publish is lost
   expect(await revoke(a)).toEqual({ revoked: true, revocation_id: idsOf(a)[0] });
   await sleep(300);
-  expect(current()).toBe(false); // still closed: the channel is what makes "within 1 s" true
+  expect(current(false)).toBe(false); // still closed: the channel is what makes "within 1 s" true
 
   await startRedis();
-  const recovered = await until(current, 5000);
-  expect(proxy.set.firstRevoked(idsOf(a))).toBe(idsOf(a)[0]); // nothing missed
-  expect(proxy.set.firstRevoked(idsOf(b))).toBeUndefined();
+  const recovered = await until(() => current(), 5000);
+  for (const proxy of proxies) {
+    expect(proxy.set.firstRevoked(idsOf(a))).toBe(idsOf(a)[0]); // nothing missed
+    expect(proxy.set.firstRevoked(idsOf(b))).toBeUndefined();
+  }
   expect(performance.now() - down).toBeGreaterThan(STALENESS_MS);
   expect(recovered).toBeLessThan(5000);
 
-  // live again: the next revocation reaches the proxy within a second
+  // live again: the next revocation reaches every proxy within a second
   await until(() => broker.revocations.staleReason() === undefined, 5000);
   const t0 = performance.now();
   expect(await revoke(b)).toMatchObject({ revoked: true });
-  await until(() => proxy.set.firstRevoked(idsOf(b)) !== undefined, 1000);
+  await until(() => proxies.every((proxy) => proxy.set.firstRevoked(idsOf(b)) !== undefined), 1000);
   expect(performance.now() - t0).toBeLessThan(1000);
-  expect(proxy.set.firstRevoked(idsOf(c))).toBeUndefined();
+  for (const proxy of proxies) expect(proxy.set.firstRevoked(idsOf(c))).toBeUndefined();
 });
