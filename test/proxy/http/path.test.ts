@@ -271,6 +271,10 @@ describe('property: any accepted output is canonical', () => {
         expect(upstream).toMatch(/^[A-Za-z0-9_.-]+$/);
         const again = normalizeTarget(`/${upstream}${path}${query === '' ? '' : '?' + query}`, { caseInsensitive });
         expect(again).toEqual(r);
+        // differential: an upstream parsing the forwarded path with the WHATWG URL parser (Node's URL,
+        // undici, browsers' fetch) and decoding each segment reads the same segments we authorized
+        const whatwg = new URL(path, 'http://upstream.test').pathname.split('/').slice(1).map(decodeURIComponent);
+        expect(whatwg).toEqual(segments.map(decodeURIComponent));
       }),
       { numRuns: 3000 },
     );
