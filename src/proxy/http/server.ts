@@ -78,6 +78,8 @@ interface Exchange {
   abort?: (reason: string) => void;
   /** Set once the request has been answered by the proxy itself (a refusal). */
   answered?: boolean;
+  /** A deny entry was written for this request (authorization, refused MCP messages). */
+  denialAudited?: boolean;
 }
 
 type Step = (x: Exchange, proxy: ProxyContext) => Promise<Problem | 'answered' | undefined> | Problem | 'answered' | undefined;
@@ -184,9 +186,44 @@ async function handle(x: Exchange, context: ProxyContext): Promise<void> {
   for (const [, step] of REQUEST_STEPS) {
     const result = await step(x, context);
     if (result === 'answered') return;
-    if (result) return answerProblem(x, result);
+    if (result) {
+      await auditRefusal(x, context, result);
+      return answerProblem(x, result);
+    }
   }
   forward(x, context.options);
+}
+
+/**
+ * A request refused before authorization (a path trick, a method override, an upgrade, Impersonate-*)
+ * is an attempt worth a deny entry when it carries a valid token: the trail shows who tried what.
+ * Without a valid token there is no one to name (and 401/503 refusals are not attempts).
+ */
+async function auditRefusal(x: Exchange, { options }: ProxyContext, problem: Problem): Promise<void> {
+  if (x.denialAudited || problem.status === 401 || (problem.status >= 500 && problem.status !== 501)) return;
+  let lease = x.lease;
+  let leased = false;
+  if (!lease) {
+    const result = await options.gate.authenticate(x.req.headers.authorization).catch(() => undefined);
+    if (!result?.ok) return;
+    lease = result.lease;
+    leased = true;
+  }
+  try {
+    const http = x.audit ?? { method: auditMethod(x.req.method), path: refusedTarget(x.req.url ?? '') };
+    await options.gate.append(options.gate.event(lease.chain, 'deny', x.accesses, http, problem.title));
+  } catch (err) {
+    options.log?.({ event: 'audit.deny_unrecorded', detail: asBatonError(err).detail });
+  } finally {
+    if (leased) lease.release();
+  }
+}
+
+/** A refused request-target as the audit may keep it: printable ASCII only, query values redacted, bounded. */
+function refusedTarget(raw: string): string {
+  const at = raw.indexOf('?');
+  const [path, query] = at < 0 ? [raw, ''] : [raw.slice(0, at), raw.slice(at + 1)];
+  return (query ? `${path}?${redactQuery(query)}` : path).replace(/[^\x21-\x7e]/g, '?').slice(0, 2048);
 }
 
 // ---- the steps -------------------------------------------------------------------------------
@@ -566,6 +603,7 @@ function answerMcpErrors(x: Exchange, batch: boolean, messages: readonly McpMess
 }
 
 async function auditDenial(x: Exchange, options: HttpProxyOptions, reason: string, denied?: Access): Promise<void> {
+  x.denialAudited = true;
   try {
     await options.gate.append(options.gate.event(x.lease!.chain, 'deny', x.accesses, x.audit!, reason, denied));
   } catch (err) {

@@ -361,6 +361,25 @@ describe('limits and failures', () => {
   });
 });
 
+describe('audit of refused requests', () => {
+  it('a refusal before authorization is a deny entry when the token is valid: path tricks, method overrides, upgrades', async () => {
+    const prober = s.attenuate(root, { resources: ['http:echo/'], operations: ['read'], delegateTo: 'prober' });
+    expect(await rawStatus('/echo/a/%2e%2e/b?secret=1', prober)).toBe(400);
+    expect((await s.fetch('/echo/x', prober, { headers: { 'x-http-method-override': 'DELETE' } })).status).toBe(400);
+    expect((await rawRequest('/echo/ws', { authorization: `Bearer ${prober}`, connection: 'Upgrade', upgrade: 'websocket' })).status).toBe(501);
+    // no valid token: nobody to name, no entry
+    expect(await rawStatus('/echo/a/%2e%2e/b', 'not-a-token')).toBe(400);
+    const { events } = await queryAudit(s.broker.db.pool, { delegate: 'prober' });
+    const denied = events.filter((e) => e.decision === 'deny');
+    expect(denied.map((e) => e.reason)).toEqual(
+      expect.arrayContaining([expect.stringMatching(/request-target refused: \. or \.\. path segment/), expect.stringMatching(/would let the upstream run another method/), expect.stringMatching(/protocol upgrades/)]),
+    );
+    const trick = denied.find((e) => /request-target refused/.test(e.reason ?? ''))!;
+    expect(trick.http).toMatchObject({ method: 'GET', path: '/echo/a/%2e%2e/b?secret=*' });
+    expect(JSON.stringify(events)).not.toContain('secret=1');
+  });
+});
+
 describe('audit', () => {
   it('one entry per request with lineage, method, normalised path (query values redacted), decision and outcome', async () => {
     const token = s.attenuate(root, { resources: ['http:echo/'], delegateTo: 'auditee' });
