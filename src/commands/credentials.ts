@@ -32,14 +32,7 @@ export const credentials = defineCommand(
     if (!values.role) throw new UsageError('credentials aws needs --role NAME (a role under aws.roles)');
     if (values.upstream !== undefined) throw new UsageError('--upstream goes with credentials postgres');
     if (values.env && values.json) throw new UsageError('--env and --json exclude each other');
-    const base = brokerUrl(values.broker);
-    const { token } = await tokenFor({ broker: base, stdin: false, cache: true });
-    const res = await callBroker(`${base}/v1/credentials/aws`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ role: values.role }),
-    });
-    const c = (await res.json()) as AwsCredentials;
+    const c = await requestCredentials<AwsCredentials>(values.broker, 'aws', { role: values.role });
     output(values.json, c, () => {
       const exports = [
         `export AWS_ACCESS_KEY_ID=${shellQuote(c.access_key_id)}`,
@@ -58,20 +51,25 @@ export const credentials = defineCommand(
 async function postgres(values: { upstream?: string; role?: string; env?: boolean; broker?: string; json?: boolean }): Promise<number> {
   if (!values.upstream) throw new UsageError('credentials postgres needs --upstream NAME');
   if (values.role !== undefined || values.env) throw new UsageError('--role and --env go with credentials aws');
-  const base = brokerUrl(values.broker);
-  const { token } = await tokenFor({ broker: base, stdin: false, cache: true });
-  const res = await callBroker(`${base}/v1/credentials/postgres`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ upstream: values.upstream }),
-  });
-  const c = (await res.json()) as PgCredentials;
+  const c = await requestCredentials<PgCredentials>(values.broker, 'postgres', { upstream: values.upstream });
   if (!values.json) {
     process.stderr.write(`baton: role ${t(c.role)} until ${t(c.expires_at)}: ${c.grants.map((g) => `${g.privilege} ${t(g.resource)}`).join(', ')}\n`);
     for (const o of c.omitted) process.stderr.write(`baton: not held: ${t(o.operation)} on ${t(o.resource)}: ${t(o.why)}\n`);
   }
   output(values.json, c, c.url);
   return 0;
+}
+
+/** POST /v1/credentials/<kind> with your token (BATON_TOKEN, else the cached login token). */
+async function requestCredentials<T>(broker: string | undefined, kind: 'aws' | 'postgres', body: Record<string, string>): Promise<T> {
+  const base = brokerUrl(broker);
+  const { token } = await tokenFor({ broker: base, stdin: false, cache: true });
+  const res = await callBroker(`${base}/v1/credentials/${kind}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return (await res.json()) as T;
 }
 
 /** Single-quoted for POSIX shells (a `'` inside becomes `'\''`). */

@@ -25,9 +25,9 @@
  * (x-amz-security-token) and presigned (query-string) authentication.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { deflateRawSync } from 'node:zlib';
+import { listenOnLoopback } from './loopback.ts';
 
 export interface FakeStsCall {
   roleArn: string;
@@ -131,24 +131,15 @@ export async function startFakeSts(opts: FakeStsOptions): Promise<FakeSts> {
         send(res, error.status, errorXml(error, requestId), requestId);
       });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const { url, close } = await listenOnLoopback(server);
 
   return {
-    url: `http://127.0.0.1:${port}`,
+    url,
     calls,
     failNext(code, status, message) {
       injected.push(new StsError(code, status, message ?? `${code} (injected by failNext)`));
     },
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.close((err) => (err ? reject(err) : resolve()));
-        // The SDK keeps connections alive; without this close() would wait for them to idle out.
-        server.closeAllConnections();
-      }),
+    close,
   };
 }
 

@@ -4,9 +4,9 @@
  * Verbs and resources are the API server's own; subresources (pods/log, pods/exec) need their own right.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listenOnLoopback } from '../../helpers/loopback.ts';
 import { queryAudit } from '../../../src/audit/query.ts';
 import { httpUpstream, startHttpTestStack, type HttpTestStack } from '../../helpers/http-stack.ts';
 
@@ -40,15 +40,7 @@ async function startApiServer() {
     if (name) return json(200, resource === 'pods' ? pod(name, namespace) : { apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace } });
     return json(200, { apiVersion: 'v1', kind: resource === 'pods' ? 'PodList' : 'SecretList', metadata: {}, items: resource === 'pods' ? [pod('web-1', namespace), pod('web-2', namespace)] : [] });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    seen,
-    close: () => new Promise<void>((r) => {
-      server.close(() => r());
-      server.closeAllConnections();
-    }),
-  };
+  return { ...(await listenOnLoopback(server)), seen };
 }
 
 let s: HttpTestStack;

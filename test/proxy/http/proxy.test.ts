@@ -5,9 +5,10 @@
 import { execFile } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import http, { type IncomingMessage } from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import net from 'node:net';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listenOnLoopback } from '../../helpers/loopback.ts';
 import { queryAudit } from '../../../src/audit/query.ts';
 import { httpUpstream, startHttpTestStack, type HttpTestStack } from '../../helpers/http-stack.ts';
 
@@ -59,15 +60,7 @@ async function startEcho(): Promise<{ url: string; seen: Seen[]; close(): Promis
       res.end(body);
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    seen,
-    close: () => new Promise<void>((r) => {
-      server.close(() => r());
-      server.closeAllConnections();
-    }),
-  };
+  return { ...(await listenOnLoopback(server)), seen };
 }
 
 let s: HttpTestStack;
