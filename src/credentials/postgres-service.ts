@@ -175,11 +175,13 @@ export function createPostgresCredentials(deps: PostgresCredentialDeps) {
 
   const reapExpired = () =>
     serially(async () => {
+      if (deps.upstreams.size === 0) return; // nothing this process could reap: no query every tick
       const { rows } = await deps.pool.query<LiveRole>('SELECT role_name, upstream, token_id, lineage FROM native_pg_roles WHERE dropped_at IS NULL AND expires_at <= $1 AND upstream = ANY($2) LIMIT 100', [now(), [...deps.upstreams.keys()]]);
       for (const row of rows) await reap(row, 'expired');
     });
   const reapRevoked = (ids: readonly string[]) =>
     serially(async () => {
+      if (deps.upstreams.size === 0) return;
       const { rows } = await deps.pool.query<LiveRole>('SELECT role_name, upstream, token_id, lineage FROM native_pg_roles WHERE dropped_at IS NULL AND revocation_ids && $1 AND upstream = ANY($2)', [ids, [...deps.upstreams.keys()]]);
       for (const row of rows) await reap(row, 'revoked');
     });

@@ -9,7 +9,7 @@ import { isPublished } from '../proxy/pg/keyset.ts';
 import type { RevocationView } from '../revocation/view.ts';
 import { authorize, type AuthorizationResult } from '../token/authorize.ts';
 import type { KeyResolver } from '../token/keys.ts';
-import { effectiveRights, readLineage, type LineageLink } from '../token/lineage.ts';
+import { effectiveRights, readLineage, type EffectiveRights, type LineageLink } from '../token/lineage.ts';
 import type { Right } from '../token/mint.ts';
 import { verifyToken, type VerifiedToken } from '../token/verify.ts';
 import { covers } from '../token/vocabulary.ts';
@@ -30,6 +30,8 @@ export class TokenChain {
   readonly lineage: readonly LineageLink[];
   readonly auditLineage: ReturnType<typeof toAuditLineage>;
   readonly expiresAt: Date | undefined;
+  /** The rights left after every link, the earliest expiry, and whether that view is exact. */
+  readonly effective: EffectiveRights;
   /** The rights left after every link (exact unless `approximate`). */
   readonly rights: readonly Right[];
   /** Operations some link requires a just-in-time approval for (`require_approval` facts). */
@@ -50,6 +52,7 @@ export class TokenChain {
     this.lineage = readLineage(token.decoded);
     this.auditLineage = toAuditLineage(this.lineage as LineageLink[]);
     const effective = effectiveRights(token.decoded);
+    this.effective = effective;
     this.expiresAt = effective.expiresAt ? new Date(effective.expiresAt) : undefined;
     this.rights = effective.rights;
     this.#cacheDecisions = !effective.approximate;

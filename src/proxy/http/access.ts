@@ -7,7 +7,7 @@
 import type { z } from 'zod';
 import type { HttpRouteSchema } from '../../config/schema.ts';
 import { isOperation, parseResource } from '../../token/vocabulary.ts';
-import { kubernetesRequest, kubernetesResource } from './kubernetes.ts';
+import { kubernetesRequest, kubernetesResource, printableMethod } from './kubernetes.ts';
 
 export type HttpRoute = z.output<typeof HttpRouteSchema>;
 
@@ -95,8 +95,4 @@ export function kubernetesAccess(upstream: string, method: string, path: string,
   if (info.alsoRequires) accesses.push({ resource, operation: info.alsoRequires });
   const readOnly = SAFE_METHODS.has(method) && !info.alsoRequires && (info.resourceRequest ? KUBERNETES_READ_VERBS.has(info.verb) : true);
   return { ok: true, accesses, readOnly, verb: info.verb };
-}
-
-function printableMethod(m: string): string {
-  return JSON.stringify(m.slice(0, 20));
 }

@@ -305,6 +305,7 @@ function printableSegment(s: string): string {
   return JSON.stringify(s.slice(0, 80)).slice(1, -1);
 }
 
-function printableMethod(m: string): string {
+/** A client's method in an error message: quoted, escaped, at most 20 characters. */
+export function printableMethod(m: string): string {
   return JSON.stringify(m.slice(0, 20));
 }

@@ -15,6 +15,7 @@ import type { AuditReceipt } from '../../audit/writer.ts';
 import type { HttpUpstreamSchema } from '../../config/schema.ts';
 import { asBatonError } from '../../errors.ts';
 import { type Access, kubernetesAccess, plainAccess } from './access.ts';
+import { printableMethod } from './kubernetes.ts';
 import { injectCredential } from './credential.ts';
 import type { HttpAuditContext, HttpGate, Problem } from './gate.ts';
 import { clientHeaders, upstreamHeaders } from './headers.ts';
@@ -280,7 +281,7 @@ async function mapAccesses(x: Exchange, { options }: ProxyContext): Promise<Prob
   // frameworks that honour a method override would run another method than the one authorized
   const override = METHOD_OVERRIDE_HEADERS.find((h) => x.req.headers[h] !== undefined) ?? ([...new URLSearchParams(query).keys()].some((k) => k.toLowerCase() === '_method') ? 'the _method parameter' : undefined);
   if (override) {
-    return { status: 400, code: 'BATON_ERR_INVALID_REQUEST', title: `request refused: ${override} would let the upstream run another method than ${printableMethod(method)}, the one authorized` };
+    return { status: 400, code: 'BATON_ERR_INVALID_REQUEST', title: `request refused: ${override} would let the upstream run another method than ${PLAIN_METHOD.test(method) ? method : printableMethod(method)}, the one authorized` };
   }
   if (upstream.config.kubernetes && Object.keys(x.req.headers).some((h) => h.startsWith('impersonate-'))) {
     // the API server would act as someone else than the identity the proxy's credential names
@@ -644,10 +645,9 @@ function readBody(stream: Readable, max: number): Promise<Buffer | 'too-large' |
 /** Headers some frameworks read as "the real method" (Express method-override, Spring, Rails, Google APIs). */
 const METHOD_OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-method-override'];
 
-function printableMethod(method: string): string {
-  return /^[A-Z]{1,16}$/.test(method) ? method : JSON.stringify(method.slice(0, 16));
-}
+
+const PLAIN_METHOD = /^[A-Z]{1,16}$/;
 
 function auditMethod(method: string | undefined): string {
-  return method && /^[A-Z]{1,16}$/.test(method) ? method : 'OTHER';
+  return method && PLAIN_METHOD.test(method) ? method : 'OTHER';
 }

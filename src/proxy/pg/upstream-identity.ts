@@ -7,7 +7,6 @@
  */
 import type { RoleSubject } from '../../credentials/postgres-service.ts';
 import type { TokenChain } from '../../enforce/token-chain.ts';
-import { effectiveRights } from '../../token/lineage.ts';
 
 export interface UpstreamLogin {
   user: string;
@@ -40,7 +39,7 @@ export function perTokenIdentity(
       if (cache.get(key) === cached) cache.delete(key);
     }
     if (cache.size >= 1024) sweep();
-    const subject: RoleSubject = { effective: effectiveRights(chain.token.decoded), lineage: [...chain.lineage], tokenId: chain.tokenId, revocationIds: [...chain.token.revocationIds] };
+    const subject: RoleSubject = { effective: chain.effective, lineage: [...chain.lineage], tokenId: chain.tokenId, revocationIds: [...chain.token.revocationIds] };
     const made = roleForProxy(subject, database);
     cache.set(key, made);
     made.catch(() => cache.get(key) === made && cache.delete(key));
