@@ -89,6 +89,7 @@ export function analyseSql(sql: string, ctx: ClassifyContext, scan: () => Token[
           fingerprint: fingerprintOf(own),
           normalized: normalizedOf(own),
           ...(effect === undefined ? {} : { sessionEffect: Object.freeze(effect) }),
+          ...(walker.sessionState === undefined ? {} : { sessionState: walker.sessionState }),
           ...(r.returnsRows ? { returnsRows: true as const } : {}),
           ...facts,
         }),

@@ -39,6 +39,8 @@ const ORDINARY_MULTI = new Set(['TRANSACTION', 'SESSION CHARACTERISTICS', 'TRANS
 export interface SetVerdict {
   readonly admin: boolean;
   readonly effect?: SessionEffect;
+  /** It sets a value for the rest of the session (not SET LOCAL, not RESET, not SET TRANSACTION). */
+  readonly outlivesTransaction?: true;
 }
 
 /**
@@ -46,6 +48,24 @@ export interface SetVerdict {
  * argument is one schema name (PostgreSQL quotes each SET argument as one identifier).
  */
 export function judgeSet(b: Obj, limits: ClassifyLimits = {}): SetVerdict {
+  const verdict = judgeSetRights(b, limits);
+  return outlivesTransaction(b) ? { ...verdict, outlivesTransaction: true } : verdict;
+}
+
+/**
+ * A session-level SET: a value that stays after the transaction ends. RESET returns to the
+ * connection's default (what a pooled connection has anyway); SET LOCAL and SET TRANSACTION end with
+ * the transaction.
+ */
+function outlivesTransaction(b: Obj): boolean {
+  if (b.is_local === true) return false;
+  const kind = optStr(b.kind);
+  if (kind === 'VAR_RESET' || kind === 'VAR_RESET_ALL') return false;
+  if (kind === 'VAR_SET_MULTI') return optStr(b.name) === 'SESSION CHARACTERISTICS';
+  return true;
+}
+
+function judgeSetRights(b: Obj, limits: ClassifyLimits): SetVerdict {
   const kind = optStr(b.kind);
   const name = optStr(b.name) ?? '';
   const local = b.is_local === true ? ({ local: true } as const) : {};

@@ -35,6 +35,8 @@ export function classifyStatement(stmt: unknown, w: Walker): StatementResult {
   }
   if (ADMIN_STATEMENTS.has(type)) {
     w.admin();
+    const state = SESSION_STATE_STATEMENTS.get(type);
+    if (state !== undefined) w.leaves(state);
     return { kind: kindOf(type) };
   }
   throw new Unsupported(`unsupported statement ${type}`);
@@ -66,6 +68,12 @@ function kindOf(type: string): string {
     .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
     .toLowerCase();
 }
+
+/** Admin statements whose effect outlives their transaction (transaction pooling cannot carry them). */
+const SESSION_STATE_STATEMENTS: ReadonlyMap<string, string> = new Map([
+  ['ListenStmt', 'LISTEN'],
+  ['LoadStmt', 'LOAD (a library loaded into the session)'],
+]);
 
 /** Statements that only an admin may run: roles, privileges, databases, extensions, servers … */
 const ADMIN_STATEMENTS = new Set([
@@ -154,6 +162,9 @@ function none(kind: string): Handler {
   return () => kind;
 }
 
+/** `CURSOR_OPT_HOLD` in a DeclareCursorStmt's options (PostgreSQL's parsenodes.h). */
+const CURSOR_OPT_HOLD = 0x20;
+
 /** LOCK modes 1..8 (AccessShare … AccessExclusive); see the docs for the mapping. */
 function lockOp(mode: number): PgOperation {
   if (mode <= 1) return 'read';
@@ -180,13 +191,23 @@ const HANDLERS: Readonly<Record<string, Handler>> = {
     return 'copy';
   },
   ExplainStmt: inner('explain', 'query'),
-  PrepareStmt: inner('prepare', 'query'),
-  DeclareCursorStmt: inner('declare', 'query'),
+  PrepareStmt: (b, w) => {
+    w.leaves('PREPARE (a SQL-level prepared statement; protocol-level prepared statements are available)');
+    return inner('prepare', 'query')(b, w);
+  },
+  DeclareCursorStmt: (b, w) => {
+    if (typeof b.options === 'number' && (b.options & CURSOR_OPT_HOLD) !== 0) w.leaves('a WITH HOLD cursor');
+    return inner('declare', 'query')(b, w);
+  },
   ExecuteStmt: () => {
     // The prepared text is not in this string; the proxy cannot know what it does.
     throw new Unsupported('EXECUTE of a prepared statement');
   },
-  DeallocateStmt: none('deallocate'),
+  DeallocateStmt: (b, w) => {
+    // the statement's name is the client's, not the upstream's (the pooled relay renames them)
+    if (b.isall !== true) w.leaves('DEALLOCATE of a named statement (DEALLOCATE ALL is available)');
+    return 'deallocate';
+  },
   FetchStmt: none('fetch'),
   ClosePortalStmt: none('close'),
   ConstraintsSetStmt: none('transaction'),
@@ -208,6 +229,7 @@ const HANDLERS: Readonly<Record<string, Handler>> = {
   },
   VariableSetStmt: (b, w) => {
     const v = judgeSet(b, w.limits);
+    if (v.outlivesTransaction) w.leaves('SET (a session-level setting; SET LOCAL inside a transaction block is available)');
     if (v.admin) w.admin();
     return v.effect === undefined ? { kind: 'set' } : { kind: 'set', sessionEffect: v.effect };
   },

@@ -51,6 +51,12 @@ export interface ClassifiedStatement {
   /** The statement with every literal replaced by `$n` and comments removed: no literal values ever. */
   readonly normalized: string;
   readonly sessionEffect?: SessionEffect;
+  /**
+   * State the statement leaves on the upstream connection after its transaction (a session SET,
+   * SQL-level PREPARE, LISTEN, a temporary object, a session advisory lock, a WITH HOLD cursor …),
+   * described for an error message. Transaction pooling refuses such statements.
+   */
+  readonly sessionState?: string;
   /** INSERT/UPDATE/DELETE/MERGE … RETURNING: the statement sends rows to the client. */
   readonly returnsRows?: true;
   /** Where each result column comes from (masking); absent when the statement returns no rows. */

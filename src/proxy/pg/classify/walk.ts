@@ -73,10 +73,26 @@ const KNOWN_NODES = new Set([
   'FunctionParameter', 'AccessPriv', 'StatsElem', 'VacuumRelation', 'TriggerTransition',
 ]);
 
+/** A resource in the session's own temporary schema (`pg_temp`, `pg_temp_<n>`). */
+const TEMP_SCHEMA = /^pg:[^/]+\/pg_temp(_\d+)?\./;
+
+/** Functions whose effect outlives the transaction that calls them, by name in any schema. */
+const SESSION_STATE_FUNCTIONS: ReadonlyMap<string, string> = new Map([
+  ['pg_advisory_lock', 'a session-level advisory lock (pg_advisory_xact_lock is available)'],
+  ['pg_advisory_lock_shared', 'a session-level advisory lock (pg_advisory_xact_lock_shared is available)'],
+  ['pg_try_advisory_lock', 'a session-level advisory lock (pg_try_advisory_xact_lock is available)'],
+  ['pg_try_advisory_lock_shared', 'a session-level advisory lock (pg_try_advisory_xact_lock_shared is available)'],
+  ['set_config', 'set_config() (it may change a setting for the whole session; use SET LOCAL)'],
+  ['dblink_connect', 'a persistent dblink connection'],
+  ['dblink_connect_u', 'a persistent dblink connection'],
+]);
+
 /** Collects the accesses of one statement. */
 export class Walker {
   private readonly found = new Map<string, Access>();
   private literalRead = false;
+  /** What the statement leaves behind in the upstream session past its transaction (see `leaves`). */
+  private leftState: string | undefined;
 
   constructor(
     readonly names: Resolver,
@@ -112,6 +128,22 @@ export class Walker {
     this.literalRead = true;
     const cast = unwrap(value);
     return stringConst(cast?.[0] === 'TypeCast' ? cast[1].arg : value);
+  }
+
+  /**
+   * Session state the statement leaves on the upstream connection after its transaction ends (a
+   * session SET, a SQL-level prepared statement, LISTEN, a temporary object, a session advisory
+   * lock, a WITH HOLD cursor): what transaction pooling cannot carry from one transaction to the next.
+   */
+  get sessionState(): string | undefined {
+    if (this.leftState !== undefined) return this.leftState;
+    for (const a of this.found.values()) if (TEMP_SCHEMA.test(a.resource)) return 'a temporary object';
+    return undefined;
+  }
+
+  /** Record that the statement leaves `what` in the session (the first one found is reported). */
+  leaves(what: string): void {
+    this.leftState ??= what;
   }
 
   /** Record `admin` on the whole upstream. */
@@ -368,6 +400,8 @@ export class Walker {
   /** Record what calling `<schema>.<name>(args)` needs. */
   private judged(schema: string, name: string, args: readonly unknown[], procedure = false): void {
     const verdict = procedure ? { kind: 'execute' as const } : judgeFunction(schema, name);
+    const state = SESSION_STATE_FUNCTIONS.get(name);
+    if (state !== undefined) this.leaves(state);
     if (verdict.kind === 'admin') this.admin();
     else if (verdict.kind === 'execute') this.add(this.names.func(schema, name), 'execute');
     else if (verdict.kind === 'sequence') this.sequence(args[0], verdict.operation);
