@@ -20,6 +20,8 @@ export interface MetricSources {
   revocationStaleness?: () => number | undefined;
   /** Seconds since the broker key set was last fetched (or confirmed unchanged). */
   keySetAge?: () => number | undefined;
+  /** Pooled upstream connections (proxy.pooling: transaction). */
+  upstreamPool?: () => { open: number; idle: number; waiting: number } | undefined;
 }
 
 /** `reason` label values of denied statements (a closed set: the reason text names resources). */
@@ -73,6 +75,28 @@ export function createMetrics() {
       registers: [registry],
       collect() {
         read(this, sources.sessions?.());
+      },
+    }),
+    upstreamConnections: new Gauge({
+      name: 'baton_proxy_upstream_connections',
+      help: 'Pooled upstream connections (proxy.pooling: transaction) by state: in_use or idle',
+      labelNames: ['state'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        const p = sources.upstreamPool?.();
+        if (p) {
+          this.set({ state: 'in_use' }, p.open - p.idle);
+          this.set({ state: 'idle' }, p.idle);
+        }
+      },
+    }),
+    poolWaiting: new Gauge({
+      name: 'baton_proxy_pool_waiting_sessions',
+      help: 'Sessions waiting for a pooled upstream connection (proxy.pooling: transaction)',
+      registers: [registry],
+      collect() {
+        read(this, sources.upstreamPool?.()?.waiting);
       },
     }),
     upstreamSeconds: new Histogram({

@@ -105,6 +105,7 @@ export const proxy = defineCommand(
     const httpRunning = !servesHttp ? undefined : await startHttpProxy(p.http, { keys, revocations, audit, auditOrdering: config.audit.ordering, logger });
     Object.assign(metrics.sources, {
       sessions: () => running?.proxy.sessionCount ?? 0,
+      upstreamPool: () => running?.proxy.upstreamStats(),
       auditQueue: () => {
         const h = rawAudit.health();
         return { events: h.events.pending, outcomes: h.outcomes.pending };

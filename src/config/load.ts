@@ -35,6 +35,8 @@ export const ENVIRONMENT = {
   BATON_KEYSET_URL: ['proxy', 'keySetUrl'],
   BATON_BROKER_URL: ['proxy', 'brokerUrl'],
   BATON_PROXY_POLICY_FILE: ['proxy', 'policyFile'],
+  BATON_PROXY_POOLING: ['proxy', 'pooling'],
+  BATON_PROXY_POOL_SIZE: ['proxy', 'pool', 'size'],
   BATON_PROXY_HTTP_HOST: ['proxy', 'http', 'host'],
   BATON_PROXY_HTTP_PORT: ['proxy', 'http', 'port'],
   BATON_PROXY_ADMIN_HOST: ['proxy', 'admin', 'host'],

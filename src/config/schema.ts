@@ -256,6 +256,26 @@ export const ConfigSchema = z.strictObject({
        * refuses what the token does not allow even if the classifier were wrong.
        */
       upstreamIdentity: z.enum(['proxy', 'per-token']).default('proxy'),
+      /**
+       * `session`: each client session holds its own upstream connection. `transaction`: sessions
+       * share the connections of `pool` between transactions (like pgbouncer's transaction mode);
+       * statements that leave session state (session SET, SQL PREPARE, LISTEN, temporary tables,
+       * session advisory locks, WITH HOLD cursors) are refused (docs/pooling.md).
+       */
+      pooling: z.enum(['session', 'transaction']).default('session'),
+      /** Upstream connections under `pooling: transaction`, per upstream identity (login + database). */
+      pool: z
+        .strictObject({
+          /** Most upstream connections per upstream identity. */
+          size: z.coerce.number().int().min(1).max(10_000).default(20),
+          /** Longest wait for a free connection before the client is told and disconnected (53300), ms. */
+          acquireTimeoutMs: z.number().int().min(10).default(30_000),
+          /** Idle upstream connections are closed after this long, ms. */
+          idleTimeoutMs: z.number().int().min(1_000).default(60_000),
+          /** Protocol-level prepared statements kept per upstream connection (least recently used closed beyond). */
+          maxStatementsPerConnection: z.number().int().min(1).default(256),
+        })
+        .prefault({}),
       /** The HTTP enforcement proxy (REST, MCP, Kubernetes): off unless it has upstreams (or in dev). */
       http: z
         .strictObject({

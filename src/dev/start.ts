@@ -73,6 +73,7 @@ export async function startDev(config: Config, opts: StartDevOptions = {}): Prom
     ...(config.proxy.upstreamIdentity === 'per-token' ? { upstreamIdentity: perTokenIdentity(broker.pgCredentials.roleForProxy) } : {}),
   });
   broker.metrics.sources.sessions = () => proxy.proxy.sessionCount;
+  broker.metrics.sources.upstreamPool = () => proxy.proxy.upstreamStats();
   // the HTTP proxy, in front of the demo upstreams billing (REST) and tools (MCP) and any configured ones
   const demoHttp = await startDemoHttpUpstreams();
   const keys = { resolver: async () => broker.keyring, current: () => broker.keyring };

@@ -64,6 +64,11 @@ export interface BatonGateDeps {
    * role with the chain's table rights); absent = the upstream's configured login.
    */
   upstreamIdentity?: UpstreamIdentity;
+  /**
+   * `proxy.pooling: transaction`: upstream connections are shared between transactions, so a
+   * statement that leaves session state behind (ClassifiedStatement.sessionState) is refused.
+   */
+  pooling?: 'session' | 'transaction';
   now?: () => Date;
   log?: (event: Record<string, unknown>) => void;
 }
@@ -71,7 +76,7 @@ export interface BatonGateDeps {
 /** SQLSTATEs of the approval flow (class 55, object not in prerequisite state; implementation-defined subclass). */
 export const APPROVAL_SQLSTATE = { pending: '55W01', denied: '55W02' } as const;
 
-const SQLSTATE = { insufficientPrivilege: '42501', invalidPassword: '28P01', cannotConnectNow: '57P03' } as const;
+const SQLSTATE = { insufficientPrivilege: '42501', invalidPassword: '28P01', cannotConnectNow: '57P03', featureNotSupported: '0A000' } as const;
 
 export function createBatonGate(deps: BatonGateDeps) {
   const now = deps.now ?? (() => new Date());
@@ -330,6 +335,13 @@ class BatonSession implements GateSession {
 
   #decide(sql: string, phase: CheckPhase, context: CheckContext | undefined, classification: Classification, now: Date, started: number): CheckResult | Promise<CheckResult> {
     if (!classification.ok) return this.#deny(phase, `statement refused: ${classification.reason}`, undefined);
+    if (this.#deps.pooling === 'transaction') {
+      const stateful = classification.statements.find((s) => s.sessionState !== undefined);
+      if (stateful) {
+        const message = `${stateful.sessionState} is not available: this proxy shares upstream connections between transactions (proxy.pooling: transaction)`;
+        return this.#deny(phase, message, classification, { sqlstate: SQLSTATE.featureNotSupported });
+      }
+    }
     // 3. every (resource, operation) on its own
     const accesses = classification.statements.flatMap((s) => s.accesses);
     for (const access of accesses) {

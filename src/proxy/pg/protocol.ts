@@ -103,6 +103,8 @@ export const SqlState = {
   InsufficientResources: '53000',
   ObjectNotInPrerequisiteState: '55000',
   IdleSessionTimeout: '57P05',
+  AdminShutdown: '57P01',
+  InvalidSqlStatementName: '26000',
   CannotConnectNow: '57P03',
   InternalError: 'XX000',
 } as const;
@@ -227,6 +229,31 @@ export function encodeQuery(sql: string): Buffer {
 /** Parse of `sql` into statement `name`, no parameter types. */
 export function encodeParse(name: string, sql: string): Buffer {
   return typed(Frontend.Parse, Buffer.concat([cstr(name), cstr(sql), Buffer.from([0, 0])]));
+}
+
+/** Parse into statement `name` of `body` as a client sent it (SQL text, parameter types). */
+export function encodeParseBody(name: string, body: Buffer): Buffer {
+  return typed(Frontend.Parse, Buffer.concat([cstr(name), body]));
+}
+
+/** Bind of portal `portal` to statement `statement`; `rest` = the parameters and formats as sent. */
+export function encodeBind(portal: string, statement: string, rest: Buffer): Buffer {
+  return typed(Frontend.Bind, Buffer.concat([cstr(portal), cstr(statement), rest]));
+}
+
+/** Describe ('S'tatement or 'P'ortal). */
+export function encodeDescribe(which: 'S' | 'P', name: string): Buffer {
+  return typed(Frontend.Describe, Buffer.concat([Buffer.from(which, 'latin1'), cstr(name)]));
+}
+
+/** Close ('S'tatement or 'P'ortal). */
+export function encodeClose(which: 'S' | 'P', name: string): Buffer {
+  return typed(Frontend.Close, Buffer.concat([Buffer.from(which, 'latin1'), cstr(name)]));
+}
+
+/** ParameterStatus. */
+export function encodeParameterStatus(name: string, value: string): Buffer {
+  return typed(Backend.ParameterStatus, Buffer.concat([cstr(name), cstr(value)]));
 }
 
 /** Sync. */

@@ -1,4 +1,4 @@
-import { randomInt, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
 import type { AuthenticateResult, SessionGate, UpstreamTarget } from './gate.ts';
@@ -11,12 +11,13 @@ import {
   encodeBackendKeyData,
   encodeError,
   encodeNegotiateProtocolVersion,
+  encodeParameterStatus,
   encodeReadyForQuery,
   parseParameterStatus,
   sameSetting,
   sanitizeText,
 } from './protocol.ts';
-import { RelaySession } from './session.ts';
+import { RelaySession, type PooledLink } from './session.ts';
 import {
   ConnectionClosedError,
   SocketReader,
@@ -26,7 +27,8 @@ import {
   readPassword,
   upstreamParameters,
 } from './startup.ts';
-import { UpstreamError, connectUpstream } from './upstream.ts';
+import { UpstreamError, connectUpstream, type UpstreamConnection } from './upstream.ts';
+import { UpstreamPool, type PooledConnection, type UpstreamPoolStats } from './upstream-pool.ts';
 
 /** Resource limits; every default in one place. */
 export interface PgProxyLimits {
@@ -83,6 +85,21 @@ export const PG_PROXY_DEFAULTS = Object.freeze({
   } satisfies PgProxyLimits),
 });
 
+/**
+ * `proxy.pooling: transaction`: client sessions share upstream connections between transactions
+ * (upstream-pool.ts); statements that leave session state are refused by the gate.
+ */
+export interface PgPoolingOptions {
+  /** Most upstream connections per upstream identity. */
+  size: number;
+  /** Longest wait for a free connection, ms (then the client is told and disconnected, 53300). */
+  acquireTimeoutMs: number;
+  /** Idle upstream connections are closed after this long, ms. */
+  idleTimeoutMs: number;
+  /** Protocol-level statements kept prepared per upstream connection (least recently used closed beyond). */
+  maxStatementsPerConnection: number;
+}
+
 /** Options of `createPgProxy`. */
 export interface PgProxyOptions {
   /** Decides who connects (token) and what runs (each statement). */
@@ -99,6 +116,8 @@ export interface PgProxyOptions {
    */
   allowInsecure?: boolean;
   limits?: Partial<PgProxyLimits>;
+  /** Transaction pooling; absent = each session holds its own upstream connection. */
+  pooling?: PgPoolingOptions;
   logger?: ProxyLogger;
 }
 
@@ -110,6 +129,8 @@ export interface PgProxy {
   close(): Promise<void>;
   /** Sessions past authentication. */
   readonly sessionCount: number;
+  /** Upstream connections of the pool (transaction pooling only). */
+  upstreamStats(): UpstreamPoolStats | undefined;
 }
 
 interface Registered {
@@ -137,6 +158,12 @@ export function createPgProxy(options: PgProxyOptions): PgProxy {
   const perToken = new Map<string, number>();
   const limits = config.limits;
   let server: Server | undefined;
+  const pooling = options.pooling;
+  const pool = pooling
+    ? new UpstreamPool({ ...pooling, connect: (target, params) => connectChecked(target, params, limits.upstreamTimeoutMs), log })
+    : undefined;
+  /** Keys the upstream names of pooled statements: a client cannot guess (and pre-empt) another's. */
+  const statementKey = randomBytes(32);
 
   if (!isLoopback(config.host) && config.host !== 'localhost') {
     if (!secureContext && config.allowInsecure) {
@@ -281,32 +308,38 @@ export function createPgProxy(options: PgProxyOptions): PgProxy {
         );
       }
       const expected = pinnedExpectations(gateSession.upstream);
-      let upstream;
+      let upstream: UpstreamConnection | PooledConnection;
+      let link: PooledLink | undefined;
       try {
-        upstream = await connectUpstream(gateSession.upstream, { ...forwarded, ...gateSession.upstream.parameters }, limits.upstreamTimeoutMs);
+        if (pool) {
+          const target = gateSession.upstream;
+          const params = { ...pooledParameters(forwarded), ...target.parameters };
+          const self: PooledLink = {
+            acquire: () => pool.acquire(target, params, self),
+            release: (c) => pool.release(c, self),
+            statementName: (body) => `baton_${createHmac('sha256', statementKey).update(body).digest('base64url').slice(0, 24)}`,
+            maxStatementsPerConnection: pooling!.maxStatementsPerConnection,
+          };
+          link = self;
+          upstream = await link.acquire();
+        } else {
+          upstream = await connectChecked(gateSession.upstream, { ...forwarded, ...gateSession.upstream.parameters }, limits.upstreamTimeoutMs);
+        }
       } catch (err) {
         gateSession.close?.();
         if (err instanceof UpstreamError) {
           log.error({ event: 'pg.upstream.connect_failed', detail: err.detail }, err.message);
           throw new ProtocolError(err.message, err.sqlstate);
         }
+        if (err instanceof ProtocolError) throw new ProtocolError(err.message, err.sqlstate); // FATAL at start-up
         throw err;
       }
+      const conn = 'conn' in upstream ? upstream.conn : upstream;
       if (expired || client.destroyed) {
-        upstream.socket.destroy();
+        if (link) link.release(upstream as PooledConnection);
+        else conn.socket.destroy();
         gateSession.close?.();
         return;
-      }
-      // The upstream must report the settings the classifier relies on, as pinned.
-      const drift = startupDrift(upstream.parameterStatus, expected.atStartup);
-      if (drift) {
-        upstream.socket.destroy();
-        gateSession.close?.();
-        log.error({ event: 'pg.upstream.setting_drift', setting: drift.name, value: sanitizeText(drift.value, 64) }, 'upstream setting differs from the pinned value');
-        throw new ProtocolError(
-          `upstream session setting ${drift.name} is ${sanitizeText(drift.value, 64)}, the proxy requires ${drift.expected}; refusing the session`,
-          SqlState.ObjectNotInPrerequisiteState,
-        );
       }
       clearTimeout(timer);
       pending.delete(socket);
@@ -315,17 +348,25 @@ export function createPgProxy(options: PgProxyOptions): PgProxy {
       secretKey.writeInt32BE(key.secretKey, 0);
       const releaseSlot = release;
       release = undefined; // owned by the session from here
-      const session = new RelaySession(client, upstream, gateSession, { ...limits, watchedSettings: expected.inSession }, log, () => {
-        sessions.delete(key.processId);
-        releaseSlot();
-      });
+      const session = new RelaySession(
+        client,
+        upstream,
+        gateSession,
+        { ...limits, watchedSettings: expected.inSession },
+        log,
+        () => {
+          sessions.delete(key.processId);
+          releaseSlot();
+        },
+        link,
+      );
       sessions.set(key.processId, { session, secretKey });
       client.write(
         Buffer.concat([
           encodeAuthentication(AuthCode.Ok),
-          ...upstream.parameterStatus,
+          ...(link ? withApplicationName(conn.parameterStatus, applicationName) : conn.parameterStatus),
           encodeBackendKeyData(key.processId, key.secretKey),
-          encodeReadyForQuery(upstream.status),
+          encodeReadyForQuery(conn.status),
         ]),
       );
       session.start(reader.detach());
@@ -377,12 +418,49 @@ export function createPgProxy(options: PgProxyOptions): PgProxy {
       for (const socket of pending) socket.destroy();
       pending.clear();
       for (const { session } of [...sessions.values()]) session.shutdown('57P01', 'terminating connection: proxy shutting down');
+      pool?.close();
       if (srv) await new Promise<void>((resolve) => srv.close(() => resolve()));
     },
     get sessionCount() {
       return sessions.size;
     },
+    upstreamStats() {
+      return pool?.stats();
+    },
   };
+}
+
+/**
+ * Connects upstream and checks that it reports the settings the classifier relies on, as pinned
+ * (a mismatch is refused: UpstreamError 55000).
+ */
+async function connectChecked(target: UpstreamTarget, params: Readonly<Record<string, string>>, timeoutMs: number): Promise<UpstreamConnection> {
+  const upstream = await connectUpstream(target, params, timeoutMs);
+  const drift = startupDrift(upstream.parameterStatus, pinnedExpectations(target).atStartup);
+  if (drift) {
+    upstream.socket.destroy();
+    throw new UpstreamError(
+      SqlState.ObjectNotInPrerequisiteState,
+      `upstream session setting ${drift.name} is ${sanitizeText(drift.value, 64)}, the proxy requires ${drift.expected}; refusing the session`,
+      `setting drift: ${drift.name}`,
+    );
+  }
+  return upstream;
+}
+
+/**
+ * Start-up parameters of a pooled connection: the client's, except application_name, which differs
+ * from client to client and would split the pools (the audit has each session's own); upstream a
+ * pooled connection calls itself `baton (pooled)`.
+ */
+function pooledParameters(forwarded: Readonly<Record<string, string>>): Record<string, string> {
+  return { ...forwarded, application_name: POOLED_APPLICATION_NAME };
+}
+const POOLED_APPLICATION_NAME = 'baton (pooled)';
+
+/** The upstream's ParameterStatus messages with application_name as this client set it. */
+function withApplicationName(messages: readonly Buffer[], applicationName: string | undefined): Buffer[] {
+  return messages.map((m) => (parseParameterStatus(m, 0, m.length).name === 'application_name' ? encodeParameterStatus('application_name', applicationName ?? '') : m));
 }
 
 /** Refuses a connection: the error, then close (data the client sends meanwhile is discarded). */

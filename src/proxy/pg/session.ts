@@ -9,9 +9,13 @@ import {
   ProtocolError,
   SqlState,
   commandRows,
+  encodeBind,
+  encodeClose,
+  encodeDescribe,
   encodeError,
   encodeNotice,
   encodeParse,
+  encodeParseBody,
   encodeQuery,
   encodeSync,
   encodeTerminate,
@@ -23,6 +27,7 @@ import {
 } from './protocol.ts';
 import { sendCancel, type UpstreamConnection } from './upstream.ts';
 import { bindResultFormats, ResultMasker, scrubErrorMessage } from './result-mask.ts';
+import type { PooledConnection } from './upstream-pool.ts';
 
 /**
  * The relay after authentication: one client socket, one upstream connection.
@@ -58,6 +63,10 @@ interface Entry {
   formats?: readonly number[];
   /** Portal: the Bind's parameter section (an approval binds the exact values). */
   parameters?: Buffer;
+  /** Pooled statement: the Parse body as sent (SQL, parameter types), to prepare it on another connection. */
+  body?: Buffer;
+  /** Pooled named statement: its name upstream (a keyed hash of `body`); unnamed: undefined. */
+  upstreamName?: string;
 }
 
 /** Result messages a masker rewrites or follows. */
@@ -106,6 +115,10 @@ class Expectation {
   scrubErrors: ((text: string) => string) | undefined;
   /** A NoticeResponse of the gate's, sent ahead of its first answer. */
   notice: Buffer | undefined;
+  /** Sent by the relay itself (pooling: reset, re-prepare, evict): its answers never reach the client. */
+  hidden = false;
+  /** Undoes what sending it assumed about the pooled connection, if it fails or is skipped. */
+  onFail: (() => void) | undefined;
 
   constructor(
     readonly kind: Kind,
@@ -150,6 +163,24 @@ export interface SessionLimits {
 }
 
 /**
+ * `proxy.pooling: transaction`: how a session borrows upstream connections (server.ts makes one per
+ * session; the session is the pool's "owner" through it).
+ */
+export interface PooledLink {
+  /** A connection at ReadyForQuery 'I' (its last owner tells whether it needs a reset). */
+  acquire(): Promise<PooledConnection>;
+  /** Gives it back (closed instead when `reusable` is false). */
+  release(c: PooledConnection): void;
+  /** The upstream name of a named statement with this Parse body (a keyed hash: not guessable). */
+  statementName(body: Buffer): string;
+  /** Statements kept prepared per upstream connection; the least recently used are closed beyond it. */
+  readonly maxStatementsPerConnection: number;
+}
+
+/** Sent to a pooled connection before a different session uses it: nothing of the last one's session survives. */
+const POOL_RESET = encodeQuery('DISCARD ALL');
+
+/**
  * One proxied session. Create after the upstream is authenticated, then `start()`.
  *
  * @example
@@ -158,7 +189,16 @@ export interface SessionLimits {
  */
 export class RelaySession {
   private readonly framer: MessageFramer;
-  private readonly upstream: Socket;
+  /** The upstream connection; undefined while a pooled session holds none. */
+  private upstream: Socket | undefined;
+  private up: UpstreamConnection | undefined;
+  /** The pooled connection held now (pooling only). */
+  private lease: PooledConnection | undefined;
+  /**
+   * Pooling: nothing has been sent to the upstream since it said ReadyForQuery 'I' with nothing
+   * outstanding — the only point at which its connection may go to another session.
+   */
+  private upstreamIdle = false;
   private readonly target: UpstreamTarget;
   private readonly statements = new Map<string, Entry>();
   private readonly portals = new Map<string, Entry>();
@@ -222,13 +262,22 @@ export class RelaySession {
 
   constructor(
     private readonly client: Socket,
-    private readonly up: UpstreamConnection,
+    up: UpstreamConnection | PooledConnection,
     private readonly gate: GateSession,
     private readonly limits: SessionLimits,
     private readonly log: ProxyLogger,
     private readonly onClose: () => void,
+    /** Pooling (`up` is then the connection the start-up borrowed). */
+    private readonly pooled?: PooledLink,
   ) {
-    this.upstream = up.socket;
+    if ('conn' in up) {
+      this.lease = up;
+      this.up = up.conn;
+      this.upstreamIdle = true;
+    } else {
+      this.up = up;
+    }
+    this.upstream = this.up.socket;
     this.target = gate.upstream;
     this.framer = new MessageFramer(limits.maxMessageBytes);
     this.throwawayPrefix = `baton_deny_${process.hrtime.bigint().toString(36)}_`;
@@ -242,18 +291,177 @@ export class RelaySession {
     this.client.on('error', this.onSocketError);
     this.client.on('close', this.onClientClose);
     this.client.on('drain', this.onClientDrain);
-    this.upstream.on('data', this.onUpstreamData);
-    this.upstream.on('error', this.onSocketError);
-    this.upstream.on('close', this.onUpstreamClose);
-    this.upstream.on('drain', this.onUpstreamDrain);
-    this.upstream.setNoDelay(true);
+    this.listenUpstream(this.upstream!);
     this.client.setNoDelay?.(true);
     // Paused by the server while authenticating, so nothing piled up unread meanwhile.
     this.client.resume();
-    if (this.up.rest.length) this.onUpstreamData(this.up.rest);
+    if (this.up!.rest.length) this.onUpstreamData(this.up!.rest);
     if (clientRest.length) this.onClientData(clientRest);
     const idle = this.limits.idleSessionTimeoutMs ?? 0;
     if (idle > 0 && !this.closed) this.idleTimer = setTimeout(this.onIdleTimer, idle);
+    this.maybeDetach();
+  }
+
+  private listenUpstream(socket: Socket): void {
+    socket.on('data', this.onUpstreamData);
+    socket.on('error', this.onSocketError);
+    socket.on('close', this.onUpstreamClose);
+    socket.on('drain', this.onUpstreamDrain);
+    socket.setNoDelay(true);
+    socket.resume();
+  }
+
+  private unlistenUpstream(socket: Socket): void {
+    socket.off('data', this.onUpstreamData);
+    socket.off('error', this.onSocketError);
+    socket.off('close', this.onUpstreamClose);
+    socket.off('drain', this.onUpstreamDrain);
+    // nothing it sends from here is lost unseen: the pool (or the next session) reads it
+    socket.pause();
+  }
+
+  // ───────────────────────────── pooling ─────────────────────────────
+
+  /**
+   * Borrows a connection for the next transaction. A connection another session used last is reset
+   * first (DISCARD ALL, pipelined ahead of the client's message): the second lock behind the gate's
+   * refusal of statements that leave session state — whatever the classifier missed does not cross
+   * to another session.
+   */
+  private attach(): Promise<void> {
+    return this.pooled!.acquire().then((lease) => {
+      if (this.closed) {
+        this.pooled!.release(lease);
+        return;
+      }
+      this.lease = lease;
+      this.up = lease.conn;
+      this.upstream = lease.conn.socket;
+      this.listenUpstream(this.upstream);
+      this.txStatus = 0x49;
+      this.upstreamIdle = true;
+      if (lease.lastOwner !== undefined && lease.lastOwner !== this.pooled) {
+        lease.statements.clear();
+        lease.unnamed = undefined;
+        const reset = new Expectation(Kind.Query);
+        reset.hidden = true;
+        this.enqueue(reset);
+        this.push(POOL_RESET);
+      }
+    });
+  }
+
+  /** Gives the connection back once the upstream is idle and nothing of this session is outstanding. */
+  private maybeDetach(): void {
+    if (!this.pooled || this.lease === undefined || this.closed || this.stopped || this.busy || !this.upstreamIdle) return;
+    if (this.txStatus !== 0x49 || this.qHead < this.queue.length || this.pendingHolds.size > 0 || this.held.active) return;
+    if (this.out.length > 0 || this.runBuf !== undefined || this.upSkip > 0 || this.upCarry !== undefined) return;
+    if (this.poisoned || this.failedBeforeSync || this.dropUntilReady || this.fatalPending !== undefined) return;
+    const lease = this.lease;
+    this.unlistenUpstream(lease.conn.socket);
+    this.lease = undefined;
+    this.up = undefined;
+    this.upstream = undefined;
+    this.pooled.release(lease);
+  }
+
+  /**
+   * Pooled Parse: a named statement goes upstream under the keyed hash of its body (equal text from
+   * any session is one upstream statement; a client's names never reach the upstream), replacing a
+   * copy the connection may hold; the unnamed one as is.
+   */
+  private forwardParse(e: Expectation, entry: Entry | undefined, name: string, body: Buffer): void {
+    const lease = this.lease!;
+    const copy = Buffer.from(body);
+    if (entry) entry.body = copy;
+    if (name === '') {
+      if (entry) {
+        lease.unnamed = { owner: this.pooled!, entry };
+        e.onFail = () => {
+          if (lease.unnamed?.entry === entry) lease.unnamed = undefined;
+        };
+      }
+      this.enqueue(e);
+      this.push(encodeParseBody('', copy));
+      return;
+    }
+    const upstreamName = this.pooled!.statementName(copy);
+    if (entry) entry.upstreamName = upstreamName;
+    if (lease.statements.has(upstreamName)) this.hiddenClose(upstreamName);
+    this.makeRoom(lease);
+    lease.statements.set(upstreamName, true);
+    e.onFail = () => lease.statements.delete(upstreamName);
+    this.enqueue(e);
+    this.push(encodeParseBody(upstreamName, copy));
+  }
+
+  /** Pooled Bind/Describe of a statement: prepared on this connection first if it is not there. */
+  private ensurePrepared(entry: Entry): string {
+    const lease = this.lease!;
+    const body = entry.body!;
+    const name = entry.upstreamName;
+    if (name === undefined) {
+      if (lease.unnamed !== undefined && lease.unnamed.owner === this.pooled && lease.unnamed.entry === entry) return '';
+      lease.unnamed = { owner: this.pooled!, entry };
+      this.hiddenParse('', body, () => {
+        if (lease.unnamed?.entry === entry) lease.unnamed = undefined;
+      });
+      return '';
+    }
+    if (lease.statements.delete(name)) {
+      lease.statements.set(name, true); // most recently used
+      return name;
+    }
+    this.makeRoom(lease);
+    lease.statements.set(name, true);
+    this.hiddenParse(name, body, () => lease.statements.delete(name));
+    return name;
+  }
+
+  private hiddenParse(name: string, body: Buffer, onFail: () => void): void {
+    const e = new Expectation(Kind.Parse);
+    e.hidden = true;
+    e.onFail = onFail;
+    this.enqueue(e);
+    this.push(encodeParseBody(name, body));
+  }
+
+  private hiddenClose(name: string): void {
+    const e = new Expectation(Kind.Close);
+    e.hidden = true;
+    this.enqueue(e);
+    this.push(encodeClose('S', name));
+  }
+
+  /** Keeps a connection's prepared statements within the limit (least recently used closed first). */
+  private makeRoom(lease: PooledConnection): void {
+    while (lease.statements.size >= this.pooled!.maxStatementsPerConnection) {
+      const oldest = lease.statements.keys().next().value!;
+      lease.statements.delete(oldest);
+      this.hiddenClose(oldest);
+    }
+  }
+
+  /**
+   * Pooled Close of a statement: its upstream copy goes too (another session's later use prepares it
+   * again). A name this session never prepared closes a name that cannot exist upstream (no error,
+   * as in PostgreSQL), never another session's statement.
+   */
+  private closeUpstream(entry: Entry | undefined): string {
+    const lease = this.lease!;
+    if (entry?.body === undefined) return `${this.throwawayPrefix}closed`;
+    if (entry.upstreamName === undefined) {
+      if (lease.unnamed?.entry === entry) lease.unnamed = undefined;
+      return lease.unnamed === undefined ? '' : `${this.throwawayPrefix}closed`;
+    }
+    lease.statements.delete(entry.upstreamName);
+    return entry.upstreamName;
+  }
+
+  /** A pooled client names a statement it never prepared (or whose Parse failed): refused here, as PostgreSQL would. */
+  private unknownStatement(name: string, buf: Buffer, start: number, end: number): void {
+    const what = name === '' ? 'unnamed prepared statement does not exist' : `prepared statement "${name}" does not exist`;
+    this.decided({ allow: false, sqlstate: SqlState.InvalidSqlStatementName, message: what }, Kind.Bind, '', buf, start, end);
   }
 
   /**
@@ -274,6 +482,9 @@ export class RelaySession {
 
   /** Cancels the running upstream statement (the client's CancelRequest, mapped to the real key). */
   cancel(): void {
+    if (!this.up) return; // pooled and between transactions: nothing runs
+    // a pooled connection the signal may reach late is never handed to another session
+    if (this.lease) this.lease.reusable = false;
     sendCancel(this.target, this.up.processId, this.up.secretKey);
   }
 
@@ -298,7 +509,7 @@ export class RelaySession {
       while (!this.stopped) {
         const type = f.next();
         if (type < 0) break;
-        const pending = this.handleClient(type, f.buf, f.start, f.end);
+        const pending = this.upstream === undefined && type !== Frontend.Terminate ? this.attachFor(type, f.buf, f.start, f.end) : this.handleClient(type, f.buf, f.start, f.end);
         if (pending) {
           this.busy = true;
           this.flushUpstream();
@@ -320,6 +531,20 @@ export class RelaySession {
       return;
     }
     this.flushUpstream();
+    this.maybeDetach();
+  }
+
+  /** Pooling: a message arrived between transactions; it is handled once a connection is borrowed. */
+  private attachFor(type: number, buf: Buffer, start: number, end: number): Promise<void> {
+    return this.attach().then(
+      () => (this.closed ? undefined : this.handleClient(type, buf, start, end)),
+      (err: unknown) => {
+        // like pgbouncer's query_wait_timeout: the client is told why and disconnected
+        const e = err as { sqlstate?: string; message?: string };
+        this.log.warn({ event: 'pg.pool.acquire_failed', err: String(e?.message ?? err) }, 'no upstream connection for the session');
+        this.terminate(encodeError('FATAL', e?.sqlstate ?? SqlState.ConnectionFailure, e?.message ?? 'upstream connection failed'));
+      },
+    );
   }
 
   private handleClient(type: number, buf: Buffer, start: number, end: number): Promise<void> | undefined {
@@ -353,14 +578,24 @@ export class RelaySession {
       case Frontend.Bind: {
         const [portal, afterPortal] = readCString(buf, body, end);
         const [statement, afterStatement] = readCString(buf, afterPortal, end);
-        const e = new Expectation(Kind.Bind);
         const prepared = this.statements.get(statement);
+        if (this.pooled && prepared?.body === undefined) {
+          this.unknownStatement(statement, buf, start, end);
+          return undefined;
+        }
+        const e = new Expectation(Kind.Bind);
         const entry: Entry = { sql: prepared?.sql, confirmed: false, parameters: buf.subarray(afterStatement, end) };
         if (prepared?.mask) {
           entry.mask = prepared.mask;
           entry.formats = bindResultFormats(buf, afterStatement, end) ?? [];
         }
         this.track(e, this.portals, portal, entry);
+        if (this.pooled) {
+          const upstreamName = this.ensurePrepared(prepared!);
+          this.enqueue(e);
+          this.push(encodeBind(portal, upstreamName, buf.subarray(afterStatement, end)));
+          return undefined;
+        }
         this.enqueue(e);
         this.pass(buf, start, end);
         return undefined;
@@ -379,8 +614,19 @@ export class RelaySession {
         const e = new Expectation(Kind.Describe);
         if (end - body >= 2) {
           const [name] = readCString(buf, body + 1, end);
-          const described = buf[body] === 0x53 /* S */ ? this.statements.get(name) : this.portals.get(name);
+          const statement = buf[body] === 0x53; /* S */
+          const described = statement ? this.statements.get(name) : this.portals.get(name);
           if (described?.mask) e.masker = new ResultMasker(described.mask, described.formats);
+          if (this.pooled && statement) {
+            if (described?.body === undefined) {
+              this.unknownStatement(name, buf, start, end);
+              return undefined;
+            }
+            const upstreamName = this.ensurePrepared(described);
+            this.enqueue(e);
+            this.push(encodeDescribe('S', upstreamName));
+            return undefined;
+          }
         }
         this.enqueue(e);
         this.pass(buf, start, end);
@@ -393,9 +639,11 @@ export class RelaySession {
         const map = which === 0x53 /* S */ ? this.statements : which === 0x50 /* P */ ? this.portals : undefined;
         if (!map) throw new ProtocolError('invalid Close message');
         const e = new Expectation(Kind.Close);
+        const closed = map.get(name);
         this.track(e, map, name, undefined);
         this.enqueue(e);
-        this.pass(buf, start, end);
+        if (this.pooled && map === this.statements) this.push(encodeClose('S', this.closeUpstream(closed)));
+        else this.pass(buf, start, end);
         return undefined;
       }
       case Frontend.Sync: {
@@ -555,7 +803,12 @@ export class RelaySession {
         if (!this.statements.has(name) && this.statements.size >= this.limits.maxPreparedStatements) {
           throw new ProtocolError('too many prepared statements', SqlState.ProgramLimitExceeded);
         }
-        this.track(e, this.statements, name, mask ? { sql, confirmed: false, mask } : { sql, confirmed: false });
+        const entry: Entry = mask ? { sql, confirmed: false, mask } : { sql, confirmed: false };
+        this.track(e, this.statements, name, entry);
+        if (this.pooled) {
+          this.forwardParse(e, entry, name, parseBody(buf, start, end));
+          return;
+        }
       } else if (mask) {
         e.masker = new ResultMasker(mask, kind === Kind.Execute ? (this.portals.get(name)?.formats ?? []) : undefined);
       }
@@ -579,9 +832,13 @@ export class RelaySession {
       substitute = encodeQuery(marker);
     } else if (kind === Kind.Parse) {
       e = new Expectation(Kind.Parse, undefined, deny);
-      substitute = encodeParse(name, marker);
-      // Postgres drops the unnamed statement before parsing; a named one is left as it was.
-      if (name === '') this.track(e, this.statements, '', undefined);
+      // Postgres drops the unnamed statement before parsing; a named one is left as it was. (Pooled:
+      // client names never go upstream.)
+      substitute = encodeParse(this.pooled && name !== '' ? `${this.throwawayPrefix}${this.seq}` : name, marker);
+      if (name === '') {
+        this.track(e, this.statements, '', undefined);
+        if (this.lease) this.lease.unnamed = undefined;
+      }
     } else {
       e = new Expectation(Kind.Parse, undefined, deny);
       substitute = encodeParse(`${this.throwawayPrefix}${this.seq}`, marker);
@@ -615,6 +872,9 @@ export class RelaySession {
 
   private enqueue(e: Expectation): void {
     if (e.txControl) this.txControlQueued++;
+    this.upstreamIdle = false;
+    // a simple Query destroys the unnamed statement (PostgreSQL's protocol)
+    if (e.kind === Kind.Query && this.lease) this.lease.unnamed = undefined;
     if (e.kind === Kind.Sync) {
       this.skipUntilSync = false;
     } else if (this.skipUntilSync) {
@@ -658,12 +918,13 @@ export class RelaySession {
       return;
     }
     this.out = [];
+    if (!this.upstream) throw new Error('no upstream connection to write to');
     writeAll(this.upstream, out);
     if (this.upstream.writableNeedDrain) this.updateClientFlow();
   }
 
   private updateClientFlow(): void {
-    const pause = this.busy || this.stopped || this.upstream.writableNeedDrain;
+    const pause = this.busy || this.stopped || this.upstream?.writableNeedDrain === true;
     if (pause && !this.clientPaused) {
       this.clientPaused = true;
       this.client.pause();
@@ -800,6 +1061,7 @@ export class RelaySession {
     // queued behind the hold) go now; then backpressure
     this.releaseHeld();
     if (this.fatalPending) this.sendFatalPending();
+    else this.maybeDetach();
   };
 
   /**
@@ -808,6 +1070,8 @@ export class RelaySession {
    * 57P03 error takes the place of its first message.
    */
   private routeOf(owner: Expectation | undefined, type: number): Route {
+    // the relay's own messages: only a failed re-prepare is the client's business (its Bind fails)
+    if (owner?.hidden && !(type === Backend.ErrorResponse && owner.kind === Kind.Parse)) return Route.Drop;
     if (this.dropUntilReady) {
       if (type !== Backend.ReadyForQuery) return Route.Drop;
       this.dropUntilReady = false;
@@ -870,6 +1134,7 @@ export class RelaySession {
     }
     this.wakeHoldWaiters();
     this.releaseHeld();
+    this.maybeDetach();
   }
 
   private readonly holdWaiters: (() => void)[] = [];
@@ -894,7 +1159,7 @@ export class RelaySession {
 
   /** Past `maxHeldBytes` of held output, stop reading the upstream until it is released. */
   private applyHeldBackpressure(): void {
-    if (this.closed) return;
+    if (this.closed || !this.upstream) return;
     if (this.held.bytes > this.maxHeldBytes) {
       if (!this.upstream.isPaused()) this.upstream.pause();
     } else if (this.upstream.isPaused() && !this.client.writableNeedDrain) {
@@ -974,10 +1239,14 @@ export class RelaySession {
     if (type === Backend.ParameterStatus) return this.onParameterStatus(buf, start, end);
     if (type === Backend.CommandComplete) {
       const [tag] = readCString(buf, start + 5, end);
-      if (tag === 'DEALLOCATE ALL' || tag === 'DISCARD ALL') {
-        for (const [name, entry] of this.statements) if (entry.confirmed) this.statements.delete(name);
-      }
       const head = this.peek();
+      if ((tag === 'DEALLOCATE ALL' || tag === 'DISCARD ALL') && !head?.hidden) {
+        for (const [name, entry] of this.statements) if (entry.confirmed) this.statements.delete(name);
+        if (this.lease) {
+          this.lease.statements.clear();
+          this.lease.unnamed = undefined;
+        }
+      }
       if (head?.kind === Kind.Query) head.tag = tag;
       else if (head?.kind === Kind.Execute) this.finalize(this.shift()!, 'ok', tag);
       return undefined;
@@ -992,6 +1261,7 @@ export class RelaySession {
         this.finalize(e, 'skipped');
       }
       this.txStatus = buf[start + 5]!;
+      if (this.txStatus === 0x49 /* I */ && this.qHead >= this.queue.length) this.upstreamIdle = true;
       // statements still queued may yet begin or end a block; those answered no longer can
       let txControl = 0;
       for (let k = this.qHead; k < this.queue.length; k++) if (this.queue[k]!.txControl) txControl++;
@@ -1035,6 +1305,14 @@ export class RelaySession {
     }
     const head = this.peek();
     if (!head || head.kind === Kind.Sync) return undefined; // e.g. a deferred constraint failing at commit
+    if (head.hidden && head.kind === Kind.Query) {
+      // the reset of a pooled connection failed: it cannot be trusted with this session
+      this.log.error({ event: 'pg.pool.reset_failed', sqlstate: fields.code }, 'pooled connection reset failed');
+      if (this.lease) this.lease.reusable = false;
+      this.stopped = true;
+      this.fatalPending = encodeError('FATAL', SqlState.ConnectionFailure, 'baton: resetting the pooled upstream connection failed');
+      return Buffer.alloc(0);
+    }
     let replacement: Buffer | undefined = head.scrubErrors && !head.deny ? scrubErrorMessage(buf, start, end, head.scrubErrors) : undefined;
     if (head.deny) {
       if (!fields.message.includes(head.deny.marker)) {
@@ -1066,6 +1344,7 @@ export class RelaySession {
 
   /** Settles an expectation: confirm or undo its tracking, report the outcome. */
   private finalize(e: Expectation, status: Outcome, tag?: string, sqlstate?: string): void {
+    if (status !== 'ok') e.onFail?.();
     if (e.map) {
       if (status === 'ok') {
         if (e.entry) e.entry.confirmed = true;
@@ -1111,11 +1390,11 @@ export class RelaySession {
   private writeClient(...bufs: Buffer[]): void {
     if (bufs.length === 0 || this.client.destroyed) return;
     writeAll(this.client, bufs);
-    if (this.client.writableNeedDrain && !this.upstream.isPaused()) this.upstream.pause();
+    if (this.client.writableNeedDrain && this.upstream && !this.upstream.isPaused()) this.upstream.pause();
   }
 
   private readonly onClientDrain = (): void => {
-    if (!this.closed && this.upstream.isPaused() && this.held.bytes <= this.maxHeldBytes) this.upstream.resume();
+    if (!this.closed && this.upstream?.isPaused() && this.held.bytes <= this.maxHeldBytes) this.upstream.resume();
   };
 
   // ───────────────────────────── ending ─────────────────────────────
@@ -1156,6 +1435,9 @@ export class RelaySession {
     this.held.clear(); // never delivered: their entries were not durable
     this.wakeHoldWaiters();
     if (this.idleTimer) clearTimeout(this.idleTimer);
+    // a pooled connection goes back only when it is idle with nothing of this session outstanding
+    const lease = this.lease;
+    const clean = lease !== undefined && this.upstreamIdle && this.txStatus === 0x49 && this.qHead >= this.queue.length && this.upSkip === 0 && this.upCarry === undefined && !this.upstreamFatal;
     for (let e = this.shift(); e; e = this.shift()) this.finalize(e, 'unknown');
     if (!this.client.destroyed) {
       if (fatal) this.client.end(fatal);
@@ -1163,8 +1445,18 @@ export class RelaySession {
       // A client that never closes its side does not keep the socket.
       setTimeout(() => this.client.destroy(), 2_000).unref();
     }
-    if (!this.upstream.destroyed) this.upstream.end(encodeTerminate());
-    setTimeout(() => this.upstream.destroy(), 2_000).unref();
+    if (lease) {
+      this.unlistenUpstream(lease.conn.socket);
+      if (!clean) lease.reusable = false;
+      this.lease = undefined;
+      this.pooled!.release(lease);
+    } else if (this.upstream) {
+      const upstream = this.upstream;
+      if (!upstream.destroyed) upstream.end(encodeTerminate());
+      setTimeout(() => upstream.destroy(), 2_000).unref();
+    }
+    this.upstream = undefined;
+    this.up = undefined;
     try {
       this.gate.close?.();
     } catch (err) {
@@ -1192,4 +1484,10 @@ function writeAll(socket: Socket, bufs: Buffer[]): void {
   socket.cork();
   for (const b of bufs) socket.write(b);
   socket.uncork();
+}
+
+/** The body of a Parse message after the statement name: SQL text and parameter types, as sent. */
+function parseBody(buf: Buffer, start: number, end: number): Buffer {
+  const [, afterName] = readCString(buf, start + 5, end);
+  return buf.subarray(afterName, end);
 }

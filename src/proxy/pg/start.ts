@@ -41,12 +41,13 @@ export interface RunningPgProxy {
 
 type ProxyConfig = Config['proxy'];
 /** `config.proxy`; the keys with defaults may be omitted (programmatic use, tests). */
-export type PgProxyConfig = Omit<ProxyConfig, 'limits' | 'statementTimeoutMs' | 'allowSuperuserUpstream' | 'upstreamIdentity' | 'http'> &
-  Partial<Pick<ProxyConfig, 'statementTimeoutMs' | 'allowSuperuserUpstream'>> & { limits?: Partial<ProxyConfig['limits']> };
+export type PgProxyConfig = Omit<ProxyConfig, 'limits' | 'statementTimeoutMs' | 'allowSuperuserUpstream' | 'upstreamIdentity' | 'http' | 'pooling' | 'pool'> &
+  Partial<Pick<ProxyConfig, 'statementTimeoutMs' | 'allowSuperuserUpstream' | 'pooling'>> & { limits?: Partial<ProxyConfig['limits']>; pool?: Partial<ProxyConfig['pool']> };
 
 /** Defaults of the keys `PgProxyConfig` may omit (the config schema has the same). */
 export const PG_PROXY_CONFIG_DEFAULTS = Object.freeze({
   statementTimeoutMs: 30_000,
+  pool: Object.freeze({ size: 20, acquireTimeoutMs: 30_000, idleTimeoutMs: 60_000, maxStatementsPerConnection: 256 }),
   offThreadClassifyChars: 16 * 1024,
   classifyWorkers: 2,
   classifyTimeoutMs: 5_000,
@@ -94,6 +95,7 @@ export async function startPgProxy(config: PgProxyConfig, deps: PgProxyDeps): Pr
     ordering: deps.auditOrdering ?? 'default',
     ...deps.enforcement,
     ...(deps.upstreamIdentity ? { upstreamIdentity: deps.upstreamIdentity } : {}),
+    ...(config.pooling === 'transaction' ? { pooling: 'transaction' as const } : {}),
     ...(log ? { log } : {}),
   });
   const tls = deps.tls ?? (config.tls ? { cert: readFileSync(config.tls.certFile, 'utf8'), key: readFileSync(config.tls.keyFile, 'utf8') } : undefined);
@@ -107,6 +109,7 @@ export async function startPgProxy(config: PgProxyConfig, deps: PgProxyDeps): Pr
       ...pick(limits, ['maxSessionsPerToken', 'maxConnectionsPerAddress', 'maxStartingConnections', 'maxConnections', 'startupTimeoutMs', 'idleSessionTimeoutMs', 'maxStatementBytes']),
     },
     ...(tls ? { tls } : {}),
+    ...(config.pooling === 'transaction' ? { pooling: { ...PG_PROXY_CONFIG_DEFAULTS.pool, ...config.pool } } : {}),
     ...(deps.logger ? { logger: deps.logger } : {}),
   });
   const address = await proxy.listen();
