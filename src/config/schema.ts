@@ -274,6 +274,11 @@ export const ConfigSchema = z.strictObject({
           idleTimeoutMs: z.number().int().min(1_000).default(60_000),
           /** Protocol-level prepared statements kept per upstream connection (least recently used closed beyond). */
           maxStatementsPerConnection: z.number().int().min(1).default(256),
+          /**
+           * A session quiet this long inside a transaction is ended (25P03): it would keep a shared
+           * connection from every other session. ms; 0 = never.
+           */
+          idleInTransactionTimeoutMs: z.number().int().min(0).default(60_000),
         })
         .prefault({}),
       /** The HTTP enforcement proxy (REST, MCP, Kubernetes): off unless it has upstreams (or in dev). */

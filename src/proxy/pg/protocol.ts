@@ -103,6 +103,7 @@ export const SqlState = {
   InsufficientResources: '53000',
   ObjectNotInPrerequisiteState: '55000',
   IdleSessionTimeout: '57P05',
+  IdleInTransactionTimeout: '25P03',
   AdminShutdown: '57P01',
   InvalidSqlStatementName: '26000',
   CannotConnectNow: '57P03',

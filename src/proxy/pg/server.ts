@@ -98,6 +98,8 @@ export interface PgPoolingOptions {
   idleTimeoutMs: number;
   /** Protocol-level statements kept prepared per upstream connection (least recently used closed beyond). */
   maxStatementsPerConnection: number;
+  /** A session quiet this long inside a transaction is ended (25P03), freeing its connection; 0 = never. */
+  idleInTransactionTimeoutMs: number;
 }
 
 /** Options of `createPgProxy`. */
@@ -319,6 +321,7 @@ export function createPgProxy(options: PgProxyOptions): PgProxy {
             release: (c) => pool.release(c, self),
             statementName: (body) => `baton_${createHmac('sha256', statementKey).update(body).digest('base64url').slice(0, 24)}`,
             maxStatementsPerConnection: pooling!.maxStatementsPerConnection,
+            idleInTransactionMs: pooling!.idleInTransactionTimeoutMs,
           };
           link = self;
           upstream = await link.acquire();

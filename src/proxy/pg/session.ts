@@ -173,8 +173,10 @@ export interface PooledLink {
   release(c: PooledConnection): void;
   /** The upstream name of a named statement with this Parse body (a keyed hash: not guessable). */
   statementName(body: Buffer): string;
-  /** Statements kept prepared per upstream connection; the least recently used are closed beyond it. */
+  /** Protocol-level statements kept prepared per upstream connection; the least recently used are closed beyond it. */
   readonly maxStatementsPerConnection: number;
+  /** A session quiet this long inside a transaction, holding a connection, is ended (0 = never). */
+  readonly idleInTransactionMs: number;
 }
 
 /** Sent to a pooled connection before a different session uses it: nothing of the last one's session survives. */
@@ -199,6 +201,8 @@ export class RelaySession {
    * outstanding — the only point at which its connection may go to another session.
    */
   private upstreamIdle = false;
+  /** Pooling: ends a session that holds a connection in an idle transaction (see PooledLink). */
+  private holdTimer: NodeJS.Timeout | undefined;
   private readonly target: UpstreamTarget;
   private readonly statements = new Map<string, Entry>();
   private readonly portals = new Map<string, Entry>();
@@ -299,6 +303,7 @@ export class RelaySession {
     if (clientRest.length) this.onClientData(clientRest);
     const idle = this.limits.idleSessionTimeoutMs ?? 0;
     if (idle > 0 && !this.closed) this.idleTimer = setTimeout(this.onIdleTimer, idle);
+    if (this.lease) this.armHoldTimer();
     this.maybeDetach();
   }
 
@@ -340,6 +345,7 @@ export class RelaySession {
       this.listenUpstream(this.upstream);
       this.txStatus = 0x49;
       this.upstreamIdle = true;
+      this.armHoldTimer();
       if (lease.lastOwner !== undefined && lease.lastOwner !== this.pooled) {
         lease.statements.clear();
         lease.unnamed = undefined;
@@ -359,11 +365,42 @@ export class RelaySession {
     if (this.poisoned || this.failedBeforeSync || this.dropUntilReady || this.fatalPending !== undefined) return;
     const lease = this.lease;
     this.unlistenUpstream(lease.conn.socket);
+    this.disarmHoldTimer();
     this.lease = undefined;
     this.up = undefined;
     this.upstream = undefined;
     this.pooled.release(lease);
   }
+
+  /**
+   * A session that opens a transaction and goes quiet keeps a shared connection from everyone else:
+   * past `idleInTransactionMs` without traffic (nothing outstanding) it is ended with FATAL 25P03 and
+   * the upstream transaction rolled back with the connection. The hot path only stores a timestamp.
+   */
+  private armHoldTimer(): void {
+    const limit = this.pooled!.idleInTransactionMs;
+    if (limit > 0 && this.holdTimer === undefined) this.holdTimer = setTimeout(this.onHoldTimer, limit);
+  }
+
+  private disarmHoldTimer(): void {
+    if (this.holdTimer !== undefined) clearTimeout(this.holdTimer);
+    this.holdTimer = undefined;
+  }
+
+  private readonly onHoldTimer = (): void => {
+    this.holdTimer = undefined;
+    if (this.closed || this.lease === undefined) return;
+    const limit = this.pooled!.idleInTransactionMs;
+    const quietFor = Date.now() - this.lastActivity;
+    if (quietFor >= limit && !this.busy && this.qHead >= this.queue.length && this.txStatus !== 0x49) {
+      this.log.info({ event: 'pg.pool.idle_in_transaction', idleMs: quietFor }, 'session idle in a transaction on a pooled connection ended');
+      this.terminate(
+        encodeError('FATAL', SqlState.IdleInTransactionTimeout, `terminating connection: idle in a transaction for ${quietFor} ms while holding a shared upstream connection (limit proxy.pool.idleInTransactionTimeoutMs = ${limit})`),
+      );
+      return;
+    }
+    this.holdTimer = setTimeout(this.onHoldTimer, Math.max(limit - quietFor, 100));
+  };
 
   /**
    * Pooled Parse: a named statement goes upstream under the keyed hash of its body (equal text from
@@ -1435,6 +1472,7 @@ export class RelaySession {
     this.held.clear(); // never delivered: their entries were not durable
     this.wakeHoldWaiters();
     if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.disarmHoldTimer();
     // a pooled connection goes back only when it is idle with nothing of this session outstanding
     const lease = this.lease;
     const clean = lease !== undefined && this.upstreamIdle && this.txStatus === 0x49 && this.qHead >= this.queue.length && this.upSkip === 0 && this.upCarry === undefined && !this.upstreamFatal;

@@ -47,7 +47,7 @@ export type PgProxyConfig = Omit<ProxyConfig, 'limits' | 'statementTimeoutMs' | 
 /** Defaults of the keys `PgProxyConfig` may omit (the config schema has the same). */
 export const PG_PROXY_CONFIG_DEFAULTS = Object.freeze({
   statementTimeoutMs: 30_000,
-  pool: Object.freeze({ size: 20, acquireTimeoutMs: 30_000, idleTimeoutMs: 60_000, maxStatementsPerConnection: 256 }),
+  pool: Object.freeze({ size: 20, acquireTimeoutMs: 30_000, idleTimeoutMs: 60_000, maxStatementsPerConnection: 256, idleInTransactionTimeoutMs: 60_000 }),
   offThreadClassifyChars: 16 * 1024,
   classifyWorkers: 2,
   classifyTimeoutMs: 5_000,

@@ -17,7 +17,7 @@ let db: string;
 const proxies: PgProxy[] = [];
 const clients: pg.Client[] = [];
 
-const POOL: PgPoolingOptions = { size: 1, acquireTimeoutMs: 10_000, idleTimeoutMs: 60_000, maxStatementsPerConnection: 256 };
+const POOL: PgPoolingOptions = { size: 1, acquireTimeoutMs: 10_000, idleTimeoutMs: 60_000, maxStatementsPerConnection: 256, idleInTransactionTimeoutMs: 60_000 };
 
 async function pooledProxy(pooling: Partial<PgPoolingOptions> = {}): Promise<{ proxy: PgProxy; port: number }> {
   const { gate } = testGate(db);
@@ -100,6 +100,20 @@ describe('sharing', () => {
     expect((await a.query('SELECT pg_backend_pid() AS p')).rows[0].p).toBe(pid);
     await a.query('COMMIT');
     expect(await bQuery).toBe(pid); // the one connection, handed on
+  });
+
+  it('a session idle inside a transaction past idleInTransactionTimeoutMs is ended (25P03), its transaction rolled back, the connection freed', async () => {
+    const { port } = await pooledProxy({ size: 1, idleInTransactionTimeoutMs: 400 });
+    const a = await client(port);
+    const b = await client(port);
+    const ended = new Promise<{ code?: string; message?: string }>((resolve) => a.once('error', resolve));
+    await a.query('BEGIN');
+    await a.query("INSERT INTO items VALUES (999, 'never committed')");
+    const started = Date.now();
+    // B waits for the one connection; A goes quiet and loses it
+    expect((await b.query('SELECT count(*)::int AS n FROM items WHERE id = 999')).rows[0].n).toBe(0);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(350);
+    expect(await ended).toMatchObject({ code: '25P03', message: expect.stringContaining('proxy.pool.idleInTransactionTimeoutMs = 400') });
   });
 
   it('no free connection within acquireTimeoutMs: the waiting client is told (53300) and disconnected; the pool goes on', async () => {
