@@ -32,8 +32,8 @@ export interface Cluster {
   appdbUrl: string;
   keysFile: string;
   startBroker(name: string): Promise<ClusterBroker>;
-  /** A proxy resyncing revocations (and fetching keys) from `broker`. */
-  startProxy(name: string, broker: { url: string }, env?: Record<string, string>): Promise<ClusterProxy>;
+  /** A proxy resyncing revocations (and fetching keys) from `broker`; `proxy` adds to its `proxy` config. */
+  startProxy(name: string, broker: { url: string }, env?: Record<string, string>, proxy?: Record<string, unknown>): Promise<ClusterProxy>;
   /** One RFC 8693 exchange at `broker` (with a fresh OIDC token unless one is given). */
   exchange(broker: { url: string }, subjectToken?: string): Promise<{ status: number; token?: string }>;
   /** Stops every process started, then drops the databases. */
@@ -74,10 +74,10 @@ export async function startCluster(area: string): Promise<Cluster> {
       await p.waitFor(/broker listening/, `broker ${name}`);
       return Object.assign(p, { url: `http://127.0.0.1:${port}` });
     },
-    async startProxy(name, broker, env = {}) {
+    async startProxy(name, broker, env = {}, proxy = {}) {
       const port = await freePort();
       const config = join(scratch, `${name}.json`);
-      writeFileSync(config, JSON.stringify({ mode: 'production', proxy: { host: '127.0.0.1', port, upstreams: { appdb: { url: appdbUrl } }, policyFile: POLICY } }));
+      writeFileSync(config, JSON.stringify({ mode: 'production', proxy: { host: '127.0.0.1', port, upstreams: { appdb: { url: appdbUrl } }, policyFile: POLICY, ...proxy } }));
       const p = spawnBaton(['proxy', '--config', config], {
         DATABASE_URL: store.url,
         REDIS_URL: redis,

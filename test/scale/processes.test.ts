@@ -70,6 +70,23 @@ describe('two brokers and three proxies, each its own process', () => {
     await c.end().catch(() => {});
   });
 
+  it('a proxy configured from the environment for transaction pooling serves 40 sessions on 3 upstream connections', async () => {
+    const pooled = await cluster.startProxy('proxy-pooled', brokers[0]!, { BATON_PROXY_POOLING: 'transaction', BATON_PROXY_POOL_SIZE: '3' });
+    proxies.push(pooled);
+    const tokens = await Promise.all([exchangeAt(brokers[0]!), exchangeAt(brokers[1]!)]);
+    const sessions = await Promise.all(Array.from({ length: 40 }, (_, i) => connect(pooled, tokens[i % 2]!.token!)));
+    const counts = await Promise.all(sessions.map(async (c) => (await c.query('SELECT count(*)::int AS n FROM orders')).rows[0].n));
+    expect(counts.every((n) => n === 300)).toBe(true);
+    const upstream = await cluster.store.pool.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'baton (pooled)'",
+      [new URL(cluster.appdbUrl).pathname.slice(1)],
+    );
+    expect(upstream.rows[0]!.n).toBeGreaterThan(0);
+    expect(upstream.rows[0]!.n).toBeLessThanOrEqual(3);
+    expect(await sessions[0]!.query('SET work_mem = 1024').catch((e: { code?: string }) => e.code)).toBe('0A000');
+    await Promise.all(sessions.map((c) => c.end()));
+  });
+
   it('a key rotation on the shared key file is honoured by both brokers and every proxy', async () => {
     const rotated = await runCli(['keys', 'rotate', '--keys-file', cluster.keysFile, '--json']);
     expect(rotated.code).toBe(0);

@@ -11,7 +11,7 @@ import { asBatonError, type ErrorCode } from '../../errors.ts';
 import type { RevocationView } from '../../revocation/view.ts';
 import type { KeyResolver } from '../../token/keys.ts';
 import type { Access } from './access.ts';
-import { type ChainLease, TokenChainCache } from './token-cache.ts';
+import { type ChainLease, TokenChainCache } from '../../enforce/token-cache.ts';
 
 export interface HttpGateDeps {
   /** The broker's keys; `wantedKeyId` lets a source refetch for a token's root key id. */

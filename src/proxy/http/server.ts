@@ -23,7 +23,7 @@ import { filterMcpJson, jsonRpcError, MCP_FORBIDDEN, type McpListKind, type McpM
 import { normalizeTarget, PATH_REFUSALS, redactQuery } from './path.ts';
 import { LimitExceeded, pump } from './pump.ts';
 import { type UpstreamAnswer, type UpstreamCall, type UpstreamClient, upstreamClient } from './upstream-client.ts';
-import type { ChainLease } from './token-cache.ts';
+import type { ChainLease } from '../../enforce/token-cache.ts';
 
 export type HttpUpstreamConfig = z.output<typeof HttpUpstreamSchema>;
 

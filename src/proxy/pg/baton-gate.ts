@@ -10,6 +10,7 @@ import { asBatonError } from '../../errors.ts';
 import type { RevocationView } from '../../revocation/view.ts';
 import type { KeyResolver } from '../../token/keys.ts';
 import { TokenChain } from '../../enforce/token-chain.ts';
+import { TokenChainCache, type ChainLease } from '../../enforce/token-cache.ts';
 import { isPublished } from './keyset.ts';
 import type { Classification, ClassifiedStatement, ClassifyContext } from './classify/types.ts';
 import type { UpstreamObjects } from './classify/upstream-objects.ts';
@@ -78,8 +79,16 @@ export const APPROVAL_SQLSTATE = { pending: '55W01', denied: '55W02' } as const;
 
 const SQLSTATE = { insufficientPrivilege: '42501', invalidPassword: '28P01', cannotConnectNow: '57P03', featureNotSupported: '0A000' } as const;
 
+/**
+ * Verified chains shared by the sessions of one token (an agent's many connections, or thousands of
+ * pooled sessions): verified once, one wasm object and one decision cache. Liveness (expiry,
+ * revocation, key retirement) is still checked per statement.
+ */
+const TOKEN_CACHE_SIZE = 4_096;
+
 export function createBatonGate(deps: BatonGateDeps) {
   const now = deps.now ?? (() => new Date());
+  const chains = new TokenChainCache(TOKEN_CACHE_SIZE, (token) => TokenChain.verify(token, deps.keys));
 
   return {
     async authenticate(req: AuthenticateRequest): Promise<AuthenticateResult> {
@@ -87,9 +96,9 @@ export function createBatonGate(deps: BatonGateDeps) {
       if (!upstream) {
         return { ok: false, sqlstate: '3D000', message: `baton: no upstream database named ${req.database}` };
       }
-      let chain: TokenChain;
+      let lease: ChainLease;
       try {
-        chain = await TokenChain.verify(req.password, deps.keys);
+        lease = await chains.lease(req.password);
       } catch (err) {
         const e = asBatonError(err);
         deps.log?.({ event: 'connect.refused', code: e.code, detail: e.detail });
@@ -101,16 +110,34 @@ export function createBatonGate(deps: BatonGateDeps) {
       // is refused with severity ERROR rather than FATAL: the signature is fine, the credential was
       // withdrawn — the same ERROR a live session of that token gets on its next statement (before
       // it is ended with FATAL), so clients and scripts see one consistent "revoked" error.
+      const chain = lease.chain;
+      // a chain verified earlier (another session of the token) must still be signed by a published
+      // key: a retired key refuses the connection as verification would
+      const rootKeyId = chain.token.rootKeyId;
+      let published: boolean;
+      try {
+        published = isPublished(await deps.keys(rootKeyId), rootKeyId);
+      } catch (err) {
+        lease.release();
+        const e = asBatonError(err);
+        deps.log?.({ event: 'connect.refused', code: e.code, detail: e.detail });
+        return { ok: false, sqlstate: SQLSTATE.cannotConnectNow, message: `baton: ${e.message}` };
+      }
+      if (!published) {
+        lease.release();
+        deps.log?.({ event: 'connect.refused', code: 'BATON_ERR_TOKEN_UNKNOWN_KEY', detail: `root key ${rootKeyId} retired` });
+        return { ok: false, sqlstate: SQLSTATE.invalidPassword, message: `baton: token was signed by unknown or retired key ${rootKeyId}` };
+      }
       const refusal = chain.liveness(now(), deps.revocations);
       if (refusal) {
-        chain.free();
+        lease.release();
         const sqlstate = refusal.kind === 'unavailable' ? SQLSTATE.cannotConnectNow : SQLSTATE.invalidPassword;
         return { ok: false, sqlstate, message: `baton: ${refusal.message}`, ...(refusal.kind === 'revoked' ? { severity: 'ERROR' as const } : {}) };
       }
       // A session needs some right on this upstream: a token that grants nothing here may not even
       // run statements that touch no table (version(), catalog reads, settings).
       if (!chain.grantsSomethingUnder(`pg:${req.database}/`, now(), 'read')) {
-        chain.free();
+        lease.release();
         deps.log?.({ event: 'connect.refused', code: 'BATON_ERR_FORBIDDEN', detail: `no right on upstream ${req.database}` });
         return { ok: false, sqlstate: SQLSTATE.insufficientPrivilege, message: `baton: the token grants nothing on upstream ${req.database}` };
       }
@@ -119,13 +146,13 @@ export function createBatonGate(deps: BatonGateDeps) {
         try {
           target = { ...upstream, ...(await deps.upstreamIdentity(req.database, chain)) };
         } catch (err) {
-          chain.free();
+          lease.release();
           const e = asBatonError(err);
           deps.log?.({ event: 'connect.refused', code: e.code, detail: e.detail ?? e.message });
           return { ok: false, sqlstate: SQLSTATE.cannotConnectNow, message: `baton: no upstream identity for this token (proxy.upstreamIdentity: per-token): ${e.message}` };
         }
       }
-      return { ok: true, session: new BatonSession(deps, req.database, target, chain) };
+      return { ok: true, session: new BatonSession(deps, req.database, target, lease) };
     },
   };
 }
@@ -225,6 +252,7 @@ class BatonSession implements GateSession {
   readonly #deps: BatonGateDeps;
   readonly #database: string;
   readonly #chain: TokenChain;
+  readonly #lease: ChainLease;
   #searchPath: readonly string[] = ['public'];
   /** SQL text → its classification, for the snapshot and search path it was made with. */
   readonly #recent = new Map<string, { classification: Classification; objects: UpstreamObjects; searchPath: readonly string[] }>();
@@ -233,7 +261,9 @@ class BatonSession implements GateSession {
   /** SQL-level cursors this session declared, with the shape of their rows (FETCH is masked like the query). */
   readonly #cursors = new Map<string, ResultShape | undefined>();
 
-  constructor(deps: BatonGateDeps, database: string, upstream: UpstreamTarget, chain: TokenChain) {
+  constructor(deps: BatonGateDeps, database: string, upstream: UpstreamTarget, lease: ChainLease) {
+    const chain = lease.chain;
+    this.#lease = lease;
     this.#deps = deps;
     this.#database = database;
     this.upstream = upstream;
@@ -511,7 +541,7 @@ class BatonSession implements GateSession {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#chain.free();
+    this.#lease.release();
   }
 
   async #deny(

@@ -201,6 +201,11 @@ export class RelaySession {
    * outstanding — the only point at which its connection may go to another session.
    */
   private upstreamIdle = false;
+  /**
+   * Pooling: upstream statements this session bound since the upstream was last idle. Never evicted
+   * to make room: closing a statement closes the portals made from it (PostgreSQL), mid-transaction.
+   */
+  private readonly boundSinceIdle = new Set<string>();
   /** Pooling: ends a session that holds a connection in an idle transaction (see PooledLink). */
   private holdTimer: NodeJS.Timeout | undefined;
   private readonly target: UpstreamTarget;
@@ -445,6 +450,7 @@ export class RelaySession {
       });
       return '';
     }
+    this.boundSinceIdle.add(name);
     if (lease.statements.delete(name)) {
       lease.statements.set(name, true); // most recently used
       return name;
@@ -472,10 +478,14 @@ export class RelaySession {
 
   /** Keeps a connection's prepared statements within the limit (least recently used closed first). */
   private makeRoom(lease: PooledConnection): void {
-    while (lease.statements.size >= this.pooled!.maxStatementsPerConnection) {
-      const oldest = lease.statements.keys().next().value!;
-      lease.statements.delete(oldest);
-      this.hiddenClose(oldest);
+    let excess = lease.statements.size - this.pooled!.maxStatementsPerConnection + 1;
+    if (excess <= 0) return;
+    for (const name of [...lease.statements.keys()]) {
+      if (excess <= 0) break;
+      if (this.boundSinceIdle.has(name)) continue; // in use by an open portal: the limit waits
+      lease.statements.delete(name);
+      this.hiddenClose(name);
+      excess--;
     }
   }
 
@@ -1298,7 +1308,10 @@ export class RelaySession {
         this.finalize(e, 'skipped');
       }
       this.txStatus = buf[start + 5]!;
-      if (this.txStatus === 0x49 /* I */ && this.qHead >= this.queue.length) this.upstreamIdle = true;
+      if (this.txStatus === 0x49 /* I */) {
+        this.boundSinceIdle.clear(); // no transaction, no portal
+        if (this.qHead >= this.queue.length) this.upstreamIdle = true;
+      }
       // statements still queued may yet begin or end a block; those answered no longer can
       let txControl = 0;
       for (let k = this.qHead; k < this.queue.length; k++) if (this.queue[k]!.txControl) txControl++;

@@ -1,5 +1,5 @@
 /**
- * Verified token chains of the HTTP proxy, by token text. HTTP has no session: every request carries
+ * Verified token chains, by token text, shared by the proxies' requests and sessions. HTTP has no session: every request carries
  * its token, and verifying a Biscuit chain costs far more than relaying a small request, so a chain
  * verified once is kept (least recently used first out) and only its liveness — expiry, revocation,
  * key retirement — is checked per request (TokenChain.liveness), in memory.
@@ -7,7 +7,7 @@
  * A chain may still be in use when it is evicted (a streamed response, an MCP list being filtered):
  * leases count its users, and the wasm object is freed when the last one lets go.
  */
-import type { TokenChain } from '../../enforce/token-chain.ts';
+import type { TokenChain } from './token-chain.ts';
 
 interface Entry {
   chain: TokenChain;
