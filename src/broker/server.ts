@@ -27,6 +27,7 @@ import { buildBrokerApp, LOG_REDACT } from './app.ts';
 import { exchangeDenied, exchangeGranted } from './audit-events.ts';
 import { approvalRoutes } from './routes/approvals.ts';
 import { auditRoutes } from './routes/audit.ts';
+import { sessionRoutes } from './routes/sessions.ts';
 import { createAwsIssuer } from '../credentials/aws.ts';
 import { credentialRoutes } from '../credentials/routes.ts';
 import type { PgCredentialUpstream } from '../credentials/postgres.ts';
@@ -162,6 +163,7 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
       plugins: [
         auditRoutes({ pool: db.pool, ...(readPool ? { readPool } : {}), bearer, anchors: () => witness.anchors() }),
         approvalRoutes({ desk: approvals, bearer, audit: (e) => audit.append(e) }),
+        sessionRoutes({ pool: db.pool, bearer }),
         revocationRoutes({ pool: db.pool, ...(readPool ? { readPool } : {}), keys: keyring, state, revocations, audit: (e) => audit.append(e), limits: config.broker.revocationLimits }),
         credentialRoutes({ bearer, audit, aws: createAwsIssuer(awsRoles(config)), postgres: pgCredentials, limiter: { state, perTokenPerMinute: config.credentials.perTokenPerMinute } }),
         ...(devIssuer ? [async (a: FastifyInstance) => void (await a.register(devIssuer.plugin, { prefix: '/dev/oidc' }))] : []),
