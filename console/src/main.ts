@@ -129,7 +129,6 @@ applyTheme();
 const themeLabel = () => {
   const t = currentTheme();
   themeButton.setAttribute('aria-pressed', String(t === 'dark'));
-  themeButton.textContent = t === 'dark' ? 'Dark theme' : 'Light theme';
 };
 themeButton.addEventListener('click', () => {
   toggleTheme();

@@ -44,7 +44,7 @@ function table(ctx: PageContext, sessions: LiveSession[], reload: () => Promise<
         'tbody',
         {},
         sessions.map((s) => {
-          const end = h('button', { type: 'button', class: 'danger small', disabled: s.revoked, 'aria-label': `End the session of ${holder(s.lineage.at(-1)!)}` }, 'End…');
+          const end = h('button', { type: 'button', class: 'danger small', disabled: s.revoked || !ctx.me.admin, 'aria-label': `End the session of ${holder(s.lineage.at(-1)!)}` }, 'End…');
           end.addEventListener('click', async () => {
             const reason = await confirmDialog({
               title: 'End this session?',
@@ -54,7 +54,7 @@ function table(ctx: PageContext, sessions: LiveSession[], reload: () => Promise<
             });
             if (reason === undefined) return;
             try {
-              await api('/v1/revoke', { method: 'POST', body: { revocation_id: s.revocationId, reason: reason || 'session ended from the console' } });
+              await api(`/v1/sessions/${encodeURIComponent(s.id)}/end`, { method: 'POST', body: reason ? { reason } : {} });
               ctx.status('Session ended');
               await reload();
             } catch (err) {

@@ -173,7 +173,7 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
       plugins: [
         auditRoutes({ pool: db.pool, ...(readPool ? { readPool } : {}), bearer, anchors: () => witness.anchors() }),
         approvalRoutes({ desk: approvals, bearer, audit: (e) => audit.append(e) }),
-        sessionRoutes({ pool: db.pool, bearer }),
+        sessionRoutes({ pool: db.pool, bearer, state }),
         ...(config.console.enabled
           ? [consoleRoutes({ assets: loadConsoleAssets(), bearer, url, allowPaste: config.mode === 'dev', ...(consoleSignIn ? { signIn: consoleSignIn } : {}) })]
           : []),

@@ -102,7 +102,7 @@ export const proxy = defineCommand(
       auditOrdering: config.audit.ordering,
       upstreams,
       logger,
-      wrapGate: (gate) => publishedSessions(loggedSessions(gate, logger), registry),
+      wrapGate: (gate) => publishedSessions(loggedSessions(gate, logger), registry, { state, revocations }),
       enforcement: enforcementFromPolicy(policy, { dataDir: config.dataDir, desk, ...(config.masking.hmacKey ? { hmacKey: config.masking.hmacKey } : {}) }),
       ...(identities ? { upstreamIdentity: perTokenIdentity(identities.roleForProxy) } : {}),
     });

@@ -16,6 +16,8 @@ import type pg from 'pg';
 import { z } from 'zod';
 import { auditLineageSchema, type LineageLink } from '../audit/event.ts';
 
+/** Shared-state channel on which the broker announces a session to end (its id). */
+export const SESSION_END_CHANNEL = 'sessions.end';
 /** How often a proxy writes its sessions' changes and heartbeat. */
 export const FLUSH_MS = 2_000;
 /** A row not refreshed for this long belongs to a proxy that is gone. */

@@ -15,7 +15,7 @@ beforeAll(async () => {
   stack = await startTestStack('sessions', {}, {
     wrapGate: (broker) => {
       registry = createSessionRegistry(broker.db.pool, { flushMs: 50 });
-      return (gate) => publishedSessions(gate, registry);
+      return (gate) => publishedSessions(gate, registry, { state: broker.state, revocations: broker.revocations });
     },
   });
 });
@@ -71,6 +71,34 @@ describe('GET /v1/sessions', () => {
     await until('the session to end', async () => ((await sqlstate(client.query('SELECT 1'))) !== undefined ? true : undefined));
     await until('the session to leave the list', async () => ((await list(admin)).body.sessions?.some((x) => x.id === session.id) ? undefined : true));
     expect((await list(alice)).status).toBe(403); // alice is not revoked: refused for her role, not her token
+  });
+
+  it('POST /v1/sessions/{id}/end revokes the session token\'s last block and ends the idle session at once', async () => {
+    const alice = await stack.token('alice', ['engineers'], 'planner');
+    const idle = stack.attenuate(alice, { delegateTo: 'helper-idle', resources: ['pg:appdb/public.orders'], operations: ['read'], ttl: '5m' });
+    const admin = await stack.token('root', ['admins']);
+    const client = await stack.connect(idle);
+    await client.query('SELECT 1');
+    const ended = new Promise<Error | undefined>((resolve) => {
+      client.once('error', (err) => resolve(err));
+      client.once('end', () => resolve(undefined));
+    });
+    const session = await until('the session', async () => (await list(admin)).body.sessions?.find((x) => x.lineage[1]?.delegatedTo === 'helper-idle'));
+    const end = (token: string, id = session.id) =>
+      fetch(`${stack.broker.url}/v1/sessions/${id}/end`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ reason: 'access review' }) });
+    expect((await end(alice)).status).toBe(403); // admin only
+    expect(((await (await end(admin, 'ses_nosuchsession0')).json()) as { code: string }).code).toBe('BATON_ERR_NOT_FOUND');
+    const res = await end(admin);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ id: session.id, revocationId: session.revocationId, revoked: true });
+    // no statement needed: the proxy ends it (FATAL 28P01) as soon as it knows the chain is revoked
+    const err = await ended;
+    if (err) expect((err as { code?: string }).code).toBe('28P01');
+    await until('the session to leave the list', async () => ((await list(admin)).body.sessions?.some((x) => x.id === session.id) ? undefined : true));
+    // the revocation is the ordinary one, audited with its reason; alice's own token is untouched
+    const audit = await stack.broker.db.pool.query(`SELECT reason FROM audit_events WHERE action = 'token.revoke' ORDER BY seq DESC LIMIT 1`);
+    expect(audit.rows[0]?.reason).toContain('access review');
+    await (await stack.connect(alice)).query('SELECT 1');
   });
 
   it('ignores and prunes the rows of a proxy whose heartbeat stopped', async () => {

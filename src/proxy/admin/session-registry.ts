@@ -7,22 +7,53 @@
  * Counts are decisions, as in session-log.ts: allowed statements that run (Query, Execute — a Parse
  * alone runs nothing) and denials at any phase; activity is any check or outcome.
  *
+ * Ending a session (`POST /v1/sessions/{id}/end`): the broker revokes the session token's last block,
+ * then announces the session id on {@link SESSION_END_CHANNEL}; the proxy holding it ends it at once
+ * with FATAL 28P01 — but only once its chain is revoked here too (a revoked token's next statement
+ * would end it anyway: the announcement only spares an idle session the wait, and cannot end a
+ * session whose token stands).
+ *
  * @example
- * startPgProxy(config, { …, wrapGate: (gate) => publishedSessions(loggedSessions(gate, logger), registry) });
+ * startPgProxy(config, { …, wrapGate: (gate) => publishedSessions(loggedSessions(gate, logger), registry, { state, revocations }) });
  */
 import { toAuditLineage } from '../../audit/lineage.ts';
-import type { SessionRegistry } from '../../sessions/registry.ts';
-import { readLineage } from '../../token/lineage.ts';
+import type { RevocationView } from '../../revocation/view.ts';
+import { SESSION_END_CHANNEL, type SessionRegistry } from '../../sessions/registry.ts';
+import type { SharedState } from '../../store/shared-state.ts';
+import { readLineage, type LineageLink } from '../../token/lineage.ts';
 import { decodeToken } from '../../token/wire/index.ts';
-import type { CheckPhase, CheckResult, GateSession, SessionGate } from '../pg/gate.ts';
+import type { CheckPhase, CheckResult, GateSession, SessionControl, SessionGate } from '../pg/gate.ts';
 
-export function publishedSessions(gate: SessionGate, registry: SessionRegistry): SessionGate {
+/** How long an announced end waits for the revocation to arrive (it is published first). */
+const END_WAIT_MS = 5_000;
+
+export function publishedSessions(
+  gate: SessionGate,
+  registry: SessionRegistry,
+  ending?: { state: SharedState; revocations: Pick<RevocationView, 'firstRevoked'> },
+): SessionGate {
+  /** Running sessions of this proxy that can be ended: id → its chain's revocation ids and handle. */
+  const running = new Map<string, { ids: string[]; control: SessionControl }>();
+  if (ending) {
+    void ending.state
+      .subscribe(SESSION_END_CHANNEL, (id) => {
+        const started = Date.now();
+        const tryEnd = () => {
+          const s = running.get(id);
+          if (!s) return;
+          if (ending.revocations.firstRevoked(s.ids) !== undefined) return s.control.end('28P01', 'baton: the token (or one of its ancestors) has been revoked; session ended by an administrator');
+          if (Date.now() - started < END_WAIT_MS) setTimeout(tryEnd, 100).unref();
+        };
+        tryEnd();
+      })
+      .catch(() => {}); // ending idle sessions is a courtesy: revoked sessions end at their next statement regardless
+  }
   return {
     async authenticate(req) {
       const result = await gate.authenticate(req);
       if (!result.ok) return result;
       const inner = result.session;
-      let lineage;
+      let lineage: LineageLink[];
       try {
         // the gate verified this token a moment ago: only its structure is read here
         lineage = readLineage(decodeToken(req.password.trim()));
@@ -62,11 +93,16 @@ export function publishedSessions(gate: SessionGate, registry: SessionRegistry):
         },
         ...(inner.outcome ? { outcome: (ticket: unknown, outcome) => inner.outcome!(ticket, outcome) } : {}),
         close() {
+          running.delete(published.id);
           try {
             inner.close?.();
           } finally {
             published.close();
           }
+        },
+        attach(control) {
+          running.set(published.id, { ids: lineage.map((l) => l.revocationId), control });
+          inner.attach?.(control);
         },
       };
       return { ok: true, session };
