@@ -46,7 +46,7 @@ async function startSignIn(oidc: NonNullable<SignInOptions['oidc']>): Promise<vo
 export async function finishSignIn(): Promise<void> {
   const params = new URLSearchParams(location.search);
   // the code leaves the address bar (and so the history) at once
-  history.replaceState(null, '', '/console/');
+  history.replaceState(null, '', '/console');
   const saved = sessionStorage.getItem(PKCE_KEY);
   sessionStorage.removeItem(PKCE_KEY);
   if (params.get('error')) throw new Error(`the issuer refused the sign-in: ${params.get('error')} ${params.get('error_description') ?? ''}`);

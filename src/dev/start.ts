@@ -115,7 +115,7 @@ export async function startDev(config: Config, opts: StartDevOptions = {}): Prom
   Baton DEV MODE — the dev OIDC issuer at ${b}/dev/oidc mints tokens for anyone. Never expose it.
 
   broker   ${b}          (database: ${broker.db.kind}, shared state: ${broker.state.kind})
-  console  ${b}/console/   (sign in as an admin: subject root, groups admins)
+  console  ${b}/console    (sign in as an admin: subject root, groups admins)
   proxy    postgres://127.0.0.1:${proxy.port}/appdb   (TLS: ${tls ? 'self-signed dev certificate' : 'off'})
   data     ${config.dataDir}
 

@@ -87,7 +87,7 @@ export interface DevIssuer {
   readonly alg: DevIssuerAlgorithm;
   /**
    * Fastify plugin with `GET /.well-known/openid-configuration`, `GET /jwks.json`, `POST /token`,
-   * and `GET|POST /authorize` (the authorization-code flow with PKCE, for the console's sign-in: a
+   * and `GET /authorize` (the authorization-code flow with PKCE, for the console's sign-in: a
    * form that asks whom to mint for). Register it with the prefix that matches the issuer URL's path.
    */
   readonly plugin: FastifyPluginAsync;
@@ -197,17 +197,14 @@ export async function createDevIssuer(options: DevIssuerOptions): Promise<DevIss
       return jwks;
     });
 
+    // GET only: the form submits back here with `sub` and `groups` added (no POST to document or guard)
     app.get('/authorize', async (req, reply) => {
-      const parsed = authorizeRequestSchema.safeParse(req.query ?? {});
+      const query = (req.query ?? {}) as Record<string, unknown>;
+      const { sub, groups, ...rest } = query;
+      const parsed = authorizeRequestSchema.safeParse(rest);
       if (!parsed.success || !sameOrigin(parsed.data.redirect_uri, issuerNow())) return authorizeRefusal(reply, parsed.success ? 'redirect_uri must be on the issuer\'s own origin' : z.prettifyError(parsed.error));
-      return sendAuthorizePage(reply, parsed.data, `${new URL(issuerNow()).pathname}/authorize`);
-    });
-
-    app.post('/authorize', async (req, reply) => {
-      const body = (req.body ?? {}) as Record<string, unknown>;
-      const parsed = authorizeRequestSchema.safeParse(Object.fromEntries(Object.entries(body).filter(([k]) => k !== 'sub' && k !== 'groups')));
-      if (!parsed.success || !sameOrigin(parsed.data.redirect_uri, issuerNow())) return authorizeRefusal(reply, parsed.success ? 'redirect_uri must be on the issuer\'s own origin' : z.prettifyError(parsed.error));
-      const who = requestSchema.safeParse({ sub: body.sub, ...(typeof body.groups === 'string' && body.groups.trim() ? { groups: body.groups } : {}), client_id: parsed.data.client_id });
+      if (sub === undefined) return sendAuthorizePage(reply, parsed.data, `${new URL(issuerNow()).pathname}/authorize`);
+      const who = requestSchema.safeParse({ sub, ...(typeof groups === 'string' && groups.trim() ? { groups } : {}), client_id: parsed.data.client_id });
       if (!who.success) return authorizeRefusal(reply, z.prettifyError(who.error));
       const code = codes.issue({ ...parsed.data, request: { sub: who.data.sub, ...(who.data.groups ? { groups: who.data.groups } : {}), client_id: parsed.data.client_id } });
       const target = new URL(parsed.data.redirect_uri);
@@ -337,7 +334,7 @@ function sendAuthorizePage(reply: import('fastify').FastifyReply, req: Authorize
 <h1>Baton DEV MODE sign-in</h1>
 <p><strong>This development issuer signs a token for whoever you type. Never expose it.</strong></p>
 <p>Signing in to <code>${html(req.client_id)}</code>.</p>
-<form method="post" action="${html(action)}">${hidden}
+<form method="get" action="${html(action)}">${hidden}
 <p><label for="sub">Subject</label><br><input id="sub" name="sub" required autocomplete="username" value=""></p>
 <p><label for="groups">Groups (comma-separated)</label><br><input id="groups" name="groups" value="admins"></p>
 <p><button type="submit">Sign in</button></p>

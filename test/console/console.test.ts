@@ -84,7 +84,7 @@ beforeAll(async () => {
   await dev.waitFor(/DEV MODE[\s\S]*HTTP proxy/, 'baton dev');
   broker = /broker\s+(http:\/\/\S+)/.exec(dev.output())![1]!;
   proxyPort = Number(/proxy\s+postgres:\/\/127\.0\.0\.1:(\d+)\//.exec(dev.output())![1]);
-  expect(dev.output()).toContain(`console  ${broker}/console/`);
+  expect(dev.output()).toContain(`console  ${broker}/console `);
 
   // a 3-link chain: alice (agent planner) → helper-1 → helper-2, each narrower, with statements
   chain.alice = await devToken('alice', ['engineers'], 'planner');
@@ -132,7 +132,7 @@ afterAll(async () => {
 
 describe('the web console', () => {
   it('is served with a strict Content-Security-Policy, immutable hashed assets, and refuses a token in the query', async () => {
-    const res = await fetch(`${broker}/console/`);
+    const res = await fetch(`${broker}/console`);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-security-policy')).toBe(CONSOLE_CSP);
     expect(res.headers.get('x-content-type-options')).toBe('nosniff');
@@ -147,7 +147,7 @@ describe('the web console', () => {
   });
 
   it('signs in through the OIDC issuer with the authorization code and PKCE', async () => {
-    await page.goto(`${broker}/console/`);
+    await page.goto(`${broker}/console`);
     await shot('sign-in');
     await page.getByRole('button', { name: 'Sign in with your identity provider' }).click();
     // the dev issuer's page: whom to mint for
@@ -160,7 +160,7 @@ describe('the web console', () => {
     await page.getByRole('button', { name: 'Sign in' }).click();
     await expect.poll(() => page.locator('#who').textContent()).toContain('Signed in as root');
     // the code left the address bar; the token is in this tab's sessionStorage only
-    expect(page.url()).toMatch(new RegExp(`^${broker}/console/(#/tree)?$`));
+    expect(page.url()).toMatch(new RegExp(`^${broker}/console(#/tree)?$`));
     const token = await page.evaluate(() => sessionStorage.getItem('baton.console.token'));
     expect(token).toBeTruthy();
     expect(await page.evaluate(() => document.cookie)).toBe('');
@@ -171,7 +171,7 @@ describe('the web console', () => {
   });
 
   it('shows the delegation tree of a 3-link chain, keyboard-operable, with each node\'s timeline', async () => {
-    await page.goto(`${broker}/console/#/tree`);
+    await page.goto(`${broker}/console#/tree`);
     await page.getByLabel('Find by').selectOption('subject');
     await page.getByLabel('Value').fill('alice');
     await page.getByRole('button', { name: 'Show trees' }).click();
@@ -201,7 +201,7 @@ describe('the web console', () => {
   });
 
   it('lists the live session and ends it (its last block revoked)', async () => {
-    await page.goto(`${broker}/console/#/sessions`);
+    await page.goto(`${broker}/console#/sessions`);
     const row = page.locator('tr', { hasText: 'helper-live' });
     await expect.poll(() => row.count(), { timeout: 10_000 }).toBe(1);
     expect(await row.textContent()).toContain('watch new orders');
@@ -218,7 +218,7 @@ describe('the web console', () => {
   });
 
   it('revokes a node from the tree, with confirmation, and its subtree turns revoked', async () => {
-    await page.goto(`${broker}/console/#/tree?by=subject&q=alice`);
+    await page.goto(`${broker}/console#/tree?by=subject&q=alice`);
     const items = page.getByRole('tree').first().getByRole('treeitem');
     await expect.poll(() => items.count()).toBe(4);
     await items.nth(1).locator(':scope > .node').click(); // helper-1
@@ -241,7 +241,7 @@ describe('the web console', () => {
   });
 
   it('approves a held statement with a reason; the requester\'s own approval is refused by the server', async () => {
-    await page.goto(`${broker}/console/#/approvals`);
+    await page.goto(`${broker}/console#/approvals`);
     const mine = page.locator(`article[data-approval="${chain.heldByRoot}"]`);
     const alices = page.locator(`article[data-approval="${chain.heldByAlice}"]`);
     await expect.poll(() => alices.count()).toBe(1);
@@ -263,7 +263,7 @@ describe('the web console', () => {
   });
 
   it('searches the audit trail with a histogram, exports the filtered set, and verifies the chain', async () => {
-    await page.goto(`${broker}/console/#/audit`);
+    await page.goto(`${broker}/console#/audit`);
     await page.getByLabel('Subject').fill('alice');
     await page.getByLabel('Decision').selectOption('deny');
     await page.getByRole('button', { name: 'Search' }).click();
@@ -283,7 +283,7 @@ describe('the web console', () => {
   });
 
   it('switches to the dark theme (kept across reloads)', async () => {
-    await page.goto(`${broker}/console/#/tree?by=subject&q=alice`);
+    await page.goto(`${broker}/console#/tree?by=subject&q=alice`);
     const toggle = page.getByRole('button', { name: 'Dark theme' });
     expect(await toggle.getAttribute('aria-pressed')).toBe('false');
     await toggle.click();

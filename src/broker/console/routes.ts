@@ -1,7 +1,7 @@
 /**
  * The web console (issue 16, docs/console.md), served by the broker itself:
  *
- * - `GET  /console`, `/console/`, `/console/callback`   the page (one index.html)
+ * - `GET  /console`, `/console/callback`               the page (one index.html)
  * - `GET  /console/assets/{file}`                      its script and style (content-hashed, immutable)
  * - `GET  /console/api/sign-in`                        how to sign in: the issuer's authorization
  *                                                      endpoint, client id, redirect URI; paste allowed?
@@ -104,7 +104,6 @@ export function consoleRoutes(deps: ConsoleRouteDeps): (app: FastifyInstance) =>
       });
 
       scoped.get('/console', async (_request, reply) => page(reply));
-      scoped.get('/console/', async (_request, reply) => page(reply));
       // the code arrives here; the page reads it, removes it from the address bar and redeems it
       scoped.get('/console/callback', async (_request, reply) => page(reply));
 
