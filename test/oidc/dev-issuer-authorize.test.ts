@@ -97,7 +97,8 @@ describe('dev issuer: authorization code with PKCE', () => {
   });
 
   it('refuses plain PKCE, a missing challenge, and redirect URIs off the issuer\'s origin', async () => {
-    for (const extra of [{ code_challenge_method: 'plain' }, { code_challenge: '' }, { redirect_uri: 'http://evil.example/console/callback' }, { response_type: 'token' }]) {
+    const cases: Record<string, string>[] = [{ code_challenge_method: 'plain' }, { code_challenge: '' }, { redirect_uri: 'http://evil.example/console/callback' }, { response_type: 'token' }];
+    for (const extra of cases) {
       const res = await fetch(`${authorizeUrl(verifier(), extra)}&sub=root`, { redirect: 'manual' });
       expect(res.status, JSON.stringify(extra)).toBe(400);
       expect(res.headers.get('location')).toBeNull();
