@@ -5,6 +5,8 @@
  * - dist/            the server and CLI (`@batonhq/baton`): every file of src/ compiled to ESM one for
  *                    one (same layout, so paths read relative to a module — migrations/, config/ — still
  *                    resolve), relative `.ts` imports rewritten to `.js`, packages left to node_modules.
+ * - dist/console/    the web console (console/): index.html and content-hashed assets/app-<hash>.js
+ *                    and .css, bundled for browsers (served by the broker at /console).
  * - packages/sdk/dist/  the SDK (`@batonhq/sdk`): src/sdk/index.ts bundled into one ESM file with
  *                    protobufjs external and Biscuit's wasm glue bundled (its .wasm copied beside
  *                    index.js), plus its .d.ts files.
@@ -19,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const only = process.argv[2]; // 'server' | 'sdk' | undefined (both)
+const only = process.argv[2]; // 'server' (with the console) | 'sdk' | 'console' | undefined (server + sdk)
 const started = performance.now();
 
 function* walk(dir) {
@@ -94,6 +96,7 @@ async function buildServer() {
         logLevel: 'error', // protobufjs' optional-module loader uses eval("require"), on purpose
       });
     }
+    await buildConsole(join(next, 'console'));
     writeFileSync(join(next, '.built'), `${startedAt.toISOString()}\n`);
     utimesSync(join(next, '.built'), startedAt, startedAt);
     if (existsSync(out)) renameSync(out, old);
@@ -102,6 +105,37 @@ async function buildServer() {
     rmSync(next, { recursive: true, force: true });
     rmSync(old, { recursive: true, force: true });
   }
+}
+
+/**
+ * The console (console/): one script and one stylesheet for browsers, named by content hash (the
+ * broker serves them immutable), and index.html pointing at them. No inline script or style: the
+ * page runs under `script-src 'self'; style-src 'self'`.
+ */
+async function buildConsole(out) {
+  const src = join(root, 'console');
+  rmSync(out, { recursive: true, force: true });
+  const result = await esbuild.build({
+    entryPoints: { app: join(src, 'src/main.ts'), style: join(src, 'style.css') },
+    outdir: join(out, 'assets'),
+    entryNames: '[name]-[hash]',
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: ['chrome110', 'firefox110', 'safari16'],
+    minify: true,
+    metafile: true,
+    legalComments: 'none',
+    logLevel: 'warning',
+  });
+  const outputs = Object.entries(result.metafile.outputs).filter(([, o]) => o.entryPoint);
+  const named = (ext) => {
+    const found = outputs.find(([file]) => file.endsWith(ext));
+    if (!found) throw new Error(`console build produced no ${ext}`);
+    return found[0].split('/').pop();
+  };
+  const html = readFileSync(join(src, 'index.html'), 'utf8').replace('{{js}}', named('.js')).replace('{{css}}', named('.css'));
+  writeFileSync(join(out, 'index.html'), html);
 }
 
 /** Modules the SDK may contain: token code, the neutral helpers it shares with the server, Biscuit's glue. */
@@ -225,6 +259,7 @@ async function buildSdk() {
 }
 
 try {
+  if (only === 'console') await buildConsole(join(root, 'dist/console'));
   if (!only || only === 'server') await buildServer();
   if (!only || only === 'sdk') await buildSdk();
   process.stderr.write(`baton build: ${only ?? 'server + sdk'} in ${Math.round(performance.now() - started)} ms\n`);

@@ -32,7 +32,7 @@ export {
 } from './hash.ts';
 export { type AuditFilters, type AuditPage, auditCursor, auditFiltersSchema, auditQueryStringSchema, queryAudit } from './query.ts';
 export { assertNoCredentials } from './redact.ts';
-export { type AuditTree, type AuditTreeNode, type Counts, auditTree } from './tree.ts';
+export { type AuditTree, type AuditTreeNode, type Counts, auditTree, markRevoked } from './tree.ts';
 export { type AuditVerification, type BrokenLink, type ChainReport, type VerifyOptions, verifyAuditChain } from './verify.ts';
 export { type AnchorWitness, CHECKPOINT_CHANNEL, checkpointChannel, checkpointPublisher, startAnchorWitness } from './witness.ts';
 export {

@@ -16,6 +16,12 @@ export interface AuditTreeNode extends LineageLink, Counts {
   /** Counts for this node and all its descendants. */
   total: Counts;
   children: AuditTreeNode[];
+  /**
+   * Set by {@link markRevoked}: this link or one above it is revoked (so is every token derived
+   * from it); `revokedHere` when this link's own revocation id is the revoked one.
+   */
+  revoked?: boolean;
+  revokedHere?: boolean;
 }
 
 export interface AuditTree {
@@ -70,5 +76,23 @@ export async function auditTree(pool: pg.Pool, tokenId: string): Promise<AuditTr
       node.denied += denied;
     }
   }
+  return tree;
+}
+
+/**
+ * Marks each node of `tree` revoked when its revocation-id path (root to node) holds a revoked id:
+ * a revoked link revokes its whole subtree (DESIGN.md rule 4).
+ *
+ * @example
+ * markRevoked(tree, (ids) => revocations.firstRevoked(ids));
+ */
+export function markRevoked(tree: AuditTree, firstRevoked: (ids: readonly string[]) => string | undefined): AuditTree {
+  const visit = (node: AuditTreeNode, path: string[]) => {
+    const ids = [...path, node.revocationId];
+    node.revoked = firstRevoked(ids) !== undefined;
+    node.revokedHere = firstRevoked([node.revocationId]) !== undefined;
+    for (const child of node.children) visit(child, ids);
+  };
+  for (const root of tree.roots) visit(root, []);
   return tree;
 }

@@ -27,6 +27,9 @@ import { buildBrokerApp, LOG_REDACT } from './app.ts';
 import { exchangeDenied, exchangeGranted } from './audit-events.ts';
 import { approvalRoutes } from './routes/approvals.ts';
 import { auditRoutes } from './routes/audit.ts';
+import { sessionRoutes } from './routes/sessions.ts';
+import { loadConsoleAssets } from './console/assets.ts';
+import { consoleRoutes, type ConsoleSignIn } from './console/routes.ts';
 import { createAwsIssuer } from '../credentials/aws.ts';
 import { credentialRoutes } from '../credentials/routes.ts';
 import type { PgCredentialUpstream } from '../credentials/postgres.ts';
@@ -41,6 +44,8 @@ import { freePort } from '../util/free-port.ts';
 export const DEV_POLICY_FILE = fileURLToPath(new URL('../../config/dev-policy.yaml', import.meta.url));
 /** Audience the dev issuer puts in its tokens and the broker expects in dev mode. */
 export const DEV_AUDIENCE = 'baton';
+/** The console's client id at the dev issuer (the agent of a console session's token). */
+export const DEV_CONSOLE_CLIENT_ID = 'baton-console';
 
 export interface BrokerHandle {
   app: FastifyInstance;
@@ -97,6 +102,12 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
     : undefined;
   if (devIssuer) issuers.push({ issuer: devIssuer.issuer, audiences: [DEV_AUDIENCE], algorithms: [devIssuer.alg] });
   const oidc = createOidcVerifier(issuers);
+  // the console signs in through a trusted issuer (authorization code + PKCE); in dev mode, the dev issuer
+  const consoleSignIn: ConsoleSignIn | undefined =
+    config.console.oidc ?? (devIssuer ? { issuer: devIssuer.issuer, clientId: DEV_CONSOLE_CLIENT_ID, scope: 'openid', subjectToken: 'access_token' } : undefined);
+  if (config.console.oidc && !issuers.some((i) => i.issuer.replace(/\/$/, '') === config.console.oidc!.issuer.replace(/\/$/, ''))) {
+    throw new Error(`console.oidc.issuer ${config.console.oidc.issuer} is not one of oidc.issuers: the broker would not accept its tokens`);
+  }
   const metrics = createMetrics();
   // Chain heads are signed into the database AND published; the broker witnesses every writer's
   // (its own and the proxies') and keeps the newest outside the database, so a truncation that also
@@ -162,6 +173,10 @@ export async function startBroker(config: Config, opts: StartBrokerOptions = {})
       plugins: [
         auditRoutes({ pool: db.pool, ...(readPool ? { readPool } : {}), bearer, anchors: () => witness.anchors() }),
         approvalRoutes({ desk: approvals, bearer, audit: (e) => audit.append(e) }),
+        sessionRoutes({ pool: db.pool, bearer, state }),
+        ...(config.console.enabled
+          ? [consoleRoutes({ assets: loadConsoleAssets(), bearer, url, allowPaste: config.mode === 'dev', ...(consoleSignIn ? { signIn: consoleSignIn } : {}) })]
+          : []),
         revocationRoutes({ pool: db.pool, ...(readPool ? { readPool } : {}), keys: keyring, state, revocations, audit: (e) => audit.append(e), limits: config.broker.revocationLimits }),
         credentialRoutes({ bearer, audit, aws: createAwsIssuer(awsRoles(config)), postgres: pgCredentials, limiter: { state, perTokenPerMinute: config.credentials.perTokenPerMinute } }),
         ...(devIssuer ? [async (a: FastifyInstance) => void (await a.register(devIssuer.plugin, { prefix: '/dev/oidc' }))] : []),

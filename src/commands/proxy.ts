@@ -15,6 +15,8 @@ import { createMetrics } from '../broker/metrics.ts';
 import { observedAuditWriter } from '../proxy/admin/observe.ts';
 import { startAdminServer, type ReadinessCheck } from '../proxy/admin/server.ts';
 import { loggedSessions } from '../proxy/admin/session-log.ts';
+import { publishedSessions } from '../proxy/admin/session-registry.ts';
+import { createSessionRegistry } from '../sessions/registry.ts';
 import { RemoteKeySet, staticKeySet } from '../proxy/pg/keyset.ts';
 import { startPgProxy } from '../proxy/pg/start.ts';
 import { startHttpProxy } from '../proxy/http/start.ts';
@@ -91,6 +93,8 @@ export const proxy = defineCommand(
     const keys = remoteKeys ?? staticKeySet(p.keySetFile!);
     const identities = p.upstreamIdentity === 'per-token' ? perTokenRoles(config, db.pool, policy, audit, revocations) : undefined;
     identities?.start();
+    // open sessions are published for the broker's GET /v1/sessions (shared database, heartbeat)
+    const registry = createSessionRegistry(db.pool, { log: (m) => logger.warn({ event: 'sessions.registry' }, m) });
     const running = !servesPg ? undefined : await startPgProxy(p, {
       keys,
       revocations,
@@ -98,7 +102,7 @@ export const proxy = defineCommand(
       auditOrdering: config.audit.ordering,
       upstreams,
       logger,
-      wrapGate: (gate) => loggedSessions(gate, logger),
+      wrapGate: (gate) => publishedSessions(loggedSessions(gate, logger), registry, { state, revocations }),
       enforcement: enforcementFromPolicy(policy, { dataDir: config.dataDir, desk, ...(config.masking.hmacKey ? { hmacKey: config.masking.hmacKey } : {}) }),
       ...(identities ? { upstreamIdentity: perTokenIdentity(identities.roleForProxy) } : {}),
     });
@@ -142,6 +146,7 @@ export const proxy = defineCommand(
       closing = true;
       await httpRunning?.close();
       await running?.close();
+      await registry.close();
       await identities?.stop();
       await webhook?.close();
       await admin?.close();

@@ -166,6 +166,28 @@ export const ConfigSchema = z.strictObject({
     })
     .prefault({}),
   oidc: z.strictObject({ issuers: OidcIssuersSchema.default([]) }).prefault({}),
+  /**
+   * The web console at `/console` (docs/console.md): sign-in through an OIDC issuer with the
+   * authorization-code flow and PKCE. `oidc.issuer` must be one of `oidc.issuers` (the token it returns
+   * is exchanged at POST /v1/token like any other). In dev mode without `oidc`, the dev issuer signs
+   * the console in (and a pasted token is accepted).
+   */
+  console: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      oidc: z
+        .strictObject({
+          issuer: z.string().url(),
+          /** The console's client id at the issuer (a public client: PKCE; or confidential with `clientSecret`). */
+          clientId: z.string().min(1),
+          clientSecret: z.string().min(1).optional(),
+          scope: z.string().min(1).default('openid'),
+          /** Which token of the issuer's response is exchanged for a Baton token (its `aud` must be one the issuer entry accepts). */
+          subjectToken: z.enum(['access_token', 'id_token']).default('access_token'),
+        })
+        .optional(),
+    })
+    .prefault({}),
   /** Just-in-time approvals (rules live in the grant policy's `approvals` section). */
   approvals: z
     .strictObject({

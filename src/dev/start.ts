@@ -7,6 +7,8 @@ import { enforcementFromPolicy } from '../enforce/from-policy.ts';
 import { loadPolicyFile } from '../policy/load.ts';
 import { observedAuditWriter } from '../proxy/admin/observe.ts';
 import { loggedSessions } from '../proxy/admin/session-log.ts';
+import { publishedSessions } from '../proxy/admin/session-registry.ts';
+import { createSessionRegistry } from '../sessions/registry.ts';
 import { assertLeastPrivilegedUpstreams, upstreamFromUrl } from '../proxy/pg/upstreams.ts';
 import { startPgProxy } from '../proxy/pg/start.ts';
 import { startHttpProxy } from '../proxy/http/start.ts';
@@ -58,6 +60,8 @@ export async function startDev(config: Config, opts: StartDevOptions = {}): Prom
   const policy = loadPolicyFile(config.proxy.policyFile ?? config.broker.policyFile ?? DEV_POLICY_FILE);
   // held statements are recorded in (and decided through) the broker's approvals store
   const enforcement = enforcementFromPolicy(policy, { dataDir: config.dataDir, desk: broker.approvals, ...(config.masking.hmacKey ? { hmacKey: config.masking.hmacKey } : {}) });
+  // open sessions are published for GET /v1/sessions (the console's live sessions)
+  const registry = createSessionRegistry(broker.db.pool, { log: (m) => broker.app.log.warn({ event: 'sessions.registry' }, m) });
   const proxy = await startPgProxy(config.proxy, {
     keys: { resolver: async () => broker.keyring, current: () => broker.keyring },
     revocations: broker.revocations,
@@ -67,7 +71,7 @@ export async function startDev(config: Config, opts: StartDevOptions = {}): Prom
     upstreams,
     ...(tls ? { tls } : {}),
     logger: broker.app.log,
-    wrapGate: (gate) => loggedSessions(gate, broker.app.log),
+    wrapGate: (gate) => publishedSessions(loggedSessions(gate, broker.app.log), registry, { state: broker.state, revocations: broker.revocations }),
     enforcement,
     // proxy.upstreamIdentity: per-token — roles made and reaped by the broker's credential service
     ...(config.proxy.upstreamIdentity === 'per-token' ? { upstreamIdentity: perTokenIdentity(broker.pgCredentials.roleForProxy) } : {}),
@@ -112,6 +116,7 @@ export async function startDev(config: Config, opts: StartDevOptions = {}): Prom
   Baton DEV MODE — the dev OIDC issuer at ${b}/dev/oidc mints tokens for anyone. Never expose it.
 
   broker   ${b}          (database: ${broker.db.kind}, shared state: ${broker.state.kind})
+  console  ${b}/console    (sign in as an admin: subject root, groups admins)
   proxy    postgres://127.0.0.1:${proxy.port}/appdb   (TLS: ${tls ? 'self-signed dev certificate' : 'off'})
   data     ${config.dataDir}
 
@@ -144,6 +149,7 @@ export async function startDev(config: Config, opts: StartDevOptions = {}): Prom
       await httpProxy.close();
       await demoHttp.close();
       await proxy.close();
+      await registry.close();
       await broker.close();
     },
   };

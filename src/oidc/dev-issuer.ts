@@ -8,7 +8,7 @@
  * It signs with one ES256 (default) or EdDSA key, generated at start or kept in `<dataDir>/dev-oidc-key.json`
  * (mode 0600) so tokens survive restarts and `baton dev-token` can mint offline with the same key.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { link, mkdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fastifyFormbody } from '@fastify/formbody';
@@ -86,8 +86,9 @@ export interface DevIssuer {
   /** The signing algorithm in use. */
   readonly alg: DevIssuerAlgorithm;
   /**
-   * Fastify plugin with `GET /.well-known/openid-configuration`, `GET /jwks.json`, `POST /token`.
-   * Register it with the prefix that matches the issuer URL's path.
+   * Fastify plugin with `GET /.well-known/openid-configuration`, `GET /jwks.json`, `POST /token`,
+   * and `GET /authorize` (the authorization-code flow with PKCE, for the console's sign-in: a
+   * form that asks whom to mint for). Register it with the prefix that matches the issuer URL's path.
    */
   readonly plugin: FastifyPluginAsync;
   /** The public key set served at `jwks.json`. */
@@ -143,6 +144,7 @@ export async function createDevIssuer(options: DevIssuerOptions): Promise<DevIss
   const key = await loadOrCreateKey(options.dataDir, options.alg ?? DEV_DEFAULTS.alg);
   const jwks: JSONWebKeySet = { keys: [key.publicJwk] };
   const requestSchema = tokenRequestSchema(maxTtl);
+  const codes = authorizationCodes();
 
   async function mint(request: DevTokenRequest): Promise<DevTokenResponse> {
     refuseProduction();
@@ -179,8 +181,10 @@ export async function createDevIssuer(options: DevIssuerOptions): Promise<DevIss
         issuer,
         jwks_uri: `${issuer}/jwks.json`,
         token_endpoint: `${issuer}/token`,
-        grant_types_supported: ['client_credentials'],
-        response_types_supported: ['token'],
+        authorization_endpoint: `${issuer}/authorize`,
+        grant_types_supported: ['client_credentials', 'authorization_code'],
+        response_types_supported: ['token', 'code'],
+        code_challenge_methods_supported: ['S256'],
         subject_types_supported: ['public'],
         id_token_signing_alg_values_supported: [key.alg],
         token_endpoint_auth_methods_supported: ['none'],
@@ -193,10 +197,29 @@ export async function createDevIssuer(options: DevIssuerOptions): Promise<DevIss
       return jwks;
     });
 
+    // GET only: the form submits back here with `sub` and `groups` added (no POST to document or guard)
+    app.get('/authorize', async (req, reply) => {
+      const query = (req.query ?? {}) as Record<string, unknown>;
+      const { sub, groups, ...rest } = query;
+      const parsed = authorizeRequestSchema.safeParse(rest);
+      if (!parsed.success || !sameOrigin(parsed.data.redirect_uri, issuerNow())) return authorizeRefusal(reply, parsed.success ? 'redirect_uri must be on the issuer\'s own origin' : z.prettifyError(parsed.error));
+      if (sub === undefined) return sendAuthorizePage(reply, parsed.data, `${new URL(issuerNow()).pathname}/authorize`);
+      const who = requestSchema.safeParse({ sub, ...(typeof groups === 'string' && groups.trim() ? { groups } : {}), client_id: parsed.data.client_id });
+      if (!who.success) return authorizeRefusal(reply, z.prettifyError(who.error));
+      const code = codes.issue({ ...parsed.data, request: { sub: who.data.sub, ...(who.data.groups ? { groups: who.data.groups } : {}), client_id: parsed.data.client_id } });
+      const target = new URL(parsed.data.redirect_uri);
+      target.searchParams.set('code', code);
+      if (parsed.data.state !== undefined) target.searchParams.set('state', parsed.data.state);
+      reply.header('cache-control', 'no-store').header('referrer-policy', 'no-referrer');
+      return reply.redirect(target.toString(), 303);
+    });
+
     app.post('/token', async (req, reply) => {
       reply.header('cache-control', 'no-store');
       try {
-        return await mint((req.body ?? {}) as DevTokenRequest);
+        const body = (req.body ?? {}) as Record<string, unknown>;
+        if (body.grant_type === 'authorization_code') return await mint(codes.redeem(body));
+        return await mint(body as unknown as DevTokenRequest);
       } catch (err) {
         if (!(err instanceof BatonError)) throw err;
         // RFC 6749 §5.2 error shape, plus Baton's stable code.
@@ -233,6 +256,91 @@ export async function mintDevToken(
   request: DevTokenRequest,
 ): Promise<DevTokenResponse> {
   return (await createDevIssuer(options)).mint(request);
+}
+
+/** An authorization request (RFC 6749 §4.1.1) with PKCE (RFC 7636 §4.3): S256 only. */
+const authorizeRequestSchema = z.strictObject({
+  response_type: z.literal('code'),
+  client_id: nonEmpty,
+  redirect_uri: z.url({ protocol: /^https?$/ }),
+  state: z.string().max(512).optional(),
+  scope: z.string().max(512).optional(),
+  code_challenge: z.string().regex(/^[A-Za-z0-9_-]{43,128}$/),
+  code_challenge_method: z.literal('S256'),
+});
+type AuthorizeRequest = z.infer<typeof authorizeRequestSchema>;
+
+/** The dev issuer's codes: random, single-use, 60 s, bound to client, redirect URI and challenge. */
+function authorizationCodes() {
+  const TTL_MS = 60_000;
+  const pending = new Map<string, AuthorizeRequest & { request: DevTokenRequest; expiresAt: number }>();
+  const invalidGrant = (why: string) => new BatonError('BATON_ERR_INVALID_REQUEST', `invalid authorization code grant: ${why}`);
+  return {
+    issue(grant: AuthorizeRequest & { request: DevTokenRequest }): string {
+      const now = Date.now();
+      for (const [c, g] of pending) if (g.expiresAt <= now) pending.delete(c);
+      const code = randomBytes(32).toString('base64url');
+      pending.set(code, { ...grant, expiresAt: now + TTL_MS });
+      return code;
+    },
+    /** The token request of a valid code (RFC 6749 §4.1.3, RFC 7636 §4.6); the code is spent either way. */
+    redeem(body: Record<string, unknown>): DevTokenRequest {
+      const code = typeof body.code === 'string' ? body.code : '';
+      const grant = pending.get(code);
+      pending.delete(code);
+      if (!grant || grant.expiresAt <= Date.now()) throw invalidGrant('unknown, used or expired code');
+      if (body.client_id !== grant.client_id || body.redirect_uri !== grant.redirect_uri) throw invalidGrant('client_id or redirect_uri differ from the authorization request');
+      const verifier = typeof body.code_verifier === 'string' ? body.code_verifier : '';
+      if (!/^[A-Za-z0-9._~-]{43,128}$/.test(verifier)) throw invalidGrant('code_verifier missing or malformed');
+      const computed = Buffer.from(createHash('sha256').update(verifier).digest('base64url'));
+      const expected = Buffer.from(grant.code_challenge);
+      if (computed.length !== expected.length || !timingSafeEqual(computed, expected)) throw invalidGrant('code_verifier does not match the code_challenge');
+      return grant.request;
+    },
+  };
+}
+
+function sameOrigin(url: string, issuer: string): boolean {
+  return URL.canParse(url) && new URL(url).origin === new URL(issuer).origin;
+}
+
+const html = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+/** Pages of the dev sign-in: no script, no style, no framing, forms posted only back here. */
+function devPageHeaders(reply: import('fastify').FastifyReply): void {
+  reply
+    .header('content-type', 'text/html; charset=utf-8')
+    .header('cache-control', 'no-store')
+    .header('content-security-policy', "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+    .header('x-content-type-options', 'nosniff')
+    .header('referrer-policy', 'no-referrer');
+}
+
+function authorizeRefusal(reply: import('fastify').FastifyReply, why: string) {
+  devPageHeaders(reply);
+  return reply.code(400).send(`<!doctype html><title>Invalid sign-in request</title><h1>Invalid sign-in request</h1><p>${html(why)}</p>`);
+}
+
+function sendAuthorizePage(reply: import('fastify').FastifyReply, req: AuthorizeRequest, action: string) {
+  devPageHeaders(reply);
+  const hidden = Object.entries(req)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `<input type="hidden" name="${html(k)}" value="${html(String(v))}">`)
+    .join('');
+  return reply.send(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Baton dev sign-in</title></head>
+<body>
+<main>
+<h1>Baton DEV MODE sign-in</h1>
+<p><strong>This development issuer signs a token for whoever you type. Never expose it.</strong></p>
+<p>Signing in to <code>${html(req.client_id)}</code>.</p>
+<form method="get" action="${html(action)}">${hidden}
+<p><label for="sub">Subject</label><br><input id="sub" name="sub" required autocomplete="username" value=""></p>
+<p><label for="groups">Groups (comma-separated)</label><br><input id="groups" name="groups" value="admins"></p>
+<p><button type="submit">Sign in</button></p>
+</form>
+</main>
+</body></html>`);
 }
 
 function refuseProduction(): void {

@@ -45,6 +45,8 @@ export async function startTestStack(
     enforcement?: PgProxyDeps['enforcement'] | ((broker: TestBroker) => PgProxyDeps['enforcement']);
     /** proxy.upstreamIdentity: per-token, roles made on appdb by the superuser (reaped every 200 ms). */
     perTokenIdentity?: boolean;
+    /** Wraps the proxy's gate (e.g. the live-session registry); gets the broker. */
+    wrapGate?: (broker: TestBroker) => PgProxyDeps['wrapGate'];
   } = {},
 ): Promise<TestStack> {
   const broker = await startTestBroker(area);
@@ -78,6 +80,7 @@ export async function startTestStack(
       ...(opts.auditOrdering ? { auditOrdering: opts.auditOrdering } : {}),
       ...(opts.enforcement ? { enforcement: typeof opts.enforcement === 'function' ? opts.enforcement(broker) : opts.enforcement } : {}),
       ...(identities ? { upstreamIdentity: perTokenIdentity(identities.roleForProxy) } : {}),
+      ...(opts.wrapGate ? { wrapGate: opts.wrapGate(broker) } : {}),
     },
   );
   const direct = new pg.Pool({ connectionString: directUrl.toString(), max: 2 });

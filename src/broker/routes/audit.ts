@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import type pg from 'pg';
 import { z } from 'zod';
-import { type AuditCheckpoint, auditQueryStringSchema, auditTree, exportJsonLines, queryAudit, verifyAuditChain } from '../../audit/index.ts';
+import { type AuditCheckpoint, auditQueryStringSchema, auditTree, markRevoked, exportJsonLines, queryAudit, verifyAuditChain } from '../../audit/index.ts';
 import { BatonError } from '../../errors.ts';
 import { requireAdmin, type BearerDeps } from '../bearer.ts';
 
@@ -52,7 +52,8 @@ export function auditRoutes(deps: AuditRouteDeps) {
     app.get<{ Params: { tokenId: string } }>('/v1/audit/tree/:tokenId', async (request) => {
       requireAdmin(request, deps.bearer);
       if (!/^[\w-]{1,128}$/.test(request.params.tokenId)) throw new BatonError('BATON_ERR_INVALID_REQUEST', 'invalid token id');
-      return auditTree(reads, request.params.tokenId);
+      // each node says whether it (or a link above it) is revoked: the console shows subtrees revoked
+      return markRevoked(await auditTree(reads, request.params.tokenId), (ids) => deps.bearer.revocations.firstRevoked(ids));
     });
 
     app.get('/v1/audit/export', async (request, reply) => {

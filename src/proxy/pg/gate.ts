@@ -198,4 +198,14 @@ export interface GateSession {
   outcome?(ticket: unknown, outcome: StatementOutcome): void;
   /** The client session ended (any reason). */
   close?(): void;
+  /**
+   * Called once the session runs, with a handle to end it from outside (an administrator ending a
+   * revoked session that sits idle: src/proxy/admin/session-registry.ts).
+   */
+  attach?(control: SessionControl): void;
+}
+
+/** Ends a running session: the client gets a FATAL ErrorResponse and the connection closes. */
+export interface SessionControl {
+  end(sqlstate: string, message: string): void;
 }

@@ -373,6 +373,7 @@ export function createPgProxy(options: PgProxyOptions): PgProxy {
         ]),
       );
       session.start(reader.detach());
+      gateSession.attach?.({ end: (sqlstate, message) => session.shutdown(sqlstate, message) });
       log.info({ event: 'pg.session.start', remote: socket.remoteAddress, tls: hello.tls }, 'session started');
     } catch (err) {
       if (err instanceof ProtocolError) {
