@@ -2,9 +2,10 @@
  * The live-session registry (issue 16): each proxy process publishes the client sessions it holds
  * open to the shared PostgreSQL (`proxy_sessions`, migration 010) and the broker reads them for
  * `GET /v1/sessions` and the console. Proxies may be processes of their own (`baton proxy`), so the
- * registry is a table every process can reach, kept current by a heartbeat: a proxy refreshes
- * `heartbeat_at` of all its rows every `flushMs`, and a reader ignores (and prunes) rows whose
- * heartbeat is older than {@link STALE_AFTER_MS} — the sessions of a proxy that died.
+ * registry is a table every process can reach, kept current by a heartbeat: a proxy refreshes its
+ * one row of `proxy_heartbeats` every `flushMs` (sessions are written only when they open, change or
+ * close), and a reader ignores (and prunes) the sessions of proxies whose heartbeat is older than
+ * {@link STALE_AFTER_MS} — proxies that died.
  *
  * Observability only: enforcement never reads this table, so writes are batched and best effort
  * (a failed flush is logged and retried by the next one). Never a token or SQL text: lineage (ids,
@@ -110,6 +111,8 @@ export function createSessionRegistry(
     for (const e of [...fresh, ...dirty]) e.state = 'clean';
     ended.clear();
     try {
+      // first: a reader never sees a session of a proxy without a heartbeat
+      await pool.query('INSERT INTO proxy_heartbeats (proxy) VALUES ($1) ON CONFLICT (proxy) DO UPDATE SET heartbeat_at = now()', [proxy]);
       if (fresh.length) {
         await pool.query(
           `INSERT INTO proxy_sessions (id, proxy, kind, upstream, remote, token_id, revocation_id, lineage, started_at, last_activity_at, statements, denied)
@@ -128,7 +131,6 @@ export function createSessionRegistry(
         );
       }
       if (gone.length) await pool.query('DELETE FROM proxy_sessions WHERE id = ANY($1::text[])', [gone]);
-      if (open.size) await pool.query('UPDATE proxy_sessions SET heartbeat_at = now() WHERE proxy = $1', [proxy]);
     } catch (err) {
       // retried by the next flush: put back what did not land
       for (const e of fresh) if (open.has(e.id)) e.state = 'new';
@@ -174,7 +176,9 @@ export function createSessionRegistry(
       await flushing;
       open.clear();
       ended.clear();
-      await pool.query('DELETE FROM proxy_sessions WHERE proxy = $1', [proxy]).catch((err: Error) => opts.log?.(`live-session registry not cleared: ${err.message}`));
+      await pool
+        .query('WITH s AS (DELETE FROM proxy_sessions WHERE proxy = $1) DELETE FROM proxy_heartbeats WHERE proxy = $1', [proxy])
+        .catch((err: Error) => opts.log?.(`live-session registry not cleared: ${err.message}`));
     },
   };
 }
@@ -205,7 +209,12 @@ function row(e: Entry, proxy: string) {
  */
 export async function listLiveSessions(pool: pg.Pool, opts: { limit?: number; staleAfterMs?: number } = {}): Promise<LiveSession[]> {
   const staleMs = opts.staleAfterMs ?? STALE_AFTER_MS;
-  await pool.query(`DELETE FROM proxy_sessions WHERE heartbeat_at < now() - make_interval(secs => $1::float8 / 1000)`, [staleMs]);
+  await pool.query(
+    `WITH stale AS (DELETE FROM proxy_heartbeats WHERE heartbeat_at < now() - make_interval(secs => $1::float8 / 1000) RETURNING proxy)
+     DELETE FROM proxy_sessions s WHERE s.proxy IN (SELECT proxy FROM stale)
+        OR NOT EXISTS (SELECT 1 FROM proxy_heartbeats h WHERE h.proxy = s.proxy)`,
+    [staleMs],
+  );
   const { rows } = await pool.query<{
     id: string;
     proxy: string;

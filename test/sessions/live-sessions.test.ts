@@ -107,9 +107,12 @@ describe('GET /v1/sessions', () => {
     dead.open({ kind: 'pg', upstream: 'appdb', remote: '10.0.0.9', revocationId: 'ab'.repeat(32), lineage: [] });
     await dead.flush();
     expect((await listLiveSessions(pool)).some((s) => s.proxy === 'dead-proxy')).toBe(true);
-    await pool.query(`UPDATE proxy_sessions SET heartbeat_at = now() - interval '1 minute' WHERE proxy = 'dead-proxy'`);
+    // one heartbeat row per proxy, whatever its number of sessions
+    expect((await pool.query(`SELECT count(*)::int AS n FROM proxy_heartbeats WHERE proxy = 'dead-proxy'`)).rows[0].n).toBe(1);
+    await pool.query(`UPDATE proxy_heartbeats SET heartbeat_at = now() - interval '1 minute' WHERE proxy = 'dead-proxy'`);
     expect((await listLiveSessions(pool)).some((s) => s.proxy === 'dead-proxy')).toBe(false);
     expect((await pool.query(`SELECT count(*)::int AS n FROM proxy_sessions WHERE proxy = 'dead-proxy'`)).rows[0].n).toBe(0);
+    expect((await pool.query(`SELECT count(*)::int AS n FROM proxy_heartbeats WHERE proxy = 'dead-proxy'`)).rows[0].n).toBe(0);
     await dead.close();
   });
 });
