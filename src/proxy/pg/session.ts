@@ -30,7 +30,9 @@ import { bindResultFormats, ResultMasker, scrubErrorMessage } from './result-mas
 import type { PooledConnection } from './upstream-pool.ts';
 
 /**
- * The relay after authentication: one client socket, one upstream connection.
+ * The relay after authentication: one client socket, one upstream connection — its own, or with
+ * `proxy.pooling: transaction` one borrowed per transaction from a pool (see "pooling" below and
+ * docs/pooling.md).
  *
  * Client → upstream: messages are framed, processed strictly in order, and gated (Query, Parse,
  * Execute). A gate decision may be asynchronous; later messages wait (in order) but everything
@@ -304,7 +306,7 @@ export class RelaySession {
     this.client.setNoDelay?.(true);
     // Paused by the server while authenticating, so nothing piled up unread meanwhile.
     this.client.resume();
-    if (this.up!.rest.length) this.onUpstreamData(this.up!.rest);
+    if (!this.lease && this.up!.rest.length) this.onUpstreamData(this.up!.rest); // a pooled connection has none (upstream-pool.ts)
     if (clientRest.length) this.onClientData(clientRest);
     const idle = this.limits.idleSessionTimeoutMs ?? 0;
     if (idle > 0 && !this.closed) this.idleTimer = setTimeout(this.onIdleTimer, idle);

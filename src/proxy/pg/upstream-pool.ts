@@ -1,7 +1,7 @@
 import type { UpstreamTarget } from './gate.ts';
 import type { ProxyLogger } from './log.ts';
 import { ProtocolError, SqlState, encodeTerminate } from './protocol.ts';
-import type { UpstreamConnection } from './upstream.ts';
+import { UpstreamError, type UpstreamConnection } from './upstream.ts';
 
 /**
  * Upstream connections shared between client sessions (`proxy.pooling: transaction`), like
@@ -170,6 +170,11 @@ export class UpstreamPool {
     pool.open++;
     try {
       const conn = await this.options.connect(pool.target, pool.params);
+      if (conn.rest.length > 0) {
+        // bytes after the start-up's ReadyForQuery: not a connection in the state a borrower assumes
+        conn.socket.destroy();
+        throw new UpstreamError(SqlState.ConnectionFailure, 'upstream connection failed', 'upstream sent data after ReadyForQuery at start-up');
+      }
       return { conn, poolKey: pool.key, statements: new Map(), unnamed: undefined, lastOwner: undefined, reusable: true, idleSince: 0 };
     } catch (err) {
       pool.open--;
