@@ -100,3 +100,83 @@ export async function startProvider(jwk: JWK): Promise<TestProvider> {
       }),
   };
 }
+
+export interface CodeFlowProviderOptions {
+  /** The client's id and, for a confidential client (client_secret_post), its secret. */
+  clientId: string;
+  clientSecret?: string;
+  /** The one registered redirect URI (the console's `<broker>/console/callback`). */
+  redirectUri: string;
+  /** The accounts that may sign in (any password), with the `groups` of their access tokens. */
+  accounts: Record<string, string[]>;
+}
+
+export interface CodeFlowProvider {
+  issuer: string;
+  /** Paths requested so far. */
+  requests: string[];
+  close(): Promise<void>;
+}
+
+/**
+ * A real OpenID provider for a browser sign-in: one client using the authorization-code grant with
+ * PKCE required (S256), its built-in login and consent pages (devInteractions: any password), and
+ * RFC 9068 JWT access tokens for the broker's audience carrying the account's `groups` and the
+ * client's `client_id` (the granted resource is used at the token endpoint, which names none).
+ */
+export async function startCodeFlowProvider(jwk: JWK, opts: CodeFlowProviderOptions): Promise<CodeFlowProvider> {
+  const requests: string[] = [];
+  let handler: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => res.end();
+  const server = createServer((req, res) => {
+    requests.push(req.url ?? '');
+    handler(req, res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const account = (id: string) => (Object.hasOwn(opts.accounts, id) ? { accountId: id, claims: () => ({ sub: id }) } : undefined);
+
+  const provider = new Provider(issuer, {
+    clients: [
+      {
+        client_id: opts.clientId,
+        ...(opts.clientSecret ? { client_secret: opts.clientSecret, token_endpoint_auth_method: 'client_secret_post' } : { token_endpoint_auth_method: 'none' }),
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+        redirect_uris: [opts.redirectUri],
+        id_token_signed_response_alg: jwk.alg,
+      },
+    ],
+    jwks: { keys: [jwk] },
+    pkce: { required: () => true },
+    findAccount: (_ctx: unknown, id: string) => account(id),
+    features: {
+      devInteractions: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: () => BROKER_AUDIENCE,
+        useGrantedResource: () => true,
+        getResourceServerInfo: () => ({
+          scope: 'baton',
+          audience: BROKER_AUDIENCE,
+          accessTokenFormat: 'jwt',
+          accessTokenTTL: 300,
+          jwt: { sign: { alg: jwk.alg } },
+        }),
+      },
+    },
+    extraTokenClaims: (_ctx: unknown, token: { accountId?: string }) => ({ groups: token.accountId ? (opts.accounts[token.accountId] ?? []) : [] }),
+    ttl: { AccessToken: 300, AuthorizationCode: 60, IdToken: 300, Grant: 600, Interaction: 600, Session: 600 },
+  });
+  provider.on('server_error', (_ctx, err) => console.error('oidc-provider server_error:', err));
+  handler = provider.callback();
+
+  return {
+    issuer,
+    requests,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.closeAllConnections();
+        server.close((err) => (err ? reject(err) : resolve()));
+      }),
+  };
+}
