@@ -11,7 +11,8 @@
  * @example
  * createPgProxy({ gate: loggedSessions(gate, logger), … });
  */
-import type { CheckPhase, CheckResult, GateSession, SessionGate } from '../pg/gate.ts';
+import type { SessionGate } from '../pg/gate.ts';
+import { countedSession } from './counted-session.ts';
 import type { ProxyLogger } from '../pg/log.ts';
 
 export function loggedSessions(gate: SessionGate, logger: ProxyLogger, now: () => number = Date.now): SessionGate {
@@ -23,50 +24,22 @@ export function loggedSessions(gate: SessionGate, logger: ProxyLogger, now: () =
       const started = now();
       let allowed = 0;
       let denied = 0;
-      let ended = false;
-      const count = (r: CheckResult, phase: CheckPhase): CheckResult => {
-        if (!r.allow) denied++;
-        else if (phase !== 'parse') allowed++;
-        return r;
-      };
-      const failed = (err: unknown): never => {
-        denied++; // a throw is a denial (fail closed)
-        throw err;
-      };
-      const session: GateSession = {
-        upstream: inner.upstream,
-        ...(inner.limitKey !== undefined ? { limitKey: inner.limitKey } : {}),
-        check(sql, phase, context) {
-          let r: CheckResult | Promise<CheckResult>;
-          try {
-            r = inner.check(sql, phase, context);
-          } catch (err) {
-            return failed(err);
-          }
-          return r instanceof Promise ? r.then((x) => count(x, phase), failed) : count(r, phase);
-        },
-        ...(inner.outcome ? { outcome: (ticket: unknown, outcome) => inner.outcome!(ticket, outcome) } : {}),
-        close() {
-          if (ended) return;
-          ended = true;
-          try {
-            inner.close?.();
-          } finally {
-            logger.info(
-              {
-                event: 'pg.session.end',
-                database: req.database,
-                remote: req.remoteAddress,
-                ...(inner.limitKey !== undefined ? { lineageRoot: inner.limitKey } : {}),
-                allowed,
-                denied,
-                durationMs: now() - started,
-              },
-              'session ended',
-            );
-          }
-        },
-      };
+      const session = countedSession(inner, {
+        decided: (ok) => (ok ? allowed++ : denied++),
+        closed: () =>
+          logger.info(
+            {
+              event: 'pg.session.end',
+              database: req.database,
+              remote: req.remoteAddress,
+              ...(inner.limitKey !== undefined ? { lineageRoot: inner.limitKey } : {}),
+              allowed,
+              denied,
+              durationMs: now() - started,
+            },
+            'session ended',
+          ),
+      });
       return { ok: true, session };
     },
   };

@@ -22,7 +22,8 @@ import { SESSION_END_CHANNEL, type SessionRegistry } from '../../sessions/regist
 import type { SharedState } from '../../store/shared-state.ts';
 import { readLineage, type LineageLink } from '../../token/lineage.ts';
 import { decodeToken } from '../../token/wire/index.ts';
-import type { CheckPhase, CheckResult, GateSession, SessionControl, SessionGate } from '../pg/gate.ts';
+import type { SessionControl, SessionGate } from '../pg/gate.ts';
+import { countedSession } from './counted-session.ts';
 
 /** How long an announced end waits for the revocation to arrive (it is published first). */
 const END_WAIT_MS = 5_000;
@@ -70,41 +71,14 @@ export function publishedSessions(
         revocationId: last.revocationId,
         lineage: toAuditLineage(lineage),
       });
-      const count = (r: CheckResult, phase: CheckPhase): CheckResult => {
-        if (!r.allow) published.statement(false);
-        else if (phase !== 'parse') published.statement(true);
-        return r;
-      };
-      const failed = (err: unknown): never => {
-        published.statement(false); // a throw is a denial (fail closed)
-        throw err;
-      };
-      const session: GateSession = {
-        upstream: inner.upstream,
-        ...(inner.limitKey !== undefined ? { limitKey: inner.limitKey } : {}),
-        check(sql, phase, context) {
-          let r: CheckResult | Promise<CheckResult>;
-          try {
-            r = inner.check(sql, phase, context);
-          } catch (err) {
-            return failed(err);
-          }
-          return r instanceof Promise ? r.then((x) => count(x, phase), failed) : count(r, phase);
-        },
-        ...(inner.outcome ? { outcome: (ticket: unknown, outcome) => inner.outcome!(ticket, outcome) } : {}),
-        close() {
+      const session = countedSession(inner, {
+        decided: (allowed) => published.statement(allowed),
+        closed: () => {
           running.delete(published.id);
-          try {
-            inner.close?.();
-          } finally {
-            published.close();
-          }
+          published.close();
         },
-        attach(control) {
-          running.set(published.id, { ids: lineage.map((l) => l.revocationId), control });
-          inner.attach?.(control);
-        },
-      };
+        attached: (control) => running.set(published.id, { ids: lineage.map((l) => l.revocationId), control }),
+      });
       return { ok: true, session };
     },
   };
